@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "usbhttpd",
+    products: [
+        .executable(name: "usbhttpd", targets: ["usbhttpd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // C libraries, each with a shim for what Swift cannot import.
+        .systemLibrary(
+            name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(
+            name: "CLibUSB", pkgConfig: "libusb-1.0",
+            providers: [.apt(["libusb-1.0-0-dev"])]),
+
+        // HTTP, knowing nothing of USB: the libmicrohttpd server, then routing and problems.
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "HTTPRouting",
+            dependencies: ["HTTPServer"]),
+
+        // USB, knowing nothing of HTTP: typed wrappers over libusb.
+        .target(
+            name: "USB",
+            dependencies: ["CLibUSB", .product(name: "Logging", package: "swift-log")]),
+
+        // The service that joins them: the /v1 API.
+        .target(
+            name: "USBService",
+            dependencies: [
+                "HTTPServer", "HTTPRouting", "USB",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .executableTarget(
+            name: "usbhttpd",
+            dependencies: [
+                "USBService", "HTTPServer", "USB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+
+        // Helpers shared by the test targets (an HTTP client, problem checks).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "TestSupport"]),
+        .testTarget(name: "USBTests", dependencies: ["USB"]),
+        .testTarget(
+            name: "USBServiceTests", dependencies: ["USBService", "HTTPRouting", "HTTPServer", "USB", "TestSupport"]),
+        // Runs the real daemon in the virtual USB lab (lab/lab), booted once for the suite.
+        .testTarget(name: "LabTests", dependencies: ["usbhttpd", "TestSupport"]),
+    ]
+)

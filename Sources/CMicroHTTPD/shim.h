@@ -1,0 +1,50 @@
+#ifndef USBHTTPD_CMICROHTTPD_SHIM_H
+#define USBHTTPD_CMICROHTTPD_SHIM_H
+// Only includes and small `static inline` wrappers, each for something Swift
+// cannot import from microhttpd.h as it is.
+#include <stdint.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+/// MHD_start_daemon is variadic: take the options as an MHD_OPTION_ARRAY instead.
+static inline struct MHD_Daemon *usbhttpd_mhd_start_daemon(
+    unsigned int flags, uint16_t port, MHD_AccessHandlerCallback handler, void *handler_cls,
+    const struct MHD_OptionItem *options) {
+    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+}
+
+/// MHD_OptionItem carries function pointers as intptr_t, which Swift cannot cast to.
+static inline struct MHD_OptionItem usbhttpd_mhd_option_notify_completed(
+    MHD_RequestCompletedCallback callback, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)callback, cls };
+    return item;
+}
+
+/// See usbhttpd_mhd_option_notify_completed.
+static inline struct MHD_OptionItem usbhttpd_mhd_option_logger(MHD_LogCallback callback, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)callback, cls };
+    return item;
+}
+
+/// MHD_SIZE_UNKNOWN is a macro with a cast, which Swift does not import.
+static const uint64_t usbhttpd_mhd_size_unknown = MHD_SIZE_UNKNOWN;
+
+/// MHD_CONTENT_READER_END_OF_STREAM / _WITH_ERROR are macros with casts.
+static const ssize_t usbhttpd_mhd_reader_end_of_stream = MHD_CONTENT_READER_END_OF_STREAM;
+static const ssize_t usbhttpd_mhd_reader_end_with_error = MHD_CONTENT_READER_END_WITH_ERROR;
+
+/// The bound port lives in a union member that MHD_get_daemon_info returns a pointer to.
+static inline uint16_t usbhttpd_mhd_bound_port(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+/// The socket of a connection, from a union member as above.
+static inline int usbhttpd_mhd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+#endif

@@ -1,0 +1,66 @@
+import HTTPServer
+
+/// Dispatches by method and path template. An unknown path answers 404, a known path with
+/// another method 405 with `Allow`; HEAD is served by the GET route.
+public struct Router: HTTPResponder {
+    public typealias Handler = @Sendable (RoutedRequest) async throws -> HTTPResponse
+
+    struct Route: Sendable {
+        let method: String
+        let template: PathTemplate
+        let handler: Handler
+    }
+
+    private var routes: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ template: String, _ handler: @escaping Handler) {
+        routes.append(Route(method: method, template: PathTemplate(template), handler: handler))
+    }
+
+    public mutating func get(_ template: String, _ handler: @escaping Handler) { add("GET", template, handler) }
+    public mutating func post(_ template: String, _ handler: @escaping Handler) { add("POST", template, handler) }
+    public mutating func put(_ template: String, _ handler: @escaping Handler) { add("PUT", template, handler) }
+    public mutating func delete(_ template: String, _ handler: @escaping Handler) { add("DELETE", template, handler) }
+
+    /// Every route as (method, template), in the order added.
+    public var table: [(method: String, template: String)] {
+        routes.map { ($0.method, $0.template.description) }
+    }
+
+    public func respond(to request: HTTPRequest) async throws -> HTTPResponse {
+        var allowed: [String] = []
+        let method = request.method == "HEAD" ? "GET" : request.method
+        for route in routes {
+            guard let parameters = route.template.match(request.path) else { continue }
+            guard route.method == method else {
+                allowed.append(route.method)
+                continue
+            }
+            var request = request
+            request.logger[metadataKey: "http.route"] = .string(route.template.description)
+            return try await route.handler(
+                RoutedRequest(request: request, route: route.template.description, parameters: parameters))
+        }
+        if allowed.isEmpty { throw RoutingProblem.notFound(path: request.path) }
+        if allowed.contains("GET") { allowed.append("HEAD") }
+        throw RoutingProblem.methodNotAllowed(method: request.method, allowed: allowed)
+    }
+}
+
+/// A request that matched a route, with the route's template and path parameters.
+public struct RoutedRequest: Sendable {
+    public var request: HTTPRequest
+    /// The template that matched, e.g. "/v1/devices/{id}" (a bounded label, unlike the path).
+    public var route: String
+    public var parameters: [String: String]
+
+    public init(request: HTTPRequest, route: String, parameters: [String: String]) {
+        self.request = request
+        self.route = route
+        self.parameters = parameters
+    }
+
+    public var query: QueryParameters { QueryParameters(request.query) }
+}

@@ -1,0 +1,52 @@
+import CMicroHTTPD
+import Glibc
+
+// The C entry points libmicrohttpd calls on its own thread. They live outside main.swift
+// on purpose: closures there inherit MainActor isolation and trap on a foreign thread.
+
+/// MHD_AccessHandlerCallback: called for the headers, for each piece of body, and once more
+/// when the body is complete (and again after a resume).
+let accessHandler: MHD_AccessHandlerCallback = {
+    cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
+    guard let cls, let connection, let url, let method, let uploadDataSize, let conCls else { return MHD_Result.NO }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    return core.handle(
+        connection: connection, url: String(cString: url), method: String(cString: method),
+        uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+}
+
+/// MHD_RequestCompletedCallback: the request is over (sent, failed or abandoned).
+let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, termination in
+    guard let cls, let conCls, let pointer = conCls.pointee else { return }
+    conCls.pointee = nil
+    let exchange = Unmanaged<Exchange>.fromOpaque(pointer).takeRetainedValue()
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    core.completed(exchange, termination: termination)
+}
+
+/// MHD_LogCallback: libmicrohttpd's own error messages, into the server's logger.
+let mhdLog: MHD_LogCallback = { cls, format, arguments in
+    guard let cls, let format, let arguments else { return }
+    var buffer = [CChar](repeating: 0, count: 512)
+    _ = vsnprintf(&buffer, buffer.count, format, arguments)
+    let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        .trimmingTrailingNewlines()
+    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().logger.warning(
+        "libmicrohttpd: \(message)")
+}
+
+/// MHD_KeyValueIterator collecting pairs into the `[(String, String)]` that `cls` points to.
+let collectPairs: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key else { return MHD_Result.YES }
+    let pairs = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+    pairs.pointee.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
+    return MHD_Result.YES
+}
+
+extension String {
+    fileprivate func trimmingTrailingNewlines() -> String {
+        var result = Substring(self)
+        while result.last == "\n" || result.last == "\r" { result = result.dropLast() }
+        return String(result)
+    }
+}

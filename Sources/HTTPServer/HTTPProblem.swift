@@ -1,0 +1,69 @@
+/// An error that knows its HTTP answer: a status and an RFC 9457 problem document
+/// (`application/problem+json`) with a stable machine `code`.
+public protocol HTTPResponseError: Error {
+    var status: Int { get }
+    /// A stable, machine-readable code, kebab-case, e.g. "device-not-found".
+    var code: String { get }
+    /// A short summary that does not change between occurrences.
+    var title: String { get }
+    /// What happened this time.
+    var detail: String { get }
+    /// Extra header fields (e.g. `Allow`, `Retry-After`).
+    var headers: HTTPHeaders { get }
+}
+
+extension HTTPResponseError {
+    public var headers: HTTPHeaders { [:] }
+
+    public func response(for request: HTTPRequest) -> HTTPResponse {
+        let document = ProblemDocument(
+            type: "urn:usbhttpd:problem:\(code)", title: title, status: status, detail: detail,
+            code: code, instance: request.path, requestId: request.id)
+        var headers = self.headers
+        headers.set("Content-Type", "application/problem+json")
+        let body = (try? JSON.encode(document)) ?? Array("{\"status\":\(status)}\n".utf8)
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+}
+
+/// The body of a problem response.
+public struct ProblemDocument: Codable, Sendable, Equatable {
+    public var type: String
+    public var title: String
+    public var status: Int
+    public var detail: String
+    public var code: String
+    public var instance: String
+    public var requestId: String
+}
+
+/// A problem as plain values.
+public struct HTTPProblem: HTTPResponseError, Sendable {
+    public var status: Int
+    public var code: String
+    public var title: String
+    public var detail: String
+    public var headers: HTTPHeaders
+
+    public init(status: Int, code: String, title: String, detail: String, headers: HTTPHeaders = [:]) {
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = headers
+    }
+
+    public static let internalError = HTTPProblem(
+        status: 500, code: "internal-error", title: "Internal error",
+        detail: "The server failed to answer this request; its log has the details.")
+
+    public static func bodyTooLarge(limit: Int) -> HTTPProblem {
+        HTTPProblem(
+            status: 413, code: "body-too-large", title: "Request body too large",
+            detail: "This request's body may be at most \(limit) bytes.")
+    }
+
+    public static let shuttingDown = HTTPProblem(
+        status: 503, code: "shutting-down", title: "Shutting down",
+        detail: "The server is shutting down.", headers: ["Retry-After": "5"])
+}

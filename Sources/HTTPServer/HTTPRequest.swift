@@ -1,0 +1,53 @@
+import Logging
+
+/// A request as the server hands it to a responder, its body read whole.
+public struct HTTPRequest: Sendable {
+    /// The method as sent, e.g. "GET".
+    public var method: String
+    /// The path, percent-decoded by libmicrohttpd, without the query.
+    public var path: String
+    /// Query arguments in the order sent, percent-decoded.
+    public var query: [(name: String, value: String)]
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// The id this request carries in the `X-Request-Id` response header and in every log line.
+    public var id: String
+    /// A logger with `request.id` set.
+    public var logger: Logger
+
+    public init(
+        method: String, path: String, query: [(name: String, value: String)] = [],
+        headers: HTTPHeaders = [:], body: [UInt8] = [], id: String = RequestID.make(),
+        logger: Logger = Logger(label: "usbhttpd.http")
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.id = id
+        self.logger = logger
+        self.logger[metadataKey: "request.id"] = .string(id)
+    }
+}
+
+/// Request ids: a client's own `X-Request-Id` when it is short and plain, a new random one otherwise.
+public enum RequestID {
+    public static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// `candidate` if it is 1-64 characters of [A-Za-z0-9._-], else a new id.
+    public static func accept(_ candidate: String?) -> String {
+        guard let candidate, (1...64).contains(candidate.utf8.count),
+            candidate.utf8.allSatisfy({ byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a)
+                    || (byte >= 0x61 && byte <= 0x7a) || byte == 0x2e || byte == 0x5f || byte == 0x2d
+            })
+        else { return make() }
+        return candidate
+    }
+}

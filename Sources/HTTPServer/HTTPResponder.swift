@@ -1,0 +1,20 @@
+/// Anything that answers requests: the one method the server calls.
+public protocol HTTPResponder: Sendable {
+    /// Answers `request`. A thrown ``HTTPResponseError`` becomes its problem response;
+    /// any other error becomes a 500 problem.
+    func respond(to request: HTTPRequest) async throws -> HTTPResponse
+}
+
+extension HTTPResponder {
+    /// `respond(to:)` with thrown errors turned into problem responses.
+    public func response(to request: HTTPRequest) async -> HTTPResponse {
+        do {
+            return try await respond(to: request)
+        } catch let error as HTTPResponseError {
+            return error.response(for: request)
+        } catch {
+            request.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            return HTTPProblem.internalError.response(for: request)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import FoundationEssentials
+
+/// A response: a status, header fields and a body held in memory.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON body (`application/json`), pretty-printed with sorted keys and snake_case names.
+    public static func json(_ value: some Encodable, status: Int = 200, headers: HTTPHeaders = [:]) throws
+        -> HTTPResponse
+    {
+        var headers = headers
+        headers.set("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: headers, body: try JSON.encode(value))
+    }
+
+    /// Raw bytes (`application/octet-stream`).
+    public static func bytes(_ body: [UInt8], status: Int = 200, headers: HTTPHeaders = [:]) -> HTTPResponse {
+        var headers = headers
+        headers.set("Content-Type", "application/octet-stream")
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+}
+
+/// The one JSON style of the API.
+public enum JSON {
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        var data = Array(try encoder.encode(value))
+        data.append(0x0a)
+        return data
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(type, from: Data(bytes))
+    }
+}

@@ -1,0 +1,93 @@
+import CMicroHTTPD
+import Glibc
+import Logging
+import Synchronization
+
+/// An HTTP/1.1 server on libmicrohttpd: one epoll thread inside libmicrohttpd, connections
+/// suspended while a ``HTTPResponder`` works on them and resumed when it has answered.
+public final class HTTPServer: Sendable {
+    private let core: ServerCore
+    private let daemon = Mutex<DaemonRef?>(nil)
+
+    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
+        self.core = ServerCore(responder: responder, configuration: configuration, logger: logger)
+    }
+
+    /// The port the server listens on (the chosen one when configured with port 0).
+    public var port: UInt16 {
+        daemon.withLock { $0.map { usbhttpd_mhd_bound_port($0.pointer) } ?? 0 }
+    }
+
+    /// Binds and starts serving (MHD_start_daemon).
+    public func start() throws(HTTPServerError) {
+        let configuration = core.configuration
+        let address = try SocketAddress.resolve(host: configuration.host, port: configuration.port)
+        var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+            | MHD_USE_ERROR_LOG.rawValue
+        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        let cls = Unmanaged.passUnretained(core).toOpaque()
+        let started = address.withSockaddr { sockaddr -> OpaquePointer? in
+            var options: [MHD_OptionItem] = [
+                usbhttpd_mhd_option_logger(mhdLog, cls),
+                usbhttpd_mhd_option_notify_completed(requestCompleted, cls),
+                MHD_OptionItem(option: MHD_OPTION.SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(mutating: sockaddr)),
+                MHD_OptionItem(
+                    option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.CONNECTION_TIMEOUT, value: configuration.idleTimeout, ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.LISTENING_ADDRESS_REUSE, value: 1, ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil),
+            ]
+            return options.withUnsafeMutableBufferPointer {
+                usbhttpd_mhd_start_daemon(flags, configuration.port, accessHandler, cls, $0.baseAddress)
+            }
+        }
+        guard let started else {
+            throw .cannotListen(host: configuration.host, port: configuration.port, errno: errno)
+        }
+        daemon.withLock { $0 = DaemonRef(pointer: started) }
+        core.logger.info(
+            "listening", metadata: ["http.host": .string(configuration.host), "http.port": .stringConvertible(port)])
+    }
+
+    /// Stops in order: no new connections (MHD_quiesce_daemon), requests in progress get
+    /// ``HTTPServerConfiguration/shutdownGrace`` to finish, the rest answer 503 and are
+    /// resumed, then MHD_stop_daemon (which must never see a suspended connection).
+    public func shutdown() async {
+        guard let daemonRef = daemon.withLock({ $0 }) else { return }
+        core.shuttingDown.store(true, ordering: .relaxed)
+        let listenFD = MHD_quiesce_daemon(daemonRef.pointer)
+        let deadline = ContinuousClock.now + .milliseconds(Int(core.configuration.shutdownGrace * 1000))
+        while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let stuck = core.inProgress.withLock { Array($0.values) }
+        for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
+        // Give the resumed connections a moment to be written out.
+        let flushDeadline = ContinuousClock.now + .seconds(1)
+        while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < flushDeadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        daemon.withLock { $0 = nil }
+        MHD_stop_daemon(daemonRef.pointer)
+        if listenFD >= 0 { close(listenFD) }
+        core.logger.info("stopped")
+    }
+}
+
+/// A started MHD_Daemon.
+struct DaemonRef: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+public enum HTTPServerError: Error, CustomStringConvertible {
+    case badAddress(String)
+    case cannotListen(host: String, port: UInt16, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .badAddress(let host): "cannot resolve the listen address '\(host)'"
+        case .cannotListen(let host, let port, let code):
+            "cannot listen on \(host):\(port): \(String(cString: strerror(code)))"
+        }
+    }
+}

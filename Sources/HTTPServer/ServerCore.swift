@@ -1,0 +1,167 @@
+import CMicroHTTPD
+import Logging
+import Synchronization
+
+/// What libmicrohttpd's callbacks reach through their `cls` pointer: turns callbacks into
+/// ``HTTPRequest``s, runs the responder off libmicrohttpd's thread (the connection suspended
+/// meanwhile), and queues the answers.
+final class ServerCore: Sendable {
+    let responder: any HTTPResponder
+    let configuration: HTTPServerConfiguration
+    let logger: Logger
+    /// Exchanges whose connection is suspended while the responder runs.
+    let inProgress = Mutex<[ObjectIdentifier: Exchange]>([:])
+    let shuttingDown = Atomic<Bool>(false)
+
+    init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger) {
+        self.responder = responder
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    func handle(
+        connection: OpaquePointer, url: String, method: String,
+        uploadData: UnsafePointer<CChar>?, uploadDataSize: UnsafeMutablePointer<Int>,
+        conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    ) -> MHD_Result {
+        guard let pointer = conCls.pointee else {
+            // First call: headers only.
+            let exchange = Exchange(
+                connection: ConnectionRef(pointer: connection),
+                request: makeRequest(connection: connection, url: url, method: method))
+            conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
+            if let length = exchange.request.headers["Content-Length"].flatMap(Int.init),
+                length > configuration.maxBodySize
+            {
+                // Answer before reading the body (and before any 100 Continue).
+                return queue(
+                    HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request),
+                    exchange: exchange)
+            }
+            return MHD_Result.YES
+        }
+        let exchange = Unmanaged<Exchange>.fromOpaque(pointer).takeUnretainedValue()
+
+        if uploadDataSize.pointee > 0 {
+            let count = uploadDataSize.pointee
+            uploadDataSize.pointee = 0
+            let limit = configuration.maxBodySize
+            exchange.state.withLock { state in
+                guard !state.bodyTooLarge else { return }
+                if state.body.count + count > limit {
+                    state.bodyTooLarge = true
+                    state.body = []
+                } else if let uploadData {
+                    uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
+                        state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+                    }
+                }
+            }
+            return MHD_Result.YES
+        }
+
+        enum Next { case start([UInt8]), tooLarge, queue(HTTPResponse), wait }
+        let next = exchange.state.withLock { state -> Next in
+            switch state.phase {
+            case .receiving:
+                if state.bodyTooLarge { return .tooLarge }
+                state.phase = .processing
+                let body = state.body
+                state.body = []
+                return .start(body)
+            case .ready(let response): return .queue(response)
+            case .processing, .sent: return .wait
+            }
+        }
+        switch next {
+        case .start(let body):
+            if shuttingDown.load(ordering: .relaxed) {
+                exchange.state.withLock { $0.phase = .receiving }
+                return queue(HTTPProblem.shuttingDown.response(for: exchange.request), exchange: exchange)
+            }
+            var request = exchange.request
+            request.body = body
+            inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
+            MHD_suspend_connection(connection)
+            let responder = self.responder
+            Task {
+                let response = await responder.response(to: request)
+                exchange.answer(response)
+            }
+            return MHD_Result.YES
+        case .tooLarge:
+            return queue(
+                HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request),
+                exchange: exchange)
+        case .queue(let response):
+            inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
+            return queue(response, exchange: exchange)
+        case .wait:
+            return MHD_Result.YES
+        }
+    }
+
+    func completed(_ exchange: Exchange, termination: MHD_RequestTerminationCode) {
+        inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
+        let status = exchange.state.withLock { state -> Int? in
+            if case .sent(let status) = state.phase { return status }
+            return nil
+        }
+        let elapsed = ContinuousClock.now - exchange.started
+        var metadata: Logger.Metadata = [
+            "http.method": .string(exchange.request.method),
+            "http.path": .string(exchange.request.path),
+            "http.duration_ms": .stringConvertible(Self.milliseconds(elapsed)),
+        ]
+        if let status { metadata["http.status"] = .stringConvertible(status) }
+        if termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK {
+            metadata["http.termination"] = .stringConvertible(termination.rawValue)
+            exchange.request.logger.notice("request ended early", metadata: metadata)
+        } else {
+            exchange.request.logger.info("request", metadata: metadata)
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return (Double(seconds) * 1000 + Double(attoseconds) / 1e15).rounded(toPlaces: 3)
+    }
+
+    private func makeRequest(connection: OpaquePointer, url: String, method: String) -> HTTPRequest {
+        var headers: [(name: String, value: String)] = []
+        var query: [(name: String, value: String)] = []
+        withUnsafeMutablePointer(to: &headers) {
+            _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, collectPairs, $0)
+        }
+        withUnsafeMutablePointer(to: &query) {
+            _ = MHD_get_connection_values(connection, MHD_ValueKind.GET_ARGUMENT_KIND, collectPairs, $0)
+        }
+        let httpHeaders = HTTPHeaders(headers)
+        var logger = self.logger
+        logger[metadataKey: "http.method"] = .string(method)
+        return HTTPRequest(
+            method: method, path: url, query: query, headers: httpHeaders, body: [],
+            id: RequestID.accept(httpHeaders["X-Request-Id"]), logger: logger)
+    }
+
+    private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
+        let mhdResponse = response.body.withUnsafeBytes { bytes in
+            MHD_create_response_from_buffer(
+                bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
+        }
+        guard let mhdResponse else { return MHD_Result.NO }
+        defer { MHD_destroy_response(mhdResponse) }
+        for field in response.headers { _ = MHD_add_response_header(mhdResponse, field.name, field.value) }
+        _ = MHD_add_response_header(mhdResponse, "X-Request-Id", exchange.request.id)
+        exchange.state.withLock { $0.phase = .sent(status: response.status) }
+        return MHD_queue_response(exchange.connection.pointer, UInt32(response.status), mhdResponse)
+    }
+}
+
+extension Double {
+    fileprivate func rounded(toPlaces places: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<places { scale *= 10 }
+        return (self * scale).rounded() / scale
+    }
+}

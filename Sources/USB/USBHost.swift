@@ -1,0 +1,101 @@
+import Logging
+
+/// The machine's USB devices as libusb sees them. Runs on a thread of its own (its calls
+/// block) and caches what does not change while a device stays plugged in: its strings.
+public actor USBHost {
+    private let context: USBContext
+    private let executor: ThreadExecutor
+    private let logger: Logger
+    /// Devices seen at the last enumeration, by "<bus>:<address>" (an address is not
+    /// reused until the bus wraps around, so a replugged device is read anew).
+    private var known: [String: USBDeviceInfo] = [:]
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    public init(context: USBContext, logger: Logger) {
+        self.context = context
+        self.executor = ThreadExecutor(name: "usb-host")
+        self.logger = logger
+    }
+
+    /// Every device present now, ordered by bus and port path.
+    public func devices() throws(USBError) -> [USBDeviceInfo] {
+        var seen: [String: USBDeviceInfo] = [:]
+        for device in try context.devices() {
+            let key = "\(device.busNumber):\(device.address)"
+            do {
+                let info = try describe(device, cached: known[key])
+                seen[key] = info
+            } catch {
+                logger.warning(
+                    "cannot read a device's descriptors",
+                    metadata: ["usb.bus": "\(device.busNumber)", "usb.address": "\(device.address)", "error": "\(error)"])
+            }
+        }
+        known = seen
+        return seen.values.sorted { a, b in
+            a.bus != b.bus ? a.bus < b.bus : a.portPath.lexicographicallyPrecedes(b.portPath)
+        }
+    }
+
+    /// The device with `id`, or nil.
+    public func device(id: String) throws(USBError) -> USBDeviceInfo? {
+        try devices().first { $0.id == id }
+    }
+
+    /// The device descriptor then every configuration descriptor with all that follows it
+    /// (wTotalLength bytes), as GET_DESCRIPTOR returns them from the device: the layout of
+    /// Linux's sysfs `descriptors` file. Nil when no device has `id`.
+    public func rawDescriptors(id: String) throws(USBError) -> [UInt8]? {
+        guard let device = try context.devices().first(where: {
+            USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id
+        }) else { return nil }
+        let handle = try device.open()
+        var bytes = try handle.descriptor(type: 0x01, index: 0, length: 18)
+        let count = bytes.count >= 18 ? bytes[17] : 0
+        for index in 0..<count {
+            let head = try handle.descriptor(type: 0x02, index: index, length: 9)
+            guard head.count >= 4 else { throw .io }
+            let total = Int(head[2]) | Int(head[3]) << 8
+            bytes += try handle.descriptor(type: 0x02, index: index, length: total)
+        }
+        return bytes
+    }
+
+    private func describe(_ device: USBDevice, cached: USBDeviceInfo?) throws(USBError) -> USBDeviceInfo {
+        let descriptor = try device.deviceDescriptor()
+        let configurations = try (0..<descriptor.numConfigurations).map { index throws(USBError) in
+            try device.configurationDescriptor(index: index)
+        }
+        var info = USBDeviceInfo(
+            bus: device.busNumber, address: device.address, portPath: device.portNumbers, speed: device.speed,
+            descriptor: descriptor, configurations: configurations, activeConfiguration: nil, strings: [:])
+        let handle: USBDeviceHandle
+        do {
+            handle = try device.open()
+        } catch {
+            logger.debug("cannot open device", metadata: ["usb.device": "\(info.id)", "error": "\(error)"])
+            return info
+        }
+        info.activeConfiguration = try? handle.activeConfiguration()
+        if let cached, cached.descriptor == descriptor {
+            info.strings = cached.strings
+        } else {
+            info.strings = readStrings(handle, indexes: info.stringIndexes, device: info.id)
+        }
+        return info
+    }
+
+    private func readStrings(_ handle: USBDeviceHandle, indexes: Set<UInt8>, device: String) -> [UInt8: String] {
+        guard !indexes.isEmpty else { return [:] }
+        guard let language = (try? handle.stringLanguages())?.first else {
+            logger.debug("device has no string languages", metadata: ["usb.device": "\(device)"])
+            return [:]
+        }
+        var strings: [UInt8: String] = [:]
+        for index in indexes {
+            strings[index] = try? handle.string(index: index, language: language)
+        }
+        return strings
+    }
+}

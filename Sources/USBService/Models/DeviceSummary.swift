@@ -1,0 +1,37 @@
+import USB
+
+/// One entry of `GET /v1/devices`.
+struct DeviceSummary: Encodable, Sendable {
+    var id: String
+    var bus: Int
+    var address: Int
+    var portPath: [Int]
+    var speed: String
+    var vendorId: Int
+    var productId: Int
+    /// The device class's name, null when the class is given per interface (code 0).
+    var deviceClass: Nullable<String>
+    var deviceClassCode: Int
+    var manufacturer: Nullable<String>
+    var product: Nullable<String>
+    var serial: Nullable<String>
+
+    init(_ info: USBDeviceInfo) {
+        id = info.id
+        bus = Int(info.bus)
+        address = Int(info.address)
+        portPath = info.portPath.map(Int.init)
+        speed = info.speed.name
+        vendorId = Int(info.descriptor.vendorID)
+        productId = Int(info.descriptor.productID)
+        deviceClass = Nullable(info.descriptor.deviceClass == 0 ? nil : ClassCode.name(info.descriptor.deviceClass))
+        deviceClassCode = Int(info.descriptor.deviceClass)
+        manufacturer = Nullable(info.manufacturer)
+        product = Nullable(info.product)
+        serial = Nullable(info.serial)
+    }
+}
+
+struct DeviceList: Encodable, Sendable {
+    var devices: [DeviceSummary]
+}
