@@ -67,21 +67,15 @@ struct LabSession: Sendable {
         let logPath = root.appendingPathComponent(".build-lab/lab-tests.log").path
         try FileManager.default.createDirectory(
             atPath: root.appendingPathComponent(".build-lab").path, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [
-            root.appendingPathComponent("lab/lab").path, "run",
-            "--forward", "127.0.0.1:\(daemonPort):8080", "--forward", "127.0.0.1:\(agentPort):7000",
-            "--watch-pid", String(getpid()), "--cwd", root.path, "--",
-            "/usr/bin/python3", root.appendingPathComponent("lab/guest/agent.py").path, "7000",
-        ]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(
+            "/bin/bash",
+            [
+                root.appendingPathComponent("lab/lab").path, "run",
+                "--forward", "127.0.0.1:\(daemonPort):8080", "--forward", "127.0.0.1:\(agentPort):7000",
+                "--watch-pid", String(getpid()), "--cwd", root.path, "--",
+                "/usr/bin/python3", root.appendingPathComponent("lab/guest/agent.py").path, "7000",
+            ], output: logPath)
 
         let session = LabSession(
             daemon: TestHTTPClient(port: daemonPort), agent: TestHTTPClient(port: agentPort), log: logPath)
@@ -101,7 +95,7 @@ struct LabSession: Sendable {
     func daemonLog() async throws -> String { try await run("cat \"$TMPDIR/usbhttpd.log\"") }
 
     private static func waitFor(
-        _ what: String, seconds: Int, process: Process, log: String, _ ready: () async -> Bool
+        _ what: String, seconds: Int, process: ChildProcess, log: String, _ ready: () async -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
