@@ -35,6 +35,18 @@ public struct ProblemDocument: Codable, Sendable, Equatable {
     public var code: String
     public var instance: String
     public var requestId: String
+
+    public init(
+        type: String, title: String, status: Int, detail: String, code: String, instance: String, requestId: String
+    ) {
+        self.type = type
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.instance = instance
+        self.requestId = requestId
+    }
 }
 
 /// A problem as plain values.

@@ -1,0 +1,109 @@
+import HTTPRouting
+import HTTPServer
+import Logging
+import Testing
+import TestSupport
+
+/// The libmicrohttpd server itself, on a loopback port.
+@Suite struct LiveServerTests {
+    struct Echo: HTTPResponder {
+        func respond(to request: HTTPRequest) async throws -> HTTPResponse {
+            switch request.path {
+            case "/slow":
+                try await Task.sleep(for: .seconds(30))
+                return HTTPResponse(status: 200)
+            case "/query":
+                return HTTPResponse(
+                    status: 200, body: Array(request.query.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8))
+            default:
+                var headers = HTTPHeaders()
+                headers.add("X-Method", request.method)
+                return HTTPResponse(status: 200, headers: headers, body: request.body)
+            }
+        }
+    }
+
+    func withServer(
+        maxBodySize: Int = 1024, grace: Double = 5, _ body: (HTTPServer, TestHTTPClient) async throws -> Void
+    ) async throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.maxBodySize = maxBodySize
+        configuration.shutdownGrace = grace
+        let server = HTTPServer(configuration: configuration, responder: Echo(), logger: Logger(label: "test"))
+        try server.start()
+        let client = TestHTTPClient(port: Int(server.port))
+        do {
+            try await body(server, client)
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
+    }
+
+    @Test func echoesBodiesAndSetsRequestIDs() async throws {
+        try await withServer { _, client in
+            let result = try await client.request("POST", "/echo", body: Array("hello".utf8))
+            #expect(result.status == 200)
+            #expect(result.text == "hello")
+            #expect(result.header("X-Method") == "POST")
+            #expect(result.header("X-Request-Id")?.count == 16)
+        }
+    }
+
+    @Test func decodesQueryArguments() async throws {
+        try await withServer { _, client in
+            let result = try await client.get("/query?a=1&b=x%20y&a=2")
+            #expect(result.text == "a=1&b=x y&a=2")
+        }
+    }
+
+    @Test func refusesBodiesOverTheLimitWith413() async throws {
+        try await withServer(maxBodySize: 16) { _, client in
+            let result = try await client.request("POST", "/echo", body: [UInt8](repeating: 65, count: 17))
+            #expect(problemMismatch(result, status: 413, code: "body-too-large") == nil)
+            let fits = try await client.request("POST", "/echo", body: [UInt8](repeating: 65, count: 16))
+            #expect(fits.status == 200 && fits.body.count == 16)
+        }
+    }
+
+    @Test func servesManyRequestsAtOnce() async throws {
+        try await withServer { _, client in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<50 {
+                    group.addTask { try await client.request("POST", "/echo", body: Array("\(i)".utf8)).text }
+                }
+                var seen: Set<String> = []
+                for try await text in group { seen.insert(text) }
+                #expect(seen == Set((0..<50).map(String.init)))
+            }
+        }
+    }
+
+    /// A request still running at shutdown is answered 503 and its connection resumed, so
+    /// that MHD_stop_daemon never meets a suspended connection.
+    @Test func shutdownAnswersRequestsStillRunning() async throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.shutdownGrace = 0.2
+        let server = HTTPServer(configuration: configuration, responder: Echo(), logger: Logger(label: "test"))
+        try server.start()
+        let client = TestHTTPClient(port: Int(server.port))
+        async let slow = client.request("GET", "/slow", timeout: 20)
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        await server.shutdown()
+        #expect(ContinuousClock.now - started < .seconds(3))
+        let result = try await slow
+        #expect(problemMismatch(result, status: 503, code: "shutting-down") == nil)
+        #expect(result.header("Retry-After") == "5")
+    }
+
+    @Test func badListenAddressesThrow() {
+        var configuration = HTTPServerConfiguration()
+        configuration.host = "not an address"
+        let server = HTTPServer(configuration: configuration, responder: Echo(), logger: Logger(label: "test"))
+        #expect(throws: HTTPServerError.self) { try server.start() }
+    }
+}
