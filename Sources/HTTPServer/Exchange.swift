@@ -50,8 +50,4 @@ final class Exchange: Sendable {
         if answered { MHD_resume_connection(connection.pointer) }
         return answered
     }
-
-    var isProcessing: Bool {
-        state.withLock { if case .processing = $0.phase { true } else { false } }
-    }
 }

@@ -22,7 +22,7 @@ public actor USBHost {
     public func devices() throws(USBError) -> [USBDeviceInfo] {
         var seen: [String: USBDeviceInfo] = [:]
         for device in try context.devices() {
-            let key = "\(device.busNumber):\(device.address)"
+            let key = Self.key(device)
             do {
                 let info = try describe(device, cached: known[key])
                 seen[key] = info
@@ -38,18 +38,25 @@ public actor USBHost {
         }
     }
 
-    /// The device with `id`, or nil.
+    /// The device with `id`, or nil. Reads only that device.
     public func device(id: String) throws(USBError) -> USBDeviceInfo? {
-        try devices().first { $0.id == id }
+        guard let device = try find(id: id) else { return nil }
+        let info = try describe(device, cached: known[Self.key(device)])
+        known[Self.key(device)] = info
+        return info
+    }
+
+    private static func key(_ device: USBDevice) -> String { "\(device.busNumber):\(device.address)" }
+
+    private func find(id: String) throws(USBError) -> USBDevice? {
+        try context.devices().first { USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id }
     }
 
     /// The device descriptor then every configuration descriptor with all that follows it
     /// (wTotalLength bytes), as GET_DESCRIPTOR returns them from the device: the layout of
     /// Linux's sysfs `descriptors` file. Nil when no device has `id`.
     public func rawDescriptors(id: String) throws(USBError) -> [UInt8]? {
-        guard let device = try context.devices().first(where: {
-            USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id
-        }) else { return nil }
+        guard let device = try find(id: id) else { return nil }
         let handle = try device.open()
         var bytes = try handle.descriptor(type: 0x01, index: 0, length: 18)
         let count = bytes.count >= 18 ? bytes[17] : 0

@@ -38,4 +38,13 @@ struct ChildProcess: Sendable {
         var status: Int32 = 0
         return waitpid(pid, &status, WNOHANG) == 0
     }
+
+    /// The exit code once the child has exited (reaping it), -signal if a signal ended it,
+    /// nil while it runs.
+    func exitCode() -> Int32? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : -signal
+    }
 }

@@ -12,6 +12,10 @@ struct FakeCatalog: DeviceCatalog {
         return list
     }
 
+    func device(id: String) async throws -> USBDeviceInfo? {
+        try await devices().first { $0.id == id }
+    }
+
     func rawDescriptors(id: String) async throws -> [UInt8]? {
         if let failure { throw failure }
         return list.contains { $0.id == id } ? [0x12, 0x01, 0x00, 0x02] : nil

@@ -21,8 +21,9 @@ struct DeviceRoutes: Sendable {
     func describe(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: [])
         let id = try deviceID(request)
-        let devices = try await usb("Reading device \(id)") { try await catalog.devices() }
-        guard let device = devices.first(where: { $0.id == id }) else { throw USBProblem.deviceNotFound(id) }
+        guard let device = try await usb("Reading device \(id)", { try await catalog.device(id: id) }) else {
+            throw USBProblem.deviceNotFound(id)
+        }
         return try .json(DeviceDetails(device))
     }
 
