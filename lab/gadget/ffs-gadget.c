@@ -26,10 +26,12 @@
 #include <linux/usb/ch9.h>
 #include <linux/usb/functionfs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* x86_64 and every lab target are little-endian: descriptors are written as they are. */
@@ -86,8 +88,13 @@ static const struct {
 };
 
 static int ep0, ep[4];
+static pthread_t threads[4];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queued = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t halted = PTHREAD_COND_INITIALIZER;
+/* A HALT request for ep<n> is carried out by that endpoint's own thread: only it may touch
+ * its endpoint file, which it holds in a pending read or write; SIGUSR1 interrupts that. */
+static int halt_requested[4], halt_done[4];
 static int int_queue[64], int_head, int_count;
 static uint64_t out_count;
 static uint8_t echo[4096];
@@ -101,18 +108,44 @@ static int open_ep(const char *dir, int n) {
     return fd;
 }
 
+static void on_signal(int signal) { (void)signal; }
+
+/* Halts ep<n> if asked to: wrong-direction I/O on an endpoint file halts the endpoint. */
+static void halt_if_requested(int n) {
+    pthread_mutex_lock(&lock);
+    int wanted = halt_requested[n];
+    pthread_mutex_unlock(&lock);
+    if (!wanted) return;
+    uint8_t dummy;
+    if (n == 3) (void)!write(ep[n], &dummy, 0);
+    else (void)!read(ep[n], &dummy, 0);
+    pthread_mutex_lock(&lock);
+    halt_requested[n] = 0;
+    halt_done[n] = 1;
+    pthread_cond_broadcast(&halted);
+    pthread_mutex_unlock(&lock);
+}
+
 static void *interrupt_in(void *unused) {
     (void)unused;
     uint8_t packet[64];
     for (;;) {
         pthread_mutex_lock(&lock);
-        while (int_count == 0) pthread_cond_wait(&queued, &lock);
+        while (int_count == 0 && !halt_requested[1]) pthread_cond_wait(&queued, &lock);
+        if (halt_requested[1]) {
+            pthread_mutex_unlock(&lock);
+            halt_if_requested(1);
+            continue;
+        }
         int len = int_queue[int_head];
         int_head = (int_head + 1) % 64;
         int_count--;
         pthread_mutex_unlock(&lock);
         for (int i = 0; i < len; i++) packet[i] = (uint8_t)(0xa0 + i);
-        while (write(ep[1], packet, len) < 0 && (errno == ESHUTDOWN || errno == EINTR)) usleep(10000);
+        while (write(ep[1], packet, len) < 0 && (errno == ESHUTDOWN || errno == EINTR)) {
+            halt_if_requested(1);
+            usleep(10000);
+        }
     }
     return NULL;
 }
@@ -124,7 +157,8 @@ static void *bulk_in(void *unused) {
     size_t offset = 0;
     for (;;) {
         ssize_t n = write(ep[2], buf + offset, sizeof buf - offset);
-        if (n < 0) { usleep(10000); continue; }
+        halt_if_requested(2);
+        if (n < 0) { if (errno != EINTR) usleep(10000); continue; }
         offset = (offset + (size_t)n) % 251;
     }
     return NULL;
@@ -135,7 +169,8 @@ static void *bulk_out(void *unused) {
     static uint8_t buf[16384];
     for (;;) {
         ssize_t n = read(ep[3], buf, sizeof buf);
-        if (n < 0) { usleep(10000); continue; }
+        halt_if_requested(3);
+        if (n < 0) { if (errno != EINTR) usleep(10000); continue; }
         pthread_mutex_lock(&lock);
         out_count += (uint64_t)n;
         pthread_mutex_unlock(&lock);
@@ -200,10 +235,21 @@ static void setup(const struct usb_ctrlrequest *r) {
         return;
     case 0x21: {
         if (in || length != 0 || value < 1 || value > 3) break;
-        uint8_t dummy;
-        /* Wrong-direction I/O on an endpoint file halts that endpoint. */
-        if (value == 3) (void)!write(ep[3], &dummy, 0);
-        else (void)!read(ep[value], &dummy, 0);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 1;
+        pthread_mutex_lock(&lock);
+        halt_requested[value] = 1;
+        halt_done[value] = 0;
+        pthread_cond_broadcast(&queued);
+        pthread_mutex_unlock(&lock);
+        pthread_kill(threads[value], SIGUSR1);
+        pthread_mutex_lock(&lock);
+        int rc = 0;
+        while (!halt_done[value] && rc == 0) rc = pthread_cond_timedwait(&halted, &lock, &deadline);
+        int done = halt_done[value];
+        pthread_mutex_unlock(&lock);
+        if (!done) break;
         ack();
         return;
     }
@@ -228,10 +274,13 @@ int main(int argc, char **argv) {
     if (write(ep0, &descriptors, sizeof descriptors) < 0) { perror("descriptors"); return 1; }
     if (write(ep0, &strings, sizeof strings) < 0) { perror("strings"); return 1; }
     for (int i = 1; i <= 3; i++) ep[i] = open_ep(argv[1], i);
-    pthread_t t;
-    pthread_create(&t, NULL, interrupt_in, NULL);
-    pthread_create(&t, NULL, bulk_in, NULL);
-    pthread_create(&t, NULL, bulk_out, NULL);
+    /* No SA_RESTART: SIGUSR1 must end a blocked endpoint read or write with EINTR. */
+    struct sigaction action = { .sa_handler = on_signal };
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGUSR1, &action, NULL);
+    pthread_create(&threads[1], NULL, interrupt_in, NULL);
+    pthread_create(&threads[2], NULL, bulk_in, NULL);
+    pthread_create(&threads[3], NULL, bulk_out, NULL);
     printf("ffs-gadget: descriptors written\n");
 
     struct usb_functionfs_event events[8];
