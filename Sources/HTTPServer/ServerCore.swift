@@ -109,7 +109,6 @@ final class ServerCore: Sendable {
         }
         let elapsed = ContinuousClock.now - exchange.started
         var metadata: Logger.Metadata = [
-            "http.method": .string(exchange.request.method),
             "http.path": .string(exchange.request.path),
             "http.duration_ms": .stringConvertible(Self.milliseconds(elapsed)),
         ]
