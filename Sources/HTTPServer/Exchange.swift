@@ -39,15 +39,12 @@ final class Exchange: Sendable {
     }
 
     /// Stores the answer and resumes the connection, once: later calls do nothing.
-    /// Returns whether this call was the one that answered.
-    @discardableResult
-    func answer(_ response: HTTPResponse) -> Bool {
+    func answer(_ response: HTTPResponse) {
         let answered = state.withLock { state -> Bool in
             guard case .processing = state.phase else { return false }
             state.phase = .ready(response)
             return true
         }
         if answered { MHD_resume_connection(connection.pointer) }
-        return answered
     }
 }

@@ -56,21 +56,23 @@ public final class HTTPServer: Sendable {
         guard let daemonRef = daemon.withLock({ $0 }) else { return }
         core.shuttingDown.store(true, ordering: .relaxed)
         let listenFD = MHD_quiesce_daemon(daemonRef.pointer)
-        let deadline = ContinuousClock.now + .milliseconds(Int(core.configuration.shutdownGrace * 1000))
-        while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await waitUntilIdle(for: .milliseconds(Int(core.configuration.shutdownGrace * 1000)))
         let stuck = core.inProgress.withLock { Array($0.values) }
         for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
         // Give the resumed connections a moment to be written out.
-        let flushDeadline = ContinuousClock.now + .seconds(1)
-        while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < flushDeadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await waitUntilIdle(for: .seconds(1))
         daemon.withLock { $0 = nil }
         MHD_stop_daemon(daemonRef.pointer)
         if listenFD >= 0 { close(listenFD) }
         core.logger.info("stopped")
+    }
+
+    /// Returns once no request is in progress, or after `limit`.
+    private func waitUntilIdle(for limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 }
 

@@ -34,9 +34,7 @@ final class ServerCore: Sendable {
                 length > configuration.maxBodySize
             {
                 // Answer before reading the body (and before any 100 Continue).
-                return queue(
-                    HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request),
-                    exchange: exchange)
+                return refuseBody(exchange)
             }
             return MHD_Result.YES
         }
@@ -90,9 +88,7 @@ final class ServerCore: Sendable {
             }
             return MHD_Result.YES
         case .tooLarge:
-            return queue(
-                HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request),
-                exchange: exchange)
+            return refuseBody(exchange)
         case .queue(let response):
             inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
             return queue(response, exchange: exchange)
@@ -121,9 +117,15 @@ final class ServerCore: Sendable {
         }
     }
 
+    /// Milliseconds, to the microsecond.
     private static func milliseconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
-        return (Double(seconds) * 1000 + Double(attoseconds) / 1e15).rounded(toPlaces: 3)
+        return (Double(seconds) * 1e6 + Double(attoseconds) / 1e12).rounded() / 1000
+    }
+
+    /// 413 for a body over the configured limit.
+    private func refuseBody(_ exchange: Exchange) -> MHD_Result {
+        queue(HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request), exchange: exchange)
     }
 
     private func makeRequest(connection: OpaquePointer, url: String, method: String) -> HTTPRequest {
@@ -154,13 +156,5 @@ final class ServerCore: Sendable {
         _ = MHD_add_response_header(mhdResponse, "X-Request-Id", exchange.request.id)
         exchange.state.withLock { $0.phase = .sent(status: response.status) }
         return MHD_queue_response(exchange.connection.pointer, UInt32(response.status), mhdResponse)
-    }
-}
-
-extension Double {
-    fileprivate func rounded(toPlaces places: Int) -> Double {
-        var scale = 1.0
-        for _ in 0..<places { scale *= 10 }
-        return (self * scale).rounded() / scale
     }
 }

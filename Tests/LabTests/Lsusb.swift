@@ -107,7 +107,8 @@ extension Lsusb {
 
     /// "1 usbhttpd lab" -> (1, "usbhttpd lab"); "0" -> (0, nil).
     static func indexedString(_ value: String?) -> (Int, String?)? {
-        guard let value, let space = value.firstIndex(of: " ") ?? Optional(value.endIndex) else { return nil }
+        guard let value else { return nil }
+        let space = value.firstIndex(of: " ") ?? value.endIndex
         guard let index = Int(value[..<space]) else { return nil }
         let text = value[space...].trimmingCharacters(in: .whitespaces)
         return (index, index == 0 ? nil : text)
