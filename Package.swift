@@ -20,10 +20,16 @@ let package = Package(
             name: "CLibUSB", pkgConfig: "libusb-1.0",
             providers: [.apt(["libusb-1.0-0-dev"])]),
 
+        // Linux headers Swift's Glibc module leaves out (epoll, eventfd).
+        .systemLibrary(name: "CLinux"),
+
+        // Dedicated threads and an executor on them, for work that must not block the pool.
+        .target(name: "Threads"),
+
         // HTTP, knowing nothing of USB: the libmicrohttpd server, then routing and problems.
         .target(
             name: "HTTPServer",
-            dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CMicroHTTPD", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "HTTPRouting",
             dependencies: ["HTTPServer"]),
@@ -31,7 +37,7 @@ let package = Package(
         // USB, knowing nothing of HTTP: typed wrappers over libusb.
         .target(
             name: "USB",
-            dependencies: ["CLibUSB", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CLibUSB", "Threads", .product(name: "Logging", package: "swift-log")]),
 
         // The service that joins them: the /v1 API.
         .target(
@@ -53,6 +59,7 @@ let package = Package(
         // Helpers shared by the test targets (an HTTP client, problem checks).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "TestSupport"]),
+        .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
         .testTarget(name: "USBTests", dependencies: ["USB"]),
         .testTarget(
             name: "USBServiceTests", dependencies: ["USBService", "HTTPRouting", "HTTPServer", "USB", "TestSupport"]),

@@ -33,6 +33,34 @@ public struct QueryParameters: Sendable {
         return value
     }
 
+    /// Like ``integer(_:in:)``, but absent is an error.
+    public func requiredInteger(_ name: String, in range: ClosedRange<Int>) throws(RoutingProblem) -> Int {
+        guard let value = try integer(name, in: range) else {
+            throw .missingParameter(
+                name: name, expected: "an integer from \(range.lowerBound) to \(range.upperBound) (decimal or 0x hex)")
+        }
+        return value
+    }
+
+    /// One of `choices`, compared without regard to case.
+    public func choice(_ name: String, among choices: [String]) throws(RoutingProblem) -> String? {
+        guard let text = string(name) else { return nil }
+        guard let choice = choices.first(where: { $0 == text.lowercased() }) else {
+            throw .invalidParameter(name: name, value: text, expected: "one of \(choices.joined(separator: ", "))")
+        }
+        return choice
+    }
+
+    /// true/false (also 1/0, yes/no).
+    public func boolean(_ name: String) throws(RoutingProblem) -> Bool? {
+        guard let text = string(name) else { return nil }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw .invalidParameter(name: name, value: text, expected: "true or false")
+        }
+    }
+
     /// Decimal, or hex with a 0x prefix.
     public static func parseInteger(_ text: String) -> Int? {
         let lower = text.lowercased()

@@ -26,6 +26,12 @@ final class Exchange: Sendable {
         var phase: Phase = .receiving
         var body: [UInt8] = []
         var bodyTooLarge = false
+        /// The task running the responder, cancelled if the client goes away.
+        var task: Task<Void, Never>?
+        /// The watch on the socket while the connection is suspended.
+        var hangupWatch: DisconnectWatcher.Registration?
+        /// The client hung up before the task was stored.
+        var clientGone = false
     }
 
     let connection: ConnectionRef
@@ -38,13 +44,37 @@ final class Exchange: Sendable {
         self.request = request
     }
 
-    /// Stores the answer and resumes the connection, once: later calls do nothing.
+    /// Stores the answer, stops watching the socket and resumes the connection, once: later
+    /// calls do nothing.
     func answer(_ response: HTTPResponse) {
-        let answered = state.withLock { state -> Bool in
-            guard case .processing = state.phase else { return false }
+        let answered = state.withLock { state -> (Bool, DisconnectWatcher.Registration?) in
+            guard case .processing = state.phase else { return (false, nil) }
             state.phase = .ready(response)
-            return true
+            state.task = nil
+            defer { state.hangupWatch = nil }
+            return (true, state.hangupWatch)
         }
-        if answered { MHD_resume_connection(connection.pointer) }
+        answered.1?.cancel()
+        if answered.0 { MHD_resume_connection(connection.pointer) }
+    }
+
+    /// Keeps the responder's task, to cancel it if the client goes away.
+    func started(_ task: Task<Void, Never>, watch: DisconnectWatcher.Registration?) {
+        let cancelNow = state.withLock { state -> Bool in
+            state.hangupWatch = watch
+            guard case .processing = state.phase else { return false }
+            state.task = task
+            return state.clientGone
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    /// Cancels the responder's task: its client is gone, or the server is shutting down.
+    func cancelTask() {
+        let task = state.withLock { state -> Task<Void, Never>? in
+            state.clientGone = true
+            return state.task
+        }
+        task?.cancel()
     }
 }

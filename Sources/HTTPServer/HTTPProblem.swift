@@ -75,6 +75,11 @@ public struct HTTPProblem: HTTPResponseError, Sendable {
             detail: "This request's body may be at most \(limit) bytes.")
     }
 
+    /// The request's task was cancelled: its client hung up (so nobody reads this) or the server stops.
+    public static let cancelled = HTTPProblem(
+        status: 503, code: "request-cancelled", title: "Request cancelled",
+        detail: "The request was cancelled before it finished.")
+
     public static let shuttingDown = HTTPProblem(
         status: 503, code: "shutting-down", title: "Shutting down",
         detail: "The server is shutting down.", headers: ["Retry-After": "5"])

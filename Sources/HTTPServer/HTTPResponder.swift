@@ -1,7 +1,7 @@
 /// Anything that answers requests: the one method the server calls.
 public protocol HTTPResponder: Sendable {
-    /// Answers `request`. A thrown ``HTTPResponseError`` becomes its problem response;
-    /// any other error becomes a 500 problem.
+    /// Answers `request`. A thrown ``HTTPResponseError`` becomes its problem response, a
+    /// `CancellationError` (the client hung up) a 503, any other error a 500 problem.
     func respond(to request: HTTPRequest) async throws -> HTTPResponse
 }
 
@@ -12,6 +12,8 @@ extension HTTPResponder {
             return try await respond(to: request)
         } catch let error as HTTPResponseError {
             return error.response(for: request)
+        } catch is CancellationError {
+            return HTTPProblem.cancelled.response(for: request)
         } catch {
             request.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return HTTPProblem.internalError.response(for: request)

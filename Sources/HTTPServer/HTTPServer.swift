@@ -50,19 +50,23 @@ public final class HTTPServer: Sendable {
     }
 
     /// Stops in order: no new connections (MHD_quiesce_daemon), requests in progress get
-    /// ``HTTPServerConfiguration/shutdownGrace`` to finish, the rest answer 503 and are
-    /// resumed, then MHD_stop_daemon (which must never see a suspended connection).
+    /// ``HTTPServerConfiguration/shutdownGrace`` to finish, the rest are cancelled and, if they
+    /// do not answer within a second, answer 503; all are resumed, then MHD_stop_daemon (which
+    /// must never see a suspended connection).
     public func shutdown() async {
         guard let daemonRef = daemon.withLock({ $0 }) else { return }
         core.shuttingDown.store(true, ordering: .relaxed)
         let listenFD = MHD_quiesce_daemon(daemonRef.pointer)
         await waitUntilIdle(for: .milliseconds(Int(core.configuration.shutdownGrace * 1000)))
+        for exchange in core.inProgress.withLock({ Array($0.values) }) { exchange.cancelTask() }
+        await waitUntilIdle(for: .seconds(1))
         let stuck = core.inProgress.withLock { Array($0.values) }
         for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
         // Give the resumed connections a moment to be written out.
         await waitUntilIdle(for: .seconds(1))
         daemon.withLock { $0 = nil }
         MHD_stop_daemon(daemonRef.pointer)
+        core.hangups?.stop()
         if listenFD >= 0 { close(listenFD) }
         core.logger.info("stopped")
     }

@@ -12,11 +12,15 @@ final class ServerCore: Sendable {
     /// Exchanges whose connection is suspended while the responder runs.
     let inProgress = Mutex<[ObjectIdentifier: Exchange]>([:])
     let shuttingDown = Atomic<Bool>(false)
+    /// Notices clients that hang up while their request is processed (nil if epoll failed).
+    let hangups: DisconnectWatcher?
 
     init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger) {
         self.responder = responder
         self.configuration = configuration
         self.logger = logger
+        self.hangups = DisconnectWatcher()
+        if hangups == nil { logger.warning("cannot watch for clients that hang up: epoll failed") }
     }
 
     func handle(
@@ -82,10 +86,13 @@ final class ServerCore: Sendable {
             inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
             MHD_suspend_connection(connection)
             let responder = self.responder
-            Task {
+            let task = Task { [shuttingDown = self.isShuttingDown] in
                 let response = await responder.response(to: request)
-                exchange.answer(response)
+                // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
+                exchange.answer(
+                    Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
             }
+            exchange.started(task, watch: watchForHangup(exchange))
             return MHD_Result.YES
         case .tooLarge:
             return refuseBody(exchange)
@@ -96,6 +103,8 @@ final class ServerCore: Sendable {
             return MHD_Result.YES
         }
     }
+
+    @Sendable func isShuttingDown() -> Bool { shuttingDown.load(ordering: .relaxed) }
 
     func completed(_ exchange: Exchange, termination: MHD_RequestTerminationCode) {
         inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
@@ -121,6 +130,17 @@ final class ServerCore: Sendable {
     private static func milliseconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return (Double(seconds) * 1e6 + Double(attoseconds) / 1e12).rounded() / 1000
+    }
+
+    /// Cancels the exchange's task if its client hangs up while the connection is suspended.
+    private func watchForHangup(_ exchange: Exchange) -> DisconnectWatcher.Registration? {
+        let fd = usbhttpd_mhd_connection_fd(exchange.connection.pointer)
+        guard let hangups, fd >= 0 else { return nil }
+        return hangups.watch(fd: fd) { [weak exchange] in
+            guard let exchange else { return }
+            exchange.request.logger.notice("client hung up; cancelling its request")
+            exchange.cancelTask()
+        }
     }
 
     /// 413 for a body over the configured limit.

@@ -3,9 +3,12 @@ import HTTPServer
 
 /// The whole HTTP API of usbhttpd, as one responder.
 public enum API {
-    public static func router(catalog: any DeviceCatalog) -> Router {
+    public static func router(catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits()) -> Router {
+        let context = RouteContext(catalog: catalog, limits: limits)
         var router = Router()
-        DeviceRoutes(catalog: catalog).register(in: &router)
+        DeviceRoutes(context: context).register(in: &router)
+        InterfaceRoutes(context: context).register(in: &router)
+        TransferRoutes(context: context).register(in: &router)
         return router
     }
 }

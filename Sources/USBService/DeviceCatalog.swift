@@ -1,7 +1,7 @@
 import USB
 
-/// Where the API reads devices from: the machine's USB stack (``USBHost``) in the daemon,
-/// a fixed list in unit tests of the HTTP layer.
+/// Where the API finds devices: the machine's USB stack (``USBHost``) in the daemon, a fixed
+/// list in unit tests of the HTTP layer (which has no sessions: transfers need real devices).
 public protocol DeviceCatalog: Sendable {
     /// Every device present now.
     func devices() async throws -> [USBDeviceInfo]
@@ -9,6 +9,8 @@ public protocol DeviceCatalog: Sendable {
     func device(id: String) async throws -> USBDeviceInfo?
     /// The raw descriptors of device `id` (device, then each configuration in full), nil if absent.
     func rawDescriptors(id: String) async throws -> [UInt8]?
+    /// The open session of device `id`, nil if absent.
+    func session(id: String) async throws -> DeviceSession?
 }
 
 extension USBHost: DeviceCatalog {}

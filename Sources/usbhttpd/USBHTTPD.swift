@@ -23,8 +23,26 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The largest request body accepted, in bytes.")
     var maxBodySize = 1 << 20
 
+    @Option(help: "The timeout of a transfer whose request gives no timeout_ms, in milliseconds.")
+    var defaultTimeoutMs = 5_000
+
+    @Option(help: "The largest timeout_ms a request may give.")
+    var maxTimeoutMs = 600_000
+
+    @Option(help: "The largest length of one bulk or interrupt read, in bytes.")
+    var maxReadLength = 1 << 20
+
     @Flag(help: "Let libusb log at debug level too.")
     var debugLibusb = false
+
+    func validate() throws {
+        guard defaultTimeoutMs >= 1, maxTimeoutMs >= defaultTimeoutMs else {
+            throw ValidationError("--default-timeout-ms must be at least 1 and at most --max-timeout-ms.")
+        }
+        guard maxReadLength >= 1, maxBodySize >= 0 else {
+            throw ValidationError("--max-read-length must be at least 1 and --max-body-size not negative.")
+        }
+    }
 
     func run() async throws {
         let level = logLevel
@@ -42,27 +60,35 @@ struct USBHTTPD: AsyncParsableCommand {
         configuration.host = self.host
         configuration.port = port
         configuration.maxBodySize = maxBodySize
+        var limits = TransferLimits()
+        limits.defaultTimeoutMs = defaultTimeoutMs
+        limits.maxTimeoutMs = maxTimeoutMs
+        limits.maxReadLength = maxReadLength
         let server = HTTPServer(
-            configuration: configuration, responder: API.router(catalog: host),
+            configuration: configuration, responder: API.router(catalog: host, limits: limits),
             logger: Logger(label: "usbhttpd.http"))
 
         let group = ServiceGroup(
             configuration: .init(
-                services: [HTTPService(server: server)],
+                services: [DaemonService(server: server, host: host)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }
 }
 
-/// The HTTP server as a service of the group: serves until a graceful shutdown begins.
-struct HTTPService: Service {
+/// The daemon as a service of the group: serves until a graceful shutdown begins, then stops
+/// the HTTP server (requests finish or are cancelled) and closes every device (transfers
+/// cancelled, claims released, kernel drivers attached again).
+struct DaemonService: Service {
     let server: HTTPServer
+    let host: USBHost
 
     func run() async throws {
         try server.start()
         try? await gracefulShutdown()
         await server.shutdown()
+        await host.shutdown()
     }
 }
 

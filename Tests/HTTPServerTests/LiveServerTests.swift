@@ -1,16 +1,29 @@
 import HTTPRouting
 import HTTPServer
 import Logging
+import Synchronization
 import Testing
 import TestSupport
 
 /// The libmicrohttpd server itself, on a loopback port.
 @Suite struct LiveServerTests {
+    /// Requests whose task saw its cancellation, by the `tag` in their query.
+    static let cancelled = Mutex<Set<String>>([])
+
     struct Echo: HTTPResponder {
         func respond(to request: HTTPRequest) async throws -> HTTPResponse {
             switch request.path {
             case "/slow":
                 try await Task.sleep(for: .seconds(30))
+                return HTTPResponse(status: 200)
+            case "/until-cancelled":
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    let tag = request.query.first { $0.name == "tag" }?.value ?? ""
+                    _ = LiveServerTests.cancelled.withLock { $0.insert(tag) }
+                    throw error
+                }
                 return HTTPResponse(status: 200)
             case "/query":
                 return HTTPResponse(
@@ -98,6 +111,24 @@ import TestSupport
         let result = try await slow
         #expect(problemMismatch(result, status: 503, code: "shutting-down") == nil)
         #expect(result.header("Retry-After") == "5")
+    }
+
+    /// A client that hangs up while its request is processed gets its task cancelled (which
+    /// is what cancels its URBs), although libmicrohttpd does not watch suspended connections.
+    @Test func aClientThatHangsUpHasItsRequestCancelled() async throws {
+        try await withServer { server, client in
+            let connection = try RawConnection(port: Int(server.port))
+            try connection.send("GET /until-cancelled?tag=hangup HTTP/1.1\r\nHost: test\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(200))
+            connection.close()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !Self.cancelled.withLock({ $0.contains("hangup") }) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(Self.cancelled.withLock { $0.contains("hangup") })
+            // The server goes on serving.
+            #expect(try await client.request("POST", "/echo", body: Array("after".utf8)).text == "after")
+        }
     }
 
     @Test func badListenAddressesThrow() {

@@ -24,7 +24,8 @@ import Testing
         }
         router.delete("/things/{id}") { _ in HTTPResponse(status: 204) }
         router.get("/fail") { _ in throw HTTPProblem(status: 409, code: "held", title: "Held", detail: "by x") }
-        router.get("/crash") { _ in throw CancellationError() }
+        router.get("/crash") { _ in throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "secret")) }
+        router.get("/cancelled") { _ in throw CancellationError() }
         return router
     }()
 
@@ -71,7 +72,14 @@ import Testing
         #expect(response.status == 500)
         let problem = try JSON.decode(ProblemDocument.self, from: response.body)
         #expect(problem.code == "internal-error")
-        #expect(!problem.detail.contains("Cancellation"))
+        #expect(!problem.detail.contains("secret"))
+    }
+
+    /// A handler whose task was cancelled (its client hung up, or the server stops).
+    @Test func cancelledHandlersAnswer503() async throws {
+        let response = await router.response(to: HTTPRequest(method: "GET", path: "/cancelled"))
+        #expect(response.status == 503)
+        #expect(try JSON.decode(ProblemDocument.self, from: response.body).code == "request-cancelled")
     }
 }
 

@@ -136,6 +136,10 @@ import USBService
         (USBError.busy, 409, "device-busy"),
         (USBError.timeout, 504, "usb-timeout"),
         (USBError.io, 502, "usb-error"),
+        (USBError.pipe, 409, "usb-stall"),
+        (USBError.notFound, 410, "device-gone"),
+        (USBError.invalidParameter, 400, "usb-invalid-parameter"),
+        (USBError.notSupported, 400, "usb-not-supported"),
     ])
     func libusbErrorsBecomeProblems(error: USBError, status: Int, code: String) async throws {
         let failing = API.router(catalog: FakeCatalog(list: [], failure: error))

@@ -21,6 +21,12 @@ struct FakeCatalog: DeviceCatalog {
         return list.contains { $0.id == id } ? [0x12, 0x01, 0x00, 0x02] : nil
     }
 
+    /// No sessions here: the routes that need one are tested in the lab.
+    func session(id: String) async throws -> DeviceSession? {
+        if let failure { throw failure }
+        return nil
+    }
+
     static let keyboard: USBDeviceInfo = {
         let endpoint = EndpointDescriptor(address: 0x81, attributes: 0x03, maxPacketSize: 8, interval: 7)
         let alt = InterfaceDescriptor(

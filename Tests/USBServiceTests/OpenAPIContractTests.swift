@@ -1,5 +1,8 @@
 import Foundation
+import HTTPRouting
+import HTTPServer
 import Testing
+import USB
 import USBService
 
 /// openapi.yaml names exactly the routes the daemon serves.
@@ -35,5 +38,53 @@ import USBService
         let documented = Self.operations(in: Self.document)
         #expect(!documented.isEmpty, "openapi.yaml was read")
         #expect(served == documented)
+    }
+
+    /// One problem of every kind the daemon answers with.
+    static let problems: [any HTTPResponseError] = {
+        var problems: [any HTTPResponseError] = [
+            HTTPProblem.internalError, HTTPProblem.bodyTooLarge(limit: 1), HTTPProblem.shuttingDown,
+            HTTPProblem.cancelled,
+            RoutingProblem.notFound(path: "/"), RoutingProblem.methodNotAllowed(method: "PUT", allowed: ["GET"]),
+            RoutingProblem.unknownParameter(name: "a", allowed: []),
+            RoutingProblem.invalidParameter(name: "a", value: "b", expected: "c"),
+            RoutingProblem.repeatedParameter(name: "a"), RoutingProblem.missingParameter(name: "a", expected: "b"),
+            RoutingProblem.conflictingParameters(["a", "b"]), RoutingProblem.invalidJSON("x"),
+            USBProblem.invalidDeviceID("x"), USBProblem.deviceNotFound("1-1"),
+            TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),
+            TransferProblem.controlDataTooLarge(count: 5000),
+            TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),
+        ]
+        let errors: [USBError] = [
+            .io, .invalidParameter, .access, .noDevice, .notFound, .busy, .timeout, .overflow, .pipe, .interrupted,
+            .noMemory, .notSupported, .other,
+        ]
+        problems += errors.map { USBProblem.usb($0, context: "x") }
+        problems += TransferStatus.allCases.map { TransferProblem.outcome($0, context: "x", actualLength: 0) }
+        let states: [DeviceStateError] = [
+            .unconfigured, .configurationNotFound(1, available: []), .interfaceNotFound(1, configuration: 1),
+            .altSettingNotFound(interface: 0, altSetting: 1), .interfaceClaimed(0), .interfaceNotClaimed(0),
+            .claimsHeld([0]), .controlEndpoint(0), .endpointNotFound(1, configuration: 1),
+            .wrongDirection(1, expected: .in), .wrongType(1, .isochronous),
+        ]
+        problems += states.map { DeviceStateProblem($0, device: "1-1") }
+        return problems
+    }()
+
+    /// The `code` enum of the Problem schema lists every code the daemon can answer with.
+    @Test func everyProblemCodeIsDocumented() {
+        guard let start = Self.document.range(of: "    Problem:\n") else {
+            Issue.record("no Problem schema")
+            return
+        }
+        let schema = Self.document[start.upperBound...].prefix { _ in true }
+        let listed = Set(
+            schema.split(separator: "\n").prefix(60).compactMap { line -> String? in
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                return trimmed.hasPrefix("- ") ? String(trimmed.dropFirst(2)) : nil
+            })
+        let used = Set(Self.problems.map(\.code))
+        #expect(used.subtracting(listed).isEmpty, "undocumented: \(used.subtracting(listed).sorted())")
+        #expect(listed.subtracting(used).isEmpty, "documented but never used: \(listed.subtracting(used).sorted())")
     }
 }

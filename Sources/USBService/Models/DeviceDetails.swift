@@ -154,15 +154,3 @@ func bcdString(_ value: UInt16) -> String {
     let minor = String(value & 0xff, radix: 16)
     return major + "." + (minor.count == 1 ? "0" + minor : minor)
 }
-
-/// Lowercase hex without separators.
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}

@@ -1,19 +1,26 @@
 import Logging
+import Threads
 
 /// The machine's USB devices as libusb sees them. Runs on a thread of its own (its calls
-/// block) and caches what does not change while a device stays plugged in: its strings.
+/// block), keeps one ``DeviceSession`` per present device (opened once, closed when the
+/// device is gone) and caches what does not change while a device stays plugged in: its strings.
 public actor USBHost {
     private let context: USBContext
+    private let events: USBEventThread
     private let executor: ThreadExecutor
     private let logger: Logger
     /// Devices seen at the last enumeration, by "<bus>:<address>" (an address is not
     /// reused until the bus wraps around, so a replugged device is read anew).
     private var known: [String: USBDeviceInfo] = [:]
+    /// Open devices, by "<bus>:<address>".
+    private var sessions: [String: DeviceSession] = [:]
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
+    /// Starts libusb's event thread for `context`.
     public init(context: USBContext, logger: Logger) {
         self.context = context
+        self.events = USBEventThread(context: context)
         self.executor = ThreadExecutor(name: "usb-host")
         self.logger = logger
     }
@@ -24,8 +31,7 @@ public actor USBHost {
         for device in try context.devices() {
             let key = Self.key(device)
             do {
-                let info = try describe(device, cached: known[key])
-                seen[key] = info
+                seen[key] = try describe(device, cached: known[key])
             } catch {
                 logger.warning(
                     "cannot read a device's descriptors",
@@ -33,6 +39,10 @@ public actor USBHost {
             }
         }
         known = seen
+        for (key, session) in sessions where seen[key] == nil {
+            sessions[key] = nil
+            Task { await session.close() }
+        }
         return seen.values.sorted { a, b in
             a.bus != b.bus ? a.bus < b.bus : a.portPath.lexicographicallyPrecedes(b.portPath)
         }
@@ -46,10 +56,11 @@ public actor USBHost {
         return info
     }
 
-    private static func key(_ device: USBDevice) -> String { "\(device.busNumber):\(device.address)" }
-
-    private func find(id: String) throws(USBError) -> USBDevice? {
-        try context.devices().first { USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id }
+    /// The open session of the device with `id`, opened now if it is not yet; nil when no
+    /// device has `id`.
+    public func session(id: String) throws(USBError) -> DeviceSession? {
+        guard let device = try find(id: id) else { return nil }
+        return try session(for: device)
     }
 
     /// The device descriptor then every configuration descriptor with all that follows it
@@ -57,7 +68,7 @@ public actor USBHost {
     /// Linux's sysfs `descriptors` file. Nil when no device has `id`.
     public func rawDescriptors(id: String) throws(USBError) -> [UInt8]? {
         guard let device = try find(id: id) else { return nil }
-        let handle = try device.open()
+        let handle = try session(for: device).handle
         var bytes = try handle.descriptor(type: 0x01, index: 0, length: 18)
         let count = bytes.count >= 18 ? bytes[17] : 0
         for index in 0..<count {
@@ -67,6 +78,37 @@ public actor USBHost {
             bytes += try handle.descriptor(type: 0x02, index: index, length: total)
         }
         return bytes
+    }
+
+    /// Closes every session (transfers cancelled, claims released, kernel drivers attached
+    /// again), then stops the event thread.
+    public func shutdown() async {
+        let open = Array(sessions.values)
+        sessions = [:]
+        for session in open { await session.close() }
+        events.stop()
+    }
+
+    private static func key(_ device: USBDevice) -> String { "\(device.busNumber):\(device.address)" }
+
+    private func find(id: String) throws(USBError) -> USBDevice? {
+        try context.devices().first { USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id }
+    }
+
+    private func session(for device: USBDevice) throws(USBError) -> DeviceSession {
+        let key = Self.key(device)
+        if let session = sessions[key], !session.isGone { return session }
+        let handle = try device.open()
+        let configurations = try (0..<device.deviceDescriptor().numConfigurations).map { index throws(USBError) in
+            try device.configurationDescriptor(index: index)
+        }
+        let id = USBDeviceInfo.id(bus: device.busNumber, portPath: device.portNumbers)
+        let session = DeviceSession(
+            handle: handle, id: id, configurations: configurations,
+            activeConfiguration: try? handle.activeConfiguration())
+        sessions[key] = session
+        logger.debug("device opened", metadata: ["usb.device": "\(id)"])
+        return session
     }
 
     private func describe(_ device: USBDevice, cached: USBDeviceInfo?) throws(USBError) -> USBDeviceInfo {
@@ -79,7 +121,7 @@ public actor USBHost {
             descriptor: descriptor, configurations: configurations, activeConfiguration: nil, strings: [:])
         let handle: USBDeviceHandle
         do {
-            handle = try device.open()
+            handle = try session(for: device).handle
         } catch {
             logger.debug("cannot open device", metadata: ["usb.device": "\(info.id)", "error": "\(error)"])
             return info

@@ -9,26 +9,17 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     private let jobs = Mutex<[UnownedJob]>([])
     private let available = DispatchSemaphore(value: 0)
     private let thread = Mutex<pthread_t?>(nil)
-    private let name: String
+    private let stopRequested = Atomic<Bool>(false)
+    private let started = DispatchSemaphore(value: 0)
 
     /// Starts the thread, named `name` (at most 15 characters show in `top`).
     public init(name: String) {
-        self.name = String(name.prefix(15))
-        let box = Unmanaged.passRetained(self)
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        var handle = pthread_t()
-        let started = pthread_create(
-            &handle, &attributes,
-            { argument in
-                let executor = Unmanaged<ThreadExecutor>.fromOpaque(argument!).takeRetainedValue()
-                executor.runLoop()
-                return nil
-            }, box.toOpaque())
-        pthread_attr_destroy(&attributes)
-        precondition(started == 0, "pthread_create failed: \(started)")
-        pthread_detach(handle)
-        thread.withLock { $0 = handle }
+        NamedThread.start(name: name) { [self] in
+            thread.withLock { $0 = pthread_self() }
+            started.signal()
+            runLoop()
+        }
+        started.wait()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -52,17 +43,22 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         return pthread_equal(own, pthread_self()) != 0
     }
 
+    /// Ends the thread once the jobs already queued have run. Call it only when nothing can
+    /// enqueue any more (e.g. from the deinit of the one actor that uses this executor).
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        available.signal()
+    }
+
     private func runLoop() {
-        // pthread_setname_np is not imported (it needs _GNU_SOURCE); this is what it does.
-        if let file = fopen("/proc/thread-self/comm", "w") {
-            fputs(name, file)
-            fclose(file)
-        }
-        // The loop keeps its executor alive for the life of the process.
+        // The thread holds its executor until stopped.
         while true {
             available.wait()
-            let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
-            job?.runSynchronously(on: asUnownedSerialExecutor())
+            if let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                job.runSynchronously(on: asUnownedSerialExecutor())
+            } else if stopRequested.load(ordering: .acquiring) {
+                return
+            }
         }
     }
 }

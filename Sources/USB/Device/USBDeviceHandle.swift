@@ -20,6 +20,48 @@ public final class USBDeviceHandle: @unchecked Sendable {
         return value == 0 ? nil : UInt8(truncatingIfNeeded: value)
     }
 
+    /// libusb_set_auto_detach_kernel_driver: a kernel driver bound to an interface is detached
+    /// when the interface is claimed and attached again when it is released.
+    public func setAutoDetachKernelDriver(_ enabled: Bool) throws(USBError) {
+        try USBError.check(libusb_set_auto_detach_kernel_driver(pointer, enabled ? 1 : 0))
+    }
+
+    /// Whether a kernel driver is bound to `interface` (libusb_kernel_driver_active).
+    public func kernelDriverActive(interface: UInt8) throws(USBError) -> Bool {
+        try USBError.check(libusb_kernel_driver_active(pointer, Int32(interface))) == 1
+    }
+
+    /// libusb_claim_interface
+    public func claimInterface(_ interface: UInt8) throws(USBError) {
+        try USBError.check(libusb_claim_interface(pointer, Int32(interface)))
+    }
+
+    /// libusb_release_interface (which resets the interface to alternate setting 0).
+    public func releaseInterface(_ interface: UInt8) throws(USBError) {
+        try USBError.check(libusb_release_interface(pointer, Int32(interface)))
+    }
+
+    /// libusb_set_configuration; nil puts the device in the unconfigured state (-1).
+    public func setConfiguration(_ value: UInt8?) throws(USBError) {
+        try USBError.check(libusb_set_configuration(pointer, value.map(Int32.init) ?? -1))
+    }
+
+    /// libusb_set_interface_alt_setting (a SET_INTERFACE request; the interface must be claimed).
+    public func setAltSetting(interface: UInt8, altSetting: UInt8) throws(USBError) {
+        try USBError.check(libusb_set_interface_alt_setting(pointer, Int32(interface), Int32(altSetting)))
+    }
+
+    /// libusb_clear_halt
+    public func clearHalt(endpoint: UInt8) throws(USBError) {
+        try USBError.check(libusb_clear_halt(pointer, endpoint))
+    }
+
+    /// libusb_reset_device. LIBUSB_ERROR_NOT_FOUND means the device came back as a new
+    /// device and this handle is of no more use.
+    public func reset() throws(USBError) {
+        try USBError.check(libusb_reset_device(pointer))
+    }
+
     /// A descriptor as the device sends it to GET_DESCRIPTOR (libusb_get_descriptor).
     public func descriptor(type: UInt8, index: UInt8, length: Int) throws(USBError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: length)

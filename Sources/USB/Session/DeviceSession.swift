@@ -1,0 +1,215 @@
+import CLibUSB
+import Threads
+import Logging
+import Synchronization
+
+/// One open device and everything the daemon does with it. Runs on a thread of its own:
+/// blocking libusb calls (claim, SET_INTERFACE, clear halt, reset) never touch Swift's
+/// cooperative pool, and URBs for the device are submitted here, one after another, in
+/// the order requests arrive. Awaiting a transfer does not block the actor: other requests
+/// on the same device go ahead meanwhile.
+public actor DeviceSession {
+    /// The device's id ("1-2.3") at the time it was opened.
+    public nonisolated let id: String
+    public nonisolated let handle: USBDeviceHandle
+    private nonisolated let executor: ThreadExecutor
+    private nonisolated let goneFlag = Atomic<Bool>(false)
+    public private(set) var state: DeviceState
+    private var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    /// The device was unplugged, came back as a new device after a reset, or the session was closed:
+    /// every request answers LIBUSB_ERROR_NO_DEVICE.
+    public nonisolated var isGone: Bool { goneFlag.load(ordering: .acquiring) }
+
+    /// Takes over `handle`. Kernel drivers are detached from interfaces on claim and attached
+    /// again on release.
+    public init(handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?) {
+        self.id = id
+        self.handle = handle
+        self.executor = ThreadExecutor(name: "usb-\(id)")
+        self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
+        // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.
+        try? handle.setAutoDetachKernelDriver(true)
+    }
+
+    deinit { executor.stop() }
+
+    // MARK: Interfaces and configurations
+
+    /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is bound.
+    public func claim(_ number: UInt8) throws -> DeviceState.Claim {
+        try ensurePresent()
+        try state.checkClaim(number)
+        let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
+        try call { () throws(USBError) in try handle.claimInterface(number) }
+        let altSetting = state.activeConfiguration.flatMap {
+            Sysfs.altSetting(device: id, configuration: $0, interface: number)
+        }
+        let claim = DeviceState.Claim(interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached)
+        state.claimed(claim)
+        return claim
+    }
+
+    /// Releases interface `number` (libusb_release_interface); its kernel driver, if one was
+    /// detached, is attached again.
+    public func release(_ number: UInt8) throws {
+        try ensurePresent()
+        _ = try state.claim(number)
+        defer { state.released(number) }
+        try call { () throws(USBError) in try handle.releaseInterface(number) }
+    }
+
+    /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).
+    public func setAltSetting(interface: UInt8, altSetting: UInt8) throws {
+        try ensurePresent()
+        try state.checkAltSetting(interface: interface, altSetting: altSetting)
+        try call { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
+        state.altSettingSelected(interface: interface, altSetting: altSetting)
+    }
+
+    /// Activates configuration `value`, or unconfigures the device for nil (libusb_set_configuration).
+    public func setConfiguration(_ value: UInt8?) throws {
+        try ensurePresent()
+        try state.checkConfiguration(value)
+        try call { () throws(USBError) in try handle.setConfiguration(value) }
+        state.configured(value)
+    }
+
+    /// Clears a halt (stall) on `endpoint` of a claimed interface (libusb_clear_halt).
+    public func clearHalt(_ endpoint: UInt8) throws {
+        try ensurePresent()
+        _ = try state.endpoint(endpoint, for: .clearHalt)
+        try call { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
+    }
+
+    /// Resets the device's port (libusb_reset_device). Claims survive; alternate settings go
+    /// back to 0. If the device comes back as another device the session is gone.
+    public func reset() throws {
+        try ensurePresent()
+        do {
+            try handle.reset()
+        } catch {
+            if error == .notFound || error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            throw error
+        }
+        state.wasReset()
+    }
+
+    // MARK: Transfers
+
+    /// A control transfer on endpoint 0. For OUT, `data` is the data stage (`setup.length`
+    /// must equal its count); for IN, up to `setup.length` bytes come back in the result.
+    public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws(USBError)
+        -> TransferResult
+    {
+        try ensurePresent()
+        precondition(setup.direction == .in || Int(setup.length) == data.count, "wLength must match the OUT data")
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: setup.direction == .in ? 0x80 : 0x00, type: LIBUSB_TRANSFER_TYPE_CONTROL,
+            length: 8 + Int(setup.length), timeout: timeout)
+        let header = setup.bytes
+        pending.buffer.copyBytes(from: header)
+        if setup.direction == .out {
+            UnsafeMutableRawBufferPointer(rebasing: pending.buffer[8...]).copyBytes(from: data)
+        }
+        let result = try await perform(pending, endpoint: 0x00, logger: logger)
+        guard setup.direction == .in else { return result }
+        return TransferResult(
+            status: result.status, actualLength: result.actualLength,
+            data: pending.bytes(from: 8, count: result.actualLength))
+    }
+
+    /// Reads up to `length` bytes from bulk or interrupt IN endpoint `endpoint`.
+    public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
+        try ensurePresent()
+        let descriptor = try state.endpoint(endpoint, for: .read)
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: length, timeout: timeout)
+        let result = try await perform(pending, endpoint: endpoint, logger: logger)
+        return TransferResult(
+            status: result.status, actualLength: result.actualLength,
+            data: pending.bytes(from: 0, count: result.actualLength))
+    }
+
+    /// Writes `data` to bulk or interrupt OUT endpoint `endpoint`, then a zero-length packet if
+    /// `zeroLengthPacket` and the data fills its last packet (LIBUSB_TRANSFER_ADD_ZERO_PACKET).
+    public func write(_ endpoint: UInt8, data: [UInt8], zeroLengthPacket: Bool, timeout: UInt32, logger: Logger)
+        async throws -> TransferResult
+    {
+        try ensurePresent()
+        let descriptor = try state.endpoint(endpoint, for: .write)
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: data.count, timeout: timeout,
+            flags: zeroLengthPacket ? LIBUSB_TRANSFER_ADD_ZERO_PACKET : nil)
+        pending.buffer.copyBytes(from: data)
+        return try await perform(pending, endpoint: endpoint, logger: logger)
+    }
+
+    /// Cancels every transfer in flight, waits (up to 2 s) for them to end, releases every
+    /// claim (attaching kernel drivers again) and marks the session gone.
+    public func close() async {
+        goneFlag.store(true, ordering: .releasing)
+        for pending in inFlight.values { pending.cancel() }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !inFlight.isEmpty && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        for number in state.claims.keys.sorted() {
+            try? handle.releaseInterface(number)
+            state.released(number)
+        }
+    }
+
+    /// Transfers in flight now.
+    public var transfersInFlight: Int { inFlight.count }
+
+    // MARK: Helpers
+
+    private func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws(USBError)
+        -> TransferResult
+    {
+        let key = ObjectIdentifier(pending)
+        inFlight[key] = pending
+        defer { inFlight[key] = nil }
+        switch await pending.run() {
+        case .refused(let error):
+            if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            logger.debug(
+                "transfer refused",
+                metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
+            throw error
+        case .finished(let status, let actualLength):
+            if status == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            let metadata: Logger.Metadata = [
+                "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.transfer.status": "\(status.rawValue)",
+                "usb.transfer.length": "\(actualLength)",
+            ]
+            if status == .cancelled {
+                logger.notice("transfer cancelled", metadata: metadata)
+            } else {
+                logger.debug("transfer", metadata: metadata)
+            }
+            return TransferResult(status: status, actualLength: actualLength)
+        }
+    }
+
+    private func ensurePresent() throws(USBError) {
+        if isGone { throw .noDevice }
+    }
+
+    /// A blocking libusb call; LIBUSB_ERROR_NO_DEVICE marks the session gone.
+    private func call(_ body: () throws(USBError) -> Void) throws(USBError) {
+        do {
+            try body()
+        } catch {
+            if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            throw error
+        }
+    }
+
+    private func libusbType(_ endpoint: EndpointDescriptor) -> libusb_transfer_type {
+        endpoint.transferType == .interrupt ? LIBUSB_TRANSFER_TYPE_INTERRUPT : LIBUSB_TRANSFER_TYPE_BULK
+    }
+}

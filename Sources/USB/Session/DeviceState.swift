@@ -1,0 +1,127 @@
+/// What the daemon knows of one open device and decides from, with no I/O: the active
+/// configuration, the interfaces it has claimed and their alternate settings. Every check
+/// made before a URB is submitted lives here, so it can be tested without a device.
+public struct DeviceState: Sendable, Equatable {
+    /// An interface this daemon holds.
+    public struct Claim: Sendable, Equatable {
+        public var interface: UInt8
+        public var altSetting: UInt8
+        /// A kernel driver was bound and was detached by the claim (it comes back on release).
+        public var kernelDriverDetached: Bool
+
+        public init(interface: UInt8, altSetting: UInt8 = 0, kernelDriverDetached: Bool = false) {
+            self.interface = interface
+            self.altSetting = altSetting
+            self.kernelDriverDetached = kernelDriverDetached
+        }
+    }
+
+    /// What a request wants to do with an endpoint.
+    public enum EndpointUse: Sendable {
+        case read, write, clearHalt
+    }
+
+    public let configurations: [ConfigurationDescriptor]
+    /// bConfigurationValue of the active configuration, nil when unconfigured.
+    public internal(set) var activeConfiguration: UInt8?
+    /// Claimed interfaces by number.
+    public internal(set) var claims: [UInt8: Claim] = [:]
+
+    public init(configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?) {
+        self.configurations = configurations
+        self.activeConfiguration = activeConfiguration
+    }
+
+    /// The active configuration's descriptor.
+    public var active: ConfigurationDescriptor? {
+        configurations.first { $0.value == activeConfiguration }
+    }
+
+    /// Interface `number` of the active configuration.
+    public func interface(_ number: UInt8) throws(DeviceStateError) -> Interface {
+        guard let active else { throw .unconfigured }
+        guard let interface = active.interfaces.first(where: { $0.number == number }) else {
+            throw .interfaceNotFound(number, configuration: active.value)
+        }
+        return interface
+    }
+
+    /// Checks that `number` exists and is not claimed yet.
+    public func checkClaim(_ number: UInt8) throws(DeviceStateError) {
+        _ = try interface(number)
+        if claims[number] != nil { throw .interfaceClaimed(number) }
+    }
+
+    /// The claim on `number`.
+    public func claim(_ number: UInt8) throws(DeviceStateError) -> Claim {
+        _ = try interface(number)
+        guard let claim = claims[number] else { throw .interfaceNotClaimed(number) }
+        return claim
+    }
+
+    /// Checks a SET_INTERFACE: the interface claimed, the setting among its alternates.
+    public func checkAltSetting(interface number: UInt8, altSetting: UInt8) throws(DeviceStateError) {
+        let interface = try interface(number)
+        _ = try claim(number)
+        guard interface.altSettings.contains(where: { $0.alternateSetting == altSetting }) else {
+            throw .altSettingNotFound(interface: number, altSetting: altSetting)
+        }
+    }
+
+    /// Checks a SET_CONFIGURATION: a configuration the device has (nil: unconfigured), and no claims held.
+    public func checkConfiguration(_ value: UInt8?) throws(DeviceStateError) {
+        if let value, !configurations.contains(where: { $0.value == value }) {
+            throw .configurationNotFound(value, available: configurations.map(\.value))
+        }
+        if !claims.isEmpty { throw .claimsHeld(claims.keys.sorted()) }
+    }
+
+    /// The endpoint at `address` if `use` may go ahead: it is in the current alternate setting
+    /// of a claimed interface, with the direction and type that `use` needs.
+    public func endpoint(_ address: UInt8, for use: EndpointUse) throws(DeviceStateError) -> EndpointDescriptor {
+        guard address & 0x0f != 0 else { throw .controlEndpoint(address) }
+        guard let active else { throw .unconfigured }
+        for interface in active.interfaces {
+            let altSetting = claims[interface.number]?.altSetting ?? 0
+            guard let alt = interface.altSettings.first(where: { $0.alternateSetting == altSetting }),
+                let endpoint = alt.endpoints.first(where: { $0.address == address })
+            else { continue }
+            guard claims[interface.number] != nil else { throw .interfaceNotClaimed(interface.number) }
+            switch use {
+            case .read where endpoint.direction != .in: throw .wrongDirection(address, expected: .in)
+            case .write where endpoint.direction != .out: throw .wrongDirection(address, expected: .out)
+            default: break
+            }
+            guard endpoint.transferType == .bulk || endpoint.transferType == .interrupt else {
+                throw .wrongType(address, endpoint.transferType)
+            }
+            return endpoint
+        }
+        throw .endpointNotFound(address, configuration: active.value)
+    }
+
+    mutating func claimed(_ claim: Claim) { claims[claim.interface] = claim }
+    mutating func released(_ number: UInt8) { claims[number] = nil }
+    mutating func altSettingSelected(interface: UInt8, altSetting: UInt8) { claims[interface]?.altSetting = altSetting }
+    mutating func configured(_ value: UInt8?) { activeConfiguration = value }
+
+    /// After a port reset every claimed interface is back at alternate setting 0.
+    mutating func wasReset() {
+        for number in claims.keys { claims[number]?.altSetting = 0 }
+    }
+}
+
+/// Why a request on a device may not go ahead: found before any URB is submitted.
+public enum DeviceStateError: Error, Sendable, Equatable {
+    case unconfigured
+    case configurationNotFound(UInt8, available: [UInt8])
+    case interfaceNotFound(UInt8, configuration: UInt8)
+    case altSettingNotFound(interface: UInt8, altSetting: UInt8)
+    case interfaceClaimed(UInt8)
+    case interfaceNotClaimed(UInt8)
+    case claimsHeld([UInt8])
+    case controlEndpoint(UInt8)
+    case endpointNotFound(UInt8, configuration: UInt8)
+    case wrongDirection(UInt8, expected: Direction)
+    case wrongType(UInt8, TransferType)
+}

@@ -1,0 +1,130 @@
+import CLibUSB
+import Synchronization
+
+/// One asynchronous libusb transfer (`struct libusb_transfer`) with its own buffer: filled,
+/// submitted from the caller's isolation (a device actor), completed on the event thread,
+/// and cancelled (libusb_cancel_transfer) when the awaiting task is cancelled.
+final class PendingTransfer: @unchecked Sendable {
+    /// How the wait for a transfer ended.
+    enum Outcome: Sendable, Equatable {
+        /// The transfer ran; `actualLength` bytes moved (the setup packet not counted).
+        case finished(TransferStatus, actualLength: Int)
+        /// libusb_submit_transfer refused it: no URB was queued.
+        case refused(USBError)
+    }
+
+    private enum Phase { case ready, submitted, cancelRequested, finished }
+
+    private struct State {
+        var phase = Phase.ready
+        var continuation: CheckedContinuation<Outcome, Never>?
+    }
+
+    /// Keeps the handle open while the kernel holds the transfer.
+    let handle: USBDeviceHandle
+    private let transfer: UnsafeMutablePointer<libusb_transfer>
+    /// The bytes the kernel reads from or writes into; for control transfers the 8-byte
+    /// setup packet comes first.
+    let buffer: UnsafeMutableRawBufferPointer
+    private let state = Mutex(State())
+
+    /// libusb_alloc_transfer and a buffer of `length` bytes.
+    init(
+        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
+        flags: libusb_transfer_flags? = nil
+    ) throws(USBError) {
+        guard let transfer = libusb_alloc_transfer(0) else { throw .noMemory }
+        self.handle = handle
+        self.transfer = transfer
+        self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
+        transfer.pointee.dev_handle = handle.pointer
+        transfer.pointee.endpoint = endpoint
+        transfer.pointee.type = UInt8(type.rawValue)
+        transfer.pointee.timeout = timeout
+        transfer.pointee.length = Int32(length)
+        transfer.pointee.buffer = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        transfer.pointee.flags = UInt8(flags?.rawValue ?? 0)
+        transfer.pointee.callback = transferFinished
+    }
+
+    deinit {
+        libusb_free_transfer(transfer)
+        buffer.deallocate()
+    }
+
+    /// Submits the transfer and waits for its end. Cancelling the calling task cancels the
+    /// transfer: the URB is discarded and the outcome is `.finished(.cancelled, …)`.
+    func run(isolation: isolated (any Actor)? = #isolation) async -> Outcome {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation(isolation: isolation) { continuation in
+                submit(continuation)
+            }
+        } onCancel: {
+            cancel()
+        }
+    }
+
+    /// Asks libusb to cancel the transfer if it is in flight, or keeps it from being submitted.
+    /// The outcome still arrives through ``run(isolation:)``.
+    func cancel() {
+        let inFlight = state.withLock { state -> Bool in
+            switch state.phase {
+            case .ready:
+                state.phase = .cancelRequested
+                return false
+            case .submitted: return true
+            case .cancelRequested, .finished: return false
+            }
+        }
+        // Outside the lock: the callback takes it. A transfer that finished meanwhile
+        // answers LIBUSB_ERROR_NOT_FOUND, which is fine.
+        if inFlight { _ = libusb_cancel_transfer(transfer) }
+    }
+
+    /// The bytes at `offset..<offset+count` of the buffer, as an array.
+    func bytes(from offset: Int, count: Int) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]))
+    }
+
+    private func submit(_ continuation: CheckedContinuation<Outcome, Never>) {
+        // Submission happens under the lock so that a concurrent cancel() sees either
+        // "not yet submitted" (and prevents it) or "in flight" (and cancels it).
+        let early = state.withLock { state -> Outcome? in
+            guard state.phase == .ready else {
+                state.phase = .finished
+                return .finished(.cancelled, actualLength: 0)
+            }
+            let retained = Unmanaged.passRetained(self)
+            transfer.pointee.user_data = retained.toOpaque()
+            let result = libusb_submit_transfer(transfer)
+            guard result == 0 else {
+                retained.release()
+                state.phase = .finished
+                return .refused(USBError(result))
+            }
+            state.continuation = continuation
+            state.phase = .submitted
+            return nil
+        }
+        if let early { continuation.resume(returning: early) }
+    }
+
+    /// Called once by libusb on the event thread when the transfer ends.
+    fileprivate func finished() {
+        let outcome = Outcome.finished(
+            TransferStatus(transfer.pointee.status), actualLength: Int(transfer.pointee.actual_length))
+        let continuation = state.withLock { state in
+            state.phase = .finished
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+}
+
+/// libusb_transfer_cb_fn for every ``PendingTransfer``: `user_data` holds the transfer,
+/// retained at submission.
+private let transferFinished: libusb_transfer_cb_fn = { transfer in
+    guard let userData = transfer?.pointee.user_data else { return }
+    Unmanaged<PendingTransfer>.fromOpaque(userData).takeRetainedValue().finished()
+}

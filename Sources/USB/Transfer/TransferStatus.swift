@@ -1,0 +1,46 @@
+import CLibUSB
+
+/// How a transfer ended (`enum libusb_transfer_status`). An outcome, not a call error:
+/// a stall or a timeout is something the device did, reported apart from ``USBError``.
+public enum TransferStatus: String, Sendable, Equatable, CaseIterable {
+    /// LIBUSB_TRANSFER_COMPLETED: done, possibly with less data than asked for (a short read).
+    case completed
+    /// LIBUSB_TRANSFER_ERROR
+    case error
+    /// LIBUSB_TRANSFER_TIMED_OUT
+    case timedOut = "timed_out"
+    /// LIBUSB_TRANSFER_CANCELLED
+    case cancelled
+    /// LIBUSB_TRANSFER_STALL: a halted bulk/interrupt endpoint, or a control request the device refused.
+    case stall
+    /// LIBUSB_TRANSFER_NO_DEVICE
+    case noDevice = "no_device"
+    /// LIBUSB_TRANSFER_OVERFLOW: the device sent more than asked for (babble).
+    case overflow
+
+    init(_ status: libusb_transfer_status) {
+        switch status {
+        case LIBUSB_TRANSFER_COMPLETED: self = .completed
+        case LIBUSB_TRANSFER_TIMED_OUT: self = .timedOut
+        case LIBUSB_TRANSFER_CANCELLED: self = .cancelled
+        case LIBUSB_TRANSFER_STALL: self = .stall
+        case LIBUSB_TRANSFER_NO_DEVICE: self = .noDevice
+        case LIBUSB_TRANSFER_OVERFLOW: self = .overflow
+        default: self = .error
+        }
+    }
+}
+
+/// What a finished transfer reports: its status and the bytes that moved. For an IN
+/// transfer `data` holds what arrived (`actualLength` bytes); for OUT it is empty.
+public struct TransferResult: Sendable, Equatable {
+    public var status: TransferStatus
+    public var actualLength: Int
+    public var data: [UInt8]
+
+    public init(status: TransferStatus, actualLength: Int, data: [UInt8] = []) {
+        self.status = status
+        self.actualLength = actualLength
+        self.data = data
+    }
+}

@@ -1,0 +1,87 @@
+import HTTPRouting
+import HTTPServer
+import USB
+
+/// A device's configuration, its interface claims and alternate settings, and port reset.
+struct InterfaceRoutes: Sendable {
+    let context: RouteContext
+
+    func register(in router: inout Router) {
+        router.get("/v1/devices/{id}/claims") { try await claims($0) }
+        router.post("/v1/devices/{id}/interfaces/{interface}/claim") { try await claim($0) }
+        router.delete("/v1/devices/{id}/interfaces/{interface}/claim") { try await release($0) }
+        router.put("/v1/devices/{id}/interfaces/{interface}/alt-setting") { try await altSetting($0) }
+        router.put("/v1/devices/{id}/configuration") { try await configuration($0) }
+        router.post("/v1/devices/{id}/reset") { try await reset($0) }
+    }
+
+    func claims(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let session = try await context.session(request)
+        return try .json(SessionState(id: session.id, await session.state))
+    }
+
+    func claim(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let number = try context.byte(request, "interface")
+        let session = try await context.session(request)
+        let claim = try await context.usb("Claiming interface \(number) of \(session.id)", device: session.id) {
+            try await session.claim(number)
+        }
+        request.request.logger.info(
+            "interface claimed",
+            metadata: [
+                "usb.device": "\(session.id)", "usb.interface": "\(number)",
+                "usb.kernel_driver_detached": "\(claim.kernelDriverDetached)",
+            ])
+        return try .json(ClaimModel(claim))
+    }
+
+    func release(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let number = try context.byte(request, "interface")
+        let session = try await context.session(request)
+        try await context.usb("Releasing interface \(number) of \(session.id)", device: session.id) {
+            try await session.release(number)
+        }
+        request.request.logger.info(
+            "interface released", metadata: ["usb.device": "\(session.id)", "usb.interface": "\(number)"])
+        return try .json(SessionState(id: session.id, await session.state))
+    }
+
+    func altSetting(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["value"])
+        let number = try context.byte(request, "interface")
+        let value = UInt8(
+            try request.query.requiredInteger("value", in: 0...0xff))
+        let session = try await context.session(request)
+        try await context.usb("Selecting alternate setting \(value) of interface \(number) of \(session.id)", device: session.id) {
+            try await session.setAltSetting(interface: number, altSetting: value)
+        }
+        return try .json(SessionState(id: session.id, await session.state))
+    }
+
+    func configuration(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["value"])
+        let value = try request.query.requiredInteger("value", in: 0...0xff)
+        let session = try await context.session(request)
+        try await context.usb("Selecting configuration \(value) of \(session.id)", device: session.id) {
+            try await session.setConfiguration(value == 0 ? nil : UInt8(value))
+        }
+        return try .json(SessionState(id: session.id, await session.state))
+    }
+
+    func reset(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let session = try await context.session(request)
+        do {
+            try await session.reset()
+        } catch let error as USBError {
+            // LIBUSB_ERROR_NOT_FOUND: the device came back as a new device; look it up again.
+            guard error == .notFound else { throw USBProblem.usb(error, context: "Resetting \(session.id)") }
+            return try .json(ResetAnswer(reenumerated: true))
+        }
+        request.request.logger.info("device reset", metadata: ["usb.device": "\(session.id)"])
+        return try .json(ResetAnswer(reenumerated: false))
+    }
+}

@@ -1,0 +1,70 @@
+import HTTPRouting
+import HTTPServer
+import USB
+
+/// Control transfers, bulk and interrupt reads and writes, and clearing a halt.
+struct TransferRoutes: Sendable {
+    let context: RouteContext
+
+    func register(in router: inout Router) {
+        router.post("/v1/devices/{id}/control") { try await control($0) }
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/data") { try await read($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/data") { try await write($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/clear-halt") { try await clearHalt($0) }
+    }
+
+    func control(_ request: RoutedRequest) async throws -> HTTPResponse {
+        let control = try ControlRequest(request, limits: context.limits)
+        let session = try await context.session(request)
+        let setup = control.setup
+        let what = "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)"
+        let result = try await context.usb(what, device: session.id) {
+            try await session.control(setup, data: control.data, timeout: control.timeout, logger: request.request.logger)
+        }
+        if setup.direction == .in {
+            return try TransferAnswer.received(
+                result, requested: Int(setup.length), json: control.answerInJSON, context: what)
+        }
+        return try TransferAnswer.sent(result, requested: control.data.count, context: what)
+    }
+
+    func read(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["length", "timeout_ms"])
+        let endpoint = try context.byte(request, "endpoint")
+        let length = try request.query.requiredInteger("length", in: 0...context.limits.maxReadLength)
+        let timeout = try context.limits.timeout(request.query)
+        let session = try await context.session(request)
+        let what = "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)"
+        let result = try await context.usb(what, device: session.id) {
+            try await session.read(endpoint, length: length, timeout: timeout, logger: request.request.logger)
+        }
+        let json = request.request.headers["Accept"]?.contains("application/json") ?? false
+        return try TransferAnswer.received(result, requested: length, json: json, context: what)
+    }
+
+    func write(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["timeout_ms", "zlp"])
+        let endpoint = try context.byte(request, "endpoint")
+        let timeout = try context.limits.timeout(request.query)
+        let zeroLengthPacket = try request.query.boolean("zlp") ?? false
+        let data = request.request.body
+        let session = try await context.session(request)
+        let what = "Writing \(data.count) bytes to endpoint \(hex(endpoint)) of \(session.id)"
+        let result = try await context.usb(what, device: session.id) {
+            try await session.write(
+                endpoint, data: data, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
+                logger: request.request.logger)
+        }
+        return try TransferAnswer.sent(result, requested: data.count, context: what)
+    }
+
+    func clearHalt(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let endpoint = try context.byte(request, "endpoint")
+        let session = try await context.session(request)
+        try await context.usb("Clearing the halt of endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
+            try await session.clearHalt(endpoint)
+        }
+        return try .json(ClearHaltAnswer(endpoint: hex(endpoint), halted: false))
+    }
+}

@@ -1,0 +1,18 @@
+import HTTPRouting
+
+/// Bounds on transfers that the daemon's operator sets: timeouts and single-read lengths.
+public struct TransferLimits: Sendable, Equatable {
+    /// The timeout of a transfer whose request gives no `timeout_ms`.
+    public var defaultTimeoutMs = 5_000
+    /// The largest `timeout_ms` accepted.
+    public var maxTimeoutMs = 600_000
+    /// The largest `length` of one bulk or interrupt read.
+    public var maxReadLength = 1 << 20
+
+    public init() {}
+
+    /// `timeout_ms` from `parameters`, or the default.
+    func timeout(_ parameters: QueryParameters) throws(RoutingProblem) -> UInt32 {
+        UInt32(try parameters.integer("timeout_ms", in: 1...maxTimeoutMs) ?? defaultTimeoutMs)
+    }
+}

@@ -1,0 +1,45 @@
+import Glibc
+
+/// A bare TCP connection, for tests that must hang up in the middle of a request or send
+/// bytes no HTTP client library would.
+public final class RawConnection {
+    private var fd: Int32
+
+    /// Connects to `host` (an IPv4 literal) on `port`.
+    public init(host: String = "127.0.0.1", port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            Glibc.close(fd)
+            throw TestFailure("connect to \(host):\(port): errno \(errno)")
+        }
+    }
+
+    deinit { close() }
+
+    /// Sends `text` as is (write CRLFs yourself).
+    public func send(_ text: String) throws {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, 0) }
+            guard sent > 0 else { throw TestFailure("send: errno \(errno)") }
+            offset += sent
+        }
+    }
+
+    /// Closes the socket: the server sees the client hang up.
+    public func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+}
