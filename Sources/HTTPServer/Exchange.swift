@@ -60,13 +60,19 @@ final class Exchange: Sendable {
 
     /// Keeps the responder's task, to cancel it if the client goes away.
     func started(_ task: Task<Void, Never>, watch: DisconnectWatcher.Registration?) {
-        let cancelNow = state.withLock { state -> Bool in
+        enum Next { case none, cancelTask, unwatch }
+        let next = state.withLock { state -> Next in
+            // The task may have answered already: then there is nothing left to watch.
+            guard case .processing = state.phase else { return .unwatch }
             state.hangupWatch = watch
-            guard case .processing = state.phase else { return false }
             state.task = task
-            return state.clientGone
+            return state.clientGone ? .cancelTask : .none
         }
-        if cancelNow { task.cancel() }
+        switch next {
+        case .none: break
+        case .cancelTask: task.cancel()
+        case .unwatch: watch?.cancel()
+        }
     }
 
     /// Cancels the responder's task: its client is gone, or the server is shutting down.

@@ -4,8 +4,8 @@ import TestSupport
 
 /// `GET /v1/devices` and `GET /v1/devices/{id}` from the real daemon in the lab, field by
 /// field against what `lsusb -v` and sysfs say about every device there.
-@Suite(.timeLimit(.minutes(10)))
-struct DeviceListingTests {
+extension InTheLab {
+@Suite struct DeviceListingTests {
     func devices(_ lab: LabSession, query: String = "") async throws -> [[String: Any]] {
         let result = try await lab.daemon.get("/v1/devices" + query)
         #expect(result.status == 200, "\(result.text)")
@@ -223,4 +223,5 @@ struct DeviceListingTests {
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await lab.daemonLog().contains("request.id=lab-test-4711"))
     }
+}
 }

@@ -7,7 +7,8 @@ public final class RawConnection {
 
     /// Connects to `host` (an IPv4 literal) on `port`.
     public init(host: String = "127.0.0.1", port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a child process spawned meanwhile (the lab) must not keep it open.
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -37,9 +38,11 @@ public final class RawConnection {
         }
     }
 
-    /// Closes the socket: the server sees the client hang up.
+    /// Shuts the connection down and closes the socket: the server sees the client hang up.
     public func close() {
-        if fd >= 0 { Glibc.close(fd) }
+        guard fd >= 0 else { return }
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
         fd = -1
     }
 }

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The lab's devices as the tests address them, and the calls the transfer tests make.
+extension LabSession {
+    static let sourceSink = "lab-sourcesink"
+    static let loopback = "lab-loopback"
+    static let gadget = "lab-ffs"
+
+    /// The id of the device with serial number `serial`.
+    func deviceID(serial: String) async throws -> String {
+        let result = try await daemon.get("/v1/devices?serial=\(serial)")
+        let devices = try #require(try result.object()["devices"] as? [[String: Any]])
+        return try #require(devices.first?["id"] as? String, "no device with serial \(serial)")
+    }
+
+    /// The id of the first device with these ids.
+    func deviceID(vendor: Int, product: Int) async throws -> String {
+        let result = try await daemon.get("/v1/devices?vendor_id=\(vendor)&product_id=\(product)")
+        let devices = try #require(try result.object()["devices"] as? [[String: Any]])
+        return try #require(devices.first?["id"] as? String, "no device \(vendor):\(product)")
+    }
+
+    /// The address of the first endpoint of interface 0, alternate setting 0, with this type and direction.
+    func endpoint(_ id: String, type: String, direction: String) async throws -> Int {
+        let details = try await daemon.get("/v1/devices/\(id)").object()
+        let configurations = try #require(details["configurations"] as? [[String: Any]])
+        let interfaces = try #require(configurations.first?["interfaces"] as? [[String: Any]])
+        let alts = try #require(interfaces.first?["alt_settings"] as? [[String: Any]])
+        let endpoints = try #require(alts.first?["endpoints"] as? [[String: Any]])
+        let endpoint = try #require(
+            endpoints.first { $0["transfer_type"] as? String == type && $0["direction"] as? String == direction },
+            "\(id) has no \(type) \(direction) endpoint")
+        return try #require(endpoint["address"] as? Int)
+    }
+
+    func post(_ path: String, body: [UInt8]? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
+        try await daemon.request("POST", path, body: body ?? [], headers: headers)
+    }
+
+    /// Claims interface 0 of `id` if it is not claimed yet.
+    func claimed(_ id: String, interface: Int = 0) async throws {
+        let state = try await daemon.get("/v1/devices/\(id)/claims").object()
+        let claims = state["claims"] as? [[String: Any]] ?? []
+        if claims.contains(where: { $0["interface"] as? Int == interface }) { return }
+        let result = try await post("/v1/devices/\(id)/interfaces/\(interface)/claim")
+        #expect(result.status == 200, "claim: \(result.text)")
+    }
+
+    /// Releases interface `interface` of `id` if it is claimed.
+    func released(_ id: String, interface: Int = 0) async throws {
+        let state = try await daemon.get("/v1/devices/\(id)/claims").object()
+        let claims = state["claims"] as? [[String: Any]] ?? []
+        guard claims.contains(where: { $0["interface"] as? Int == interface }) else { return }
+        let result = try await daemon.request("DELETE", "/v1/devices/\(id)/interfaces/\(interface)/claim")
+        #expect(result.status == 200, "release: \(result.text)")
+    }
+
+    /// A vendor control request in plain form.
+    func vendor(
+        _ id: String, _ direction: String, request: Int, value: Int = 0, index: Int = 0, length: Int? = nil,
+        recipient: String = "device", data: [UInt8]? = nil, timeout: Int? = nil
+    ) async throws -> HTTPResult {
+        var query = "direction=\(direction)&type=vendor&recipient=\(recipient)&request=\(request)&value=\(value)&index=\(index)"
+        if let length { query += "&length=\(length)" }
+        if let timeout { query += "&timeout_ms=\(timeout)" }
+        return try await post("/v1/devices/\(id)/control?\(query)", body: data)
+    }
+
+    func read(_ id: String, endpoint: Int, length: Int, timeout: Int? = nil) async throws -> HTTPResult {
+        var path = "/v1/devices/\(id)/endpoints/\(endpoint)/data?length=\(length)"
+        if let timeout { path += "&timeout_ms=\(timeout)" }
+        return try await daemon.get(path)
+    }
+
+    func write(_ id: String, endpoint: Int, data: [UInt8], query: String = "") async throws -> HTTPResult {
+        try await post("/v1/devices/\(id)/endpoints/\(endpoint)/data" + (query.isEmpty ? "" : "?" + query), body: data)
+    }
+}
+
+/// The FunctionFS gadget's vendor requests (lab/gadget/ffs-gadget.c).
+enum Gadget {
+    static let info = 0x01, echoSet = 0x02, echoGet = 0x03, outCount = 0x04, refuse = 0x10
+    static let interruptQueue = 0x20, halt = 0x21, delayed = 0x30
+    /// Endpoint files: ep1 interrupt IN, ep2 bulk IN, ep3 bulk OUT.
+    static let interruptFile = 1, bulkInFile = 2, bulkOutFile = 3
+}
+
+extension HTTPResult {
+    /// The JSON body's `actual_length`.
+    var actualLength: Int? { (try? object())?["actual_length"] as? Int }
+
+    /// A little-endian integer made of the body's bytes.
+    var littleEndian: UInt64 { body.reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+}

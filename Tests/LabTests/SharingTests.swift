@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension InTheLab {
+    /// Several clients and devices at once, and clients that go away.
+    @Suite struct SharingTests {
+        /// Two clients on one device: every transfer whole, nothing lost, nothing interleaved.
+        @Test func twoClientsOnOneDeviceAreSerialized() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let bulkOut = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+
+            let results = try await withThrowingTaskGroup(of: (sent: Int, reads: [[UInt8]]).self) { group in
+                for client in 0..<2 {
+                    group.addTask {
+                        var sent = 0
+                        var reads: [[UInt8]] = []
+                        for round in 0..<10 {
+                            let size = 1000 + client * 100 + round
+                            let written = try await lab.write(id, endpoint: bulkOut, data: [UInt8](repeating: 7, count: size))
+                            #expect(written.status == 200, "\(written.text)")
+                            sent += written.actualLength ?? 0
+                            let read = try await lab.read(id, endpoint: bulkIn, length: 2048)
+                            #expect(read.status == 200, "\(read.text)")
+                            reads.append(read.body)
+                        }
+                        return (sent, reads)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let after = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+            #expect(Int(after - before) == results.map(\.sent).reduce(0, +), "every byte sent arrived")
+            for read in results.flatMap(\.reads) {
+                #expect(!read.isEmpty)
+                #expect(zip(read, read.dropFirst()).allSatisfy { UInt8((Int($0) + 1) % 251) == $1 }, "one piece of the stream")
+            }
+        }
+
+        /// A transfer waiting on one device does not hold up another device, nor other
+        /// endpoints of its own device.
+        @Test func devicesWorkInParallel() async throws {
+            let lab = try await Lab.shared.session()
+            let gadget = try await lab.deviceID(serial: LabSession.gadget)
+            let sourceSink = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(gadget)
+            let bulkIn = try await lab.endpoint(gadget, type: "bulk", direction: "in")
+
+            let slowStarted = ContinuousClock.now
+            async let slow = lab.vendor(gadget, "in", request: Gadget.delayed, value: 3000, length: 4, timeout: 10000)
+            try await Task.sleep(for: .milliseconds(300))
+            for _ in 0..<5 {
+                let data = (0..<16).map { _ in UInt8.random(in: 0...255) }
+                #expect(try await lab.vendor(sourceSink, "out", request: 0x5b, data: data).status == 200)
+                #expect(try await lab.vendor(sourceSink, "in", request: 0x5c, length: 16).body == data)
+            }
+            let sameDevice = try await lab.read(gadget, endpoint: bulkIn, length: 512)
+            #expect(sameDevice.status == 200, "a bulk read on the busy device")
+            let othersDone = ContinuousClock.now - slowStarted
+            let slowResult = try await slow
+            let slowDone = ContinuousClock.now - slowStarted
+            #expect(slowResult.status == 200 && slowResult.body.count == 4, "\(slowResult.text)")
+            #expect(slowDone >= .milliseconds(3000))
+            #expect(othersDone < .milliseconds(2900), "the other requests did not wait for the slow one")
+        }
+
+        /// A client that disconnects in the middle of a long transfer: the URB is cancelled
+        /// and the endpoint works right after.
+        @Test func aClientThatHangsUpHasItsTransferCancelled() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
+            let port = try #require(Int(lab.daemon.base.split(separator: ":").last ?? ""))
+            let requestID = "hangup-\(UInt32.random(in: 0...UInt32.max))"
+
+            let connection = try RawConnection(port: port)
+            try connection.send(
+                "GET /v1/devices/\(id)/endpoints/\(interrupt)/data?length=64&timeout_ms=60000 HTTP/1.1\r\n"
+                    + "Host: lab\r\nX-Request-Id: \(requestID)\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(800))
+            connection.close()
+
+            let deadline = ContinuousClock.now + .seconds(10)
+            var log = ""
+            while ContinuousClock.now < deadline {
+                log = try await lab.daemonLog()
+                if log.split(separator: "\n").contains(where: {
+                    $0.contains("transfer cancelled") && $0.contains(requestID)
+                }) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(
+                log.split(separator: "\n").contains { $0.contains("transfer cancelled") && $0.contains(requestID) },
+                "the daemon's log tells of the cancelled transfer")
+
+            // Had the URB stayed queued, this packet would go to it and the read would time out.
+            #expect(try await lab.vendor(id, "out", request: Gadget.interruptQueue, value: 3).status == 200)
+            let packet = try await lab.read(id, endpoint: interrupt, length: 64, timeout: 3000)
+            #expect(packet.status == 200 && packet.body == [0xa0, 0xa1, 0xa2], "\(packet.text)")
+        }
+    }
+}
