@@ -24,6 +24,18 @@ let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, terminati
     core.completed(exchange, termination: termination)
 }
 
+/// MHD_ContentReaderCallback of streamed responses; `cls` is their ``StreamResponse``.
+let streamReader: MHD_ContentReaderCallback = { cls, _, buffer, max in
+    guard let cls, let buffer else { return usbhttpd_mhd_reader_end_with_error }
+    return Unmanaged<StreamResponse>.fromOpaque(cls).takeUnretainedValue().read(into: buffer, max: max)
+}
+
+/// MHD_ContentReaderFreeCallback of streamed responses: releases the ``StreamResponse``.
+let streamFreed: MHD_ContentReaderFreeCallback = { cls in
+    guard let cls else { return }
+    Unmanaged<StreamResponse>.fromOpaque(cls).takeRetainedValue().freed()
+}
+
 /// MHD_LogCallback: libmicrohttpd's own error messages, into the server's logger.
 let mhdLog: MHD_LogCallback = { cls, format, arguments in
     guard let cls, let format, let arguments else { return }

@@ -1,15 +1,27 @@
 import FoundationEssentials
 
-/// A response: a status, header fields and a body held in memory.
+/// A response: a status, header fields and a body held in memory, or a body streamed
+/// while it is made (sent chunked).
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// When set, the body is this stream and `body` is ignored.
+    public var stream: (any HTTPBodyStream)?
 
     public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A chunked body read from `stream` as it is sent.
+    public static func streaming(_ stream: any HTTPBodyStream, status: Int = 200, headers: HTTPHeaders = [:])
+        -> HTTPResponse
+    {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.stream = stream
+        return response
     }
 
     /// A JSON body (`application/json`), pretty-printed with sorted keys and snake_case names.

@@ -64,6 +64,12 @@ public final class HTTPServer: Sendable {
         for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
         // Give the resumed connections a moment to be written out.
         await waitUntilIdle(for: .seconds(1))
+        // End every stream and wait for its response to be freed: none may stay suspended.
+        for stream in core.streams.withLock({ Array($0.values) }) { stream.stopForShutdown() }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !core.streams.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         daemon.withLock { $0 = nil }
         MHD_stop_daemon(daemonRef.pointer)
         core.hangups?.stop()

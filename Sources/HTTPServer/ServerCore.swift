@@ -12,6 +12,8 @@ final class ServerCore: Sendable {
     /// Exchanges whose connection is suspended while the responder runs.
     let inProgress = Mutex<[ObjectIdentifier: Exchange]>([:])
     let shuttingDown = Atomic<Bool>(false)
+    /// Streamed responses not yet freed, ended first when the server stops.
+    let streams = Mutex<[ObjectIdentifier: StreamResponse]>([:])
     /// Notices clients that hang up while their request is processed (nil if epoll failed).
     let hangups: DisconnectWatcher?
 
@@ -132,6 +134,26 @@ final class ServerCore: Sendable {
         return (Double(seconds) * 1e6 + Double(attoseconds) / 1e12).rounded() / 1000
     }
 
+    /// An MHD_Response of unknown size (chunked) whose content reader reads `stream`.
+    private func streamResponse(_ stream: any HTTPBodyStream, exchange: Exchange) -> OpaquePointer? {
+        let box = StreamResponse(
+            stream: stream, connection: exchange.connection, logger: exchange.request.logger, hangups: hangups,
+            onFree: { [weak self] box in _ = self?.streams.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) } })
+        let retained = Unmanaged.passRetained(box)
+        guard
+            let response = MHD_create_response_from_callback(
+                usbhttpd_mhd_size_unknown, 64 * 1024, streamReader, retained.toOpaque(), streamFreed)
+        else {
+            retained.release()
+            stream.close()
+            return nil
+        }
+        box.response = response
+        streams.withLock { $0[ObjectIdentifier(box)] = box }
+        stream.start(wake: { [weak box] in box?.wake() })
+        return response
+    }
+
     /// Cancels the exchange's task if its client hangs up while the connection is suspended.
     private func watchForHangup(_ exchange: Exchange) -> DisconnectWatcher.Registration? {
         let fd = usbhttpd_mhd_connection_fd(exchange.connection.pointer)
@@ -166,11 +188,17 @@ final class ServerCore: Sendable {
     }
 
     private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
-        let mhdResponse = response.body.withUnsafeBytes { bytes in
-            MHD_create_response_from_buffer(
-                bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
+        let made: OpaquePointer?
+        if let stream = response.stream {
+            made = streamResponse(stream, exchange: exchange)
+        } else {
+            made = response.body.withUnsafeBytes { bytes in
+                MHD_create_response_from_buffer(
+                    bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress),
+                    MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
+            }
         }
-        guard let mhdResponse else { return MHD_Result.NO }
+        guard let mhdResponse = made else { return MHD_Result.NO }
         defer { MHD_destroy_response(mhdResponse) }
         for field in response.headers { _ = MHD_add_response_header(mhdResponse, field.name, field.value) }
         _ = MHD_add_response_header(mhdResponse, "X-Request-Id", exchange.request.id)

@@ -6,7 +6,14 @@ import Synchronization
 /// libusb calls use it, so the calls never occupy Swift's cooperative threads, and code
 /// already on that thread can enter the actor with `assumeIsolated`.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
-    private let jobs = Mutex<[UnownedJob]>([])
+    /// A queued piece of work: a task's job, or a plain closure (``run(_:)``), cheaper than a
+    /// task when code on another thread only needs to get onto this one.
+    private enum Work {
+        case job(UnownedJob)
+        case closure(@Sendable () -> Void)
+    }
+
+    private let jobs = Mutex<[Work]>([])
     private let available = DispatchSemaphore(value: 0)
     private let thread = Mutex<pthread_t?>(nil)
     private let stopRequested = Atomic<Bool>(false)
@@ -24,7 +31,14 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        jobs.withLock { $0.append(unowned) }
+        jobs.withLock { $0.append(.job(unowned)) }
+        available.signal()
+    }
+
+    /// Runs `body` on this executor's thread, after the work already queued. Code there may
+    /// enter the actor that uses this executor with `assumeIsolated`.
+    public func run(_ body: @escaping @Sendable () -> Void) {
+        jobs.withLock { $0.append(.closure(body)) }
         available.signal()
     }
 
@@ -54,10 +68,11 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         // The thread holds its executor until stopped.
         while true {
             available.wait()
-            if let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
-                job.runSynchronously(on: asUnownedSerialExecutor())
-            } else if stopRequested.load(ordering: .acquiring) {
-                return
+            switch jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            case .job(let job): job.runSynchronously(on: asUnownedSerialExecutor())
+            case .closure(let body): body()
+            case nil:
+                if stopRequested.load(ordering: .acquiring) { return }
             }
         }
     }

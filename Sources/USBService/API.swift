@@ -9,6 +9,7 @@ public enum API {
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)
         TransferRoutes(context: context).register(in: &router)
+        StreamRoutes(context: context).register(in: &router)
         return router
     }
 }

@@ -16,6 +16,12 @@ public actor DeviceSession {
     private nonisolated let goneFlag = Atomic<Bool>(false)
     public private(set) var state: DeviceState
     private var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
+    /// Streams of this device, cancelled when the session closes.
+    private var streams: [ObjectIdentifier: WeakStream] = [:]
+
+    private struct WeakStream {
+        weak var stream: BulkInStream?
+    }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -147,10 +153,33 @@ public actor DeviceSession {
         return try await perform(pending, endpoint: endpoint, logger: logger)
     }
 
+    /// Starts streaming from bulk or interrupt IN endpoint `endpoint`: the stream's transfers
+    /// are submitted now, and submitted again (from this actor's thread) as they are read.
+    public func stream(_ endpoint: UInt8, options: BulkInStream.Options) throws -> BulkInStream {
+        try ensurePresent()
+        let descriptor = try state.endpoint(endpoint, for: .read)
+        let packet = Int(descriptor.maxPacketSize & 0x7ff)
+        if packet > 0 && options.transferSize % packet != 0 {
+            throw DeviceStateError.transferSizeNotPacketMultiple(size: options.transferSize, maxPacketSize: packet)
+        }
+        let stream = try BulkInStream(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor), options: options,
+            submitter: { [executor, self] body in
+                // A closure on this actor's own thread, not a task: the cheapest way back in.
+                // (The stream keeps the session alive; the session holds its streams weakly.)
+                executor.run { self.assumeIsolated { _ in body() } }
+            })
+        streams = streams.filter { $0.value.stream != nil }
+        streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
+        stream.start()
+        return stream
+    }
+
     /// Cancels every transfer in flight, waits (up to 2 s) for them to end, releases every
     /// claim (attaching kernel drivers again) and marks the session gone.
     public func close() async {
         goneFlag.store(true, ordering: .releasing)
+        for weak in streams.values { weak.stream?.cancel() }
         for pending in inFlight.values { pending.cancel() }
         let deadline = ContinuousClock.now + .seconds(2)
         while !inFlight.isEmpty && ContinuousClock.now < deadline {

@@ -124,4 +124,6 @@ public enum DeviceStateError: Error, Sendable, Equatable {
     case endpointNotFound(UInt8, configuration: UInt8)
     case wrongDirection(UInt8, expected: Direction)
     case wrongType(UInt8, TransferType)
+    /// A stream's transfer size that is not a whole number of the endpoint's packets.
+    case transferSizeNotPacketMultiple(size: Int, maxPacketSize: Int)
 }

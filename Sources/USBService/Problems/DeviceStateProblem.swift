@@ -16,7 +16,7 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
         switch error {
         case .unconfigured, .interfaceClaimed, .interfaceNotClaimed, .claimsHeld: 409
         case .configurationNotFound, .interfaceNotFound, .altSettingNotFound, .endpointNotFound: 404
-        case .controlEndpoint, .wrongDirection, .wrongType: 400
+        case .controlEndpoint, .wrongDirection, .wrongType, .transferSizeNotPacketMultiple: 400
         }
     }
 
@@ -33,6 +33,7 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
         case .endpointNotFound: "endpoint-not-found"
         case .wrongDirection: "wrong-endpoint-direction"
         case .wrongType: "wrong-endpoint-type"
+        case .transferSizeNotPacketMultiple: "invalid-transfer-size"
         }
     }
 
@@ -49,6 +50,7 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
         case .endpointNotFound: "No such endpoint"
         case .wrongDirection: "Wrong endpoint direction"
         case .wrongType: "Wrong endpoint type"
+        case .transferSizeNotPacketMultiple: "Invalid transfer size"
         }
     }
 
@@ -78,6 +80,8 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
                 : "Endpoint \(hex(address)) is an IN endpoint: it cannot be written."
         case .wrongType(let address, let type):
             "Endpoint \(hex(address)) is a \(type.name) endpoint; this route serves bulk and interrupt endpoints."
+        case .transferSizeNotPacketMultiple(let size, let packet):
+            "transfer_size=\(size) is not a multiple of the endpoint's \(packet)-byte packets (a device may fill each transfer)."
         }
     }
 }

@@ -1,0 +1,47 @@
+import HTTPRouting
+import HTTPServer
+import USB
+
+/// Bulk and interrupt IN streamed into a chunked response.
+struct StreamRoutes: Sendable {
+    let context: RouteContext
+
+    /// The most bytes one stream may keep in flight (transfers × transfer_size).
+    static let maxBytesInFlight = 8 << 20
+
+    func register(in router: inout Router) {
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/stream") { try await stream($0) }
+    }
+
+    func stream(_ request: RoutedRequest) async throws -> HTTPResponse {
+        let query = request.query
+        try query.allow(only: ["transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms"])
+        let endpoint = try context.byte(request, "endpoint")
+        var options = BulkInStream.Options()
+        options.transfers = try query.integer("transfers", in: 1...32) ?? options.transfers
+        options.transferSize = try query.integer("transfer_size", in: 1...(1 << 20)) ?? options.transferSize
+        guard options.transfers * options.transferSize <= Self.maxBytesInFlight else {
+            throw RoutingProblem.invalidParameter(
+                name: "transfer_size", value: String(options.transferSize),
+                expected: "transfers × transfer_size of at most \(Self.maxBytesInFlight) bytes")
+        }
+        options.maxBytes = try query.integer("max_bytes", in: 1...Int(Int64.max))
+        options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
+        let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
+        let session = try await context.session(request)
+        let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
+            try await session.stream(endpoint, options: options)
+        }
+        var logger = request.request.logger
+        logger[metadataKey: "usb.device"] = .string(session.id)
+        return .streaming(
+            EndpointStream(stream, duration: duration, logger: logger),
+            headers: [
+                "Content-Type": "application/octet-stream",
+                "X-USB-Buffer-Source": stream.zeroCopy ? "zero-copy" : "fallback",
+                "X-USB-Transfers": String(options.transfers),
+                "X-USB-Transfer-Size": String(options.transferSize),
+                "Trailer": "X-USB-Stream-End, X-USB-Stream-Bytes",
+            ])
+    }
+}

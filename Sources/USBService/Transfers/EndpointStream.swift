@@ -1,0 +1,54 @@
+import HTTPServer
+import Logging
+import USB
+
+/// A ``BulkInStream`` as an HTTP body: its endings become a trailer (clean) or a cut
+/// connection (failed), and an optional duration ends it cleanly.
+final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
+    let stream: BulkInStream
+    let duration: Duration?
+    let logger: Logger
+    private var timer: Task<Void, Never>?
+
+    init(_ stream: BulkInStream, duration: Duration?, logger: Logger) {
+        self.stream = stream
+        self.duration = duration
+        self.logger = logger
+    }
+
+    func start(wake: @escaping @Sendable () -> Void) {
+        stream.onWake(wake)
+        if let duration {
+            timer = Task { [stream] in
+                try? await Task.sleep(for: duration)
+                if !Task.isCancelled { stream.finish() }
+            }
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTPStreamRead {
+        switch stream.read(into: buffer) {
+        case .bytes(let count): return .bytes(count)
+        case .wait: return .wait
+        case .end(let ending):
+            let bytes = stream.statistics.bytes
+            guard ending.isClean else {
+                return .fail(reason: "\(ending.name) after \(bytes) bytes from endpoint \(hex(stream.endpoint))")
+            }
+            return .end(trailers: ["X-USB-Stream-End": ending.name, "X-USB-Stream-Bytes": String(bytes)])
+        }
+    }
+
+    func close() {
+        timer?.cancel()
+        stream.cancel()
+        let statistics = stream.statistics
+        logger.info(
+            "stream closed",
+            metadata: [
+                "usb.endpoint": "\(hex(stream.endpoint))", "usb.stream.bytes": "\(statistics.bytes)",
+                "usb.stream.transfers": "\(statistics.chunks)",
+                "usb.stream.submit_hop_us": "\((statistics.meanSubmitHopMicroseconds * 10).rounded() / 10)",
+            ])
+    }
+}
