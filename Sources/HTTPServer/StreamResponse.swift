@@ -11,6 +11,7 @@ final class StreamResponse: @unchecked Sendable {
         /// The stream woke while the connection was not suspended: read again before suspending.
         var woken = false
         var stopping = false
+        var clientGone = false
         var watch: DisconnectWatcher.Registration?
     }
 
@@ -36,8 +37,10 @@ final class StreamResponse: @unchecked Sendable {
 
     /// MHD_ContentReaderCallback: the next bytes, 0 after suspending, or an end marker.
     func read(into buffer: UnsafeMutablePointer<CChar>, max: Int) -> Int {
-        if state.withLock({ $0.stopping }) {
-            logger.notice("stream ended: the server is stopping")
+        let (stopping, clientGone) = state.withLock { ($0.stopping, $0.clientGone) }
+        if stopping || clientGone {
+            logger.notice(
+                "stream ended", metadata: ["http.stream.end": .string(clientGone ? "client hung up" : "server stopping")])
             return usbhttpd_mhd_reader_end_with_error
         }
         switch stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: max)) {
@@ -101,12 +104,15 @@ final class StreamResponse: @unchecked Sendable {
     }
 
     /// A client that hangs up while the connection is suspended is noticed only after a
-    /// resume: resume it then, so that libmicrohttpd sees the closed socket and frees the response.
+    /// resume: resume it then and end the body, so that libmicrohttpd closes the connection and
+    /// frees the response (which cancels the stream).
     private func watchForHangup() {
         let fd = usbhttpd_mhd_connection_fd(connection.pointer)
         guard let hangups, fd >= 0 else { return }
         let registration = hangups.watch(fd: fd) { [weak self] in
-            self?.logger.notice("client hung up during a stream")
+            // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
+            // end the body at that next read.
+            self?.state.withLock { $0.clientGone = true }
             self?.wake()
         }
         let stale = state.withLock { state -> DisconnectWatcher.Registration? in

@@ -66,6 +66,7 @@ import USBService
             .altSettingNotFound(interface: 0, altSetting: 1), .interfaceClaimed(0), .interfaceNotClaimed(0),
             .claimsHeld([0]), .controlEndpoint(0), .endpointNotFound(1, configuration: 1),
             .wrongDirection(1, expected: .in), .wrongType(1, .isochronous),
+            .transferSizeNotPacketMultiple(size: 1, maxPacketSize: 512),
         ]
         problems += states.map { DeviceStateProblem($0, device: "1-1") }
         return problems

@@ -32,10 +32,11 @@ import USB
         (.endpointNotFound(0x85, configuration: 1), 404, "endpoint-not-found"),
         (.wrongDirection(0x02, expected: .in), 400, "wrong-endpoint-direction"),
         (.wrongType(0x83, .isochronous), 400, "wrong-endpoint-type"),
+        (.transferSizeNotPacketMultiple(size: 1000, maxPacketSize: 512), 400, "invalid-transfer-size"),
     ])
     func deviceStateProblems(error: DeviceStateError, http: Int, code: String) {
         let problem = DeviceStateProblem(error, device: "1-1")
         #expect(problem.status == http && problem.code == code)
-        #expect(problem.detail.contains("1-1") || problem.detail.contains("0x"))
+        #expect(problem.detail.contains("1-1") || problem.detail.contains("0x") || problem.detail.contains("512"))
     }
 }

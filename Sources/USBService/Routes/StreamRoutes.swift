@@ -34,14 +34,14 @@ struct StreamRoutes: Sendable {
         }
         var logger = request.request.logger
         logger[metadataKey: "usb.device"] = .string(session.id)
-        return .streaming(
-            EndpointStream(stream, duration: duration, logger: logger),
-            headers: [
-                "Content-Type": "application/octet-stream",
-                "X-USB-Buffer-Source": stream.zeroCopy ? "zero-copy" : "fallback",
-                "X-USB-Transfers": String(options.transfers),
-                "X-USB-Transfer-Size": String(options.transferSize),
-                "Trailer": "X-USB-Stream-End, X-USB-Stream-Bytes",
-            ])
+        let trailers = request.request.headers["TE"]?.lowercased().contains("trailers") ?? false
+        var headers: HTTPHeaders = [
+            "Content-Type": "application/octet-stream",
+            "X-USB-Buffer-Source": stream.zeroCopy ? "zero-copy" : "fallback",
+            "X-USB-Transfers": String(options.transfers),
+            "X-USB-Transfer-Size": String(options.transferSize),
+        ]
+        if trailers { headers.set("Trailer", "X-USB-Stream-End, X-USB-Stream-Bytes") }
+        return .streaming(EndpointStream(stream, duration: duration, trailers: trailers, logger: logger), headers: headers)
     }
 }

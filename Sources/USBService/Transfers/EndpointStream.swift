@@ -2,17 +2,22 @@ import HTTPServer
 import Logging
 import USB
 
-/// A ``BulkInStream`` as an HTTP body: its endings become a trailer (clean) or a cut
-/// connection (failed), and an optional duration ends it cleanly.
+/// A ``BulkInStream`` as an HTTP body: its endings become a proper last chunk (clean, with
+/// a trailer if the client asked for trailers) or a cut connection (failed), and an optional
+/// duration ends it cleanly.
 final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
     let stream: BulkInStream
     let duration: Duration?
+    /// The request said `TE: trailers`. (Some clients, URLSession on Linux among them, fail
+    /// on trailers they did not ask for.)
+    let trailers: Bool
     let logger: Logger
     private var timer: Task<Void, Never>?
 
-    init(_ stream: BulkInStream, duration: Duration?, logger: Logger) {
+    init(_ stream: BulkInStream, duration: Duration?, trailers: Bool, logger: Logger) {
         self.stream = stream
         self.duration = duration
+        self.trailers = trailers
         self.logger = logger
     }
 
@@ -35,6 +40,7 @@ final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
             guard ending.isClean else {
                 return .fail(reason: "\(ending.name) after \(bytes) bytes from endpoint \(hex(stream.endpoint))")
             }
+            guard trailers else { return .end(trailers: [:]) }
             return .end(trailers: ["X-USB-Stream-End": ending.name, "X-USB-Stream-Bytes": String(bytes)])
         }
     }

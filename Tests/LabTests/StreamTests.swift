@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension InTheLab {
+    /// `GET …/endpoints/{ep}/stream`: chunked bulk IN from the lab's devices.
+    @Suite struct StreamTests {
+        func streamPath(_ id: String, _ endpoint: Int, _ query: String) -> String {
+            "/v1/devices/\(id)/endpoints/\(endpoint)/stream?\(query)"
+        }
+
+        /// curl in the guest: exit code, response headers and trailers, body size, and the
+        /// python check `check` run on the body file (which prints ok).
+        func curl(_ lab: LabSession, _ path: String, options: String = "", check: String) async throws -> String {
+            try await lab.run(
+                """
+                curl -sN -H 'TE: trailers' \(options) -D "$TMPDIR/h" -o "$TMPDIR/b" 'http://127.0.0.1:8080\(path)'; echo "rc=$?"
+                cat "$TMPDIR/h"; echo "size=$(wc -c < "$TMPDIR/b")"
+                python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); print("ok" if (\(check)) else "bad")' "$TMPDIR/b"
+                """)
+        }
+
+        @Test func theSourceSinkPatternArrivesByteForByteWithATrailer() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let output = try await curl(
+                lab, streamPath(id, endpoint, "transfers=4&transfer_size=16384&max_bytes=4000000"),
+                check: "len(b) == 4000000 and all(b[i] == (i % 512) % 63 for i in range(len(b)))")
+            #expect(output.contains("rc=0"), "\(output)")
+            #expect(output.contains("Transfer-Encoding: chunked"))
+            #expect(output.contains("X-USB-Buffer-Source: zero-copy"))
+            #expect(output.contains("X-USB-Stream-End: limit"), "a trailer says how it ended")
+            #expect(output.contains("X-USB-Stream-Bytes: 4000000"))
+            #expect(output.contains("size=4000000"))
+            #expect(output.hasSuffix("ok\n"), "\(output.suffix(200))")
+        }
+
+        @Test func theGadgetStreamIsOneUnbrokenPattern() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let result = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=2097152&transfer_size=32768"))
+            #expect(result.status == 200)
+            #expect(result.body.count == 2_097_152)
+            #expect(zip(result.body, result.body.dropFirst()).allSatisfy { UInt8((Int($0) + 1) % 251) == $1 })
+        }
+
+        @Test func aDurationEndsTheStreamCleanly() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let output = try await curl(
+                lab, streamPath(id, endpoint, "duration_ms=300"), check: "all(b[i] == (i % 512) % 63 for i in range(len(b)))")
+            #expect(output.contains("rc=0") && output.contains("X-USB-Stream-End: finished"), "\(output)")
+            #expect(output.hasSuffix("ok\n"))
+        }
+
+        /// A device error in the middle: the body is cut (curl reports an incomplete
+        /// transfer), the log says why, and the device works after a clear-halt.
+        @Test func aHaltMidStreamCutsTheBodyAndIsLogged() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            async let streamed = lab.run(
+                """
+                curl -sN --limit-rate 2M -o /dev/null -H 'X-Request-Id: halted-stream' \
+                  'http://127.0.0.1:8080\(streamPath(id, endpoint, "transfers=2&transfer_size=4096"))'; echo "rc=$?"
+                """)
+            try await Task.sleep(for: .milliseconds(1500))
+            let halt = try await lab.vendor(id, "out", request: Gadget.halt, value: Gadget.bulkInFile)
+            #expect(halt.status == 200, "\(halt.text)")
+            let output = try await streamed
+            #expect(output.contains("rc=18"), "curl: transfer closed with outstanding read data: \(output)")
+            let log = try await lab.daemonLog()
+            #expect(
+                log.split(separator: "\n").contains { $0.contains("halted-stream") && $0.contains("stream ended early") && $0.contains("stall") },
+                "the log says why")
+            #expect(try await lab.post("/v1/devices/\(id)/endpoints/\(endpoint)/clear-halt").status == 200)
+            #expect(try await lab.read(id, endpoint: endpoint, length: 512).status == 200)
+        }
+
+        /// A client that disconnects: every URB cancelled, the device usable at once.
+        @Test func aClientThatHangsUpEndsTheStream() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
+            // A silent endpoint: the connection stays suspended, and the hang-up must still be seen.
+            let output = try await lab.exec(
+                """
+                timeout 4 curl -sN -o /dev/null -H 'X-Request-Id: hung-stream' \
+                  'http://127.0.0.1:8080\(streamPath(id, interrupt, "transfers=2&transfer_size=64"))'
+                """)
+            #expect(output.rc == 124)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var closed = false
+            var log = ""
+            while !closed && ContinuousClock.now < deadline {
+                log = try await lab.daemonLog()
+                closed = log.split(separator: "\n").contains { $0.contains("hung-stream") && $0.contains("stream closed") }
+                if !closed { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(closed, "the stream was closed when its client went away: \(output.stdout) \(output.stderr) \(log.split(separator: "\n").suffix(6))")
+            // Its URBs are gone: a queued packet goes to this read, not to them.
+            #expect(try await lab.vendor(id, "out", request: Gadget.interruptQueue, value: 2).status == 200)
+            let packet = try await lab.read(id, endpoint: interrupt, length: 64, timeout: 3000)
+            #expect(packet.status == 200 && packet.body == [0xa0, 0xa1], "\(packet.text)")
+        }
+
+        @Test func streamsOnDifferentDevicesRunTogether() async throws {
+            let lab = try await Lab.shared.session()
+            let sourceSink = try await lab.deviceID(serial: LabSession.sourceSink)
+            let gadget = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(sourceSink)
+            try await lab.claimed(gadget)
+            let sourceSinkIn = try await lab.endpoint(sourceSink, type: "bulk", direction: "in")
+            let gadgetIn = try await lab.endpoint(gadget, type: "bulk", direction: "in")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for round in 0..<3 {
+                    group.addTask {
+                        let result = try await lab.daemon.get(
+                            streamPath(sourceSink, sourceSinkIn, "max_bytes=\(1_048_576 + round * 512)"))
+                        #expect(result.body.count == 1_048_576 + round * 512)
+                        #expect(result.body.enumerated().allSatisfy { $0.element == UInt8(($0.offset % 512) % 63) })
+                    }
+                    group.addTask {
+                        let result = try await lab.daemon.get(streamPath(gadget, gadgetIn, "max_bytes=1048576"))
+                        #expect(result.body.count == 1_048_576)
+                        #expect(zip(result.body, result.body.dropFirst()).allSatisfy { UInt8((Int($0) + 1) % 251) == $1 })
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+
+        /// A client that reads slowly holds the device back; the daemon's memory stays put.
+        @Test func aSlowReaderKeepsMemoryBounded() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let output = try await lab.run(
+                """
+                pid=$(pgrep -f -- '--port 8080' | head -1)
+                rss() { awk '/VmRSS/ { print $2 }' /proc/$pid/status; }
+                before=$(rss)
+                timeout 5 curl -sN --limit-rate 100K -o /dev/null 'http://127.0.0.1:8080\(streamPath(id, endpoint, ""))' &
+                sleep 3; during=$(rss); wait
+                echo "before=$before during=$during"
+                """)
+            let numbers = output.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            #expect(numbers.count == 2, "\(output)")
+            if numbers.count == 2 {
+                #expect(numbers[1] - numbers[0] < 16 * 1024, "RSS grew by \(numbers[1] - numbers[0]) KiB: \(output)")
+            }
+        }
+
+        static let badRequests: [(String, Int, String)] = [
+            ("transfers=0", 400, "invalid-parameter"),
+            ("transfers=33", 400, "invalid-parameter"),
+            ("transfer_size=1000", 400, "invalid-transfer-size"),
+            ("transfers=32&transfer_size=1048576", 400, "invalid-parameter"),
+            ("max_bytes=0", 400, "invalid-parameter"),
+            ("duration_ms=-5", 400, "invalid-parameter"),
+            ("length=5", 400, "unknown-parameter"),
+        ]
+
+        @Test(arguments: badRequests)
+        func badStreamsAreRefusedBeforeAnyURB(query: String, status: Int, code: String) async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let result = try await lab.daemon.get(streamPath(id, endpoint, query))
+            #expect(problemMismatch(result, status: status, code: code) == nil, "\(query)")
+        }
+
+        @Test func streamsNeedAClaimedINEndpoint() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let wrongWay = try await lab.daemon.get(streamPath(id, out, ""))
+            #expect(problemMismatch(wrongWay, status: 400, code: "wrong-endpoint-direction") == nil)
+            try await lab.released(id)
+            let unclaimed = try await lab.daemon.get(streamPath(id, 0x81, ""))
+            #expect(problemMismatch(unclaimed, status: 409, code: "interface-not-claimed") == nil)
+        }
+    }
+}
