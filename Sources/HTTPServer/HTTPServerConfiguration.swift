@@ -7,7 +7,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// The largest request body read into memory, in bytes; larger ones get 413.
     public var maxBodySize: Int = 1 << 20
     /// libmicrohttpd's per-connection memory (MHD_OPTION.CONNECTION_MEMORY_LIMIT).
-    public var connectionMemoryLimit: Int = 64 * 1024
+    /// A streamed body is written from this buffer: a chunk is at most this minus about
+    /// 300 bytes, so it is sized for one 256 KiB transfer per chunk. (Pages a connection does
+    /// not touch are never resident.)
+    public var connectionMemoryLimit: Int = 264 * 1024
     /// Seconds an idle connection may stay open (MHD_OPTION.CONNECTION_TIMEOUT); 0 for never.
     public var idleTimeout: Int = 60
     /// Seconds a shutdown waits for requests in progress before answering them 503.

@@ -142,7 +142,7 @@ final class ServerCore: Sendable {
         let retained = Unmanaged.passRetained(box)
         guard
             let response = MHD_create_response_from_callback(
-                usbhttpd_mhd_size_unknown, 64 * 1024, streamReader, retained.toOpaque(), streamFreed)
+                usbhttpd_mhd_size_unknown, 256 * 1024, streamReader, retained.toOpaque(), streamFreed)
         else {
             retained.release()
             stream.close()
