@@ -8,6 +8,8 @@ public struct Router: HTTPResponder {
     struct Route: Sendable {
         let method: String
         let template: PathTemplate
+        /// The handler reads the body as it arrives (`request.bodyStream`).
+        let streamsBody: Bool
         let handler: Handler
     }
 
@@ -15,18 +17,27 @@ public struct Router: HTTPResponder {
 
     public init() {}
 
-    public mutating func add(_ method: String, _ template: String, _ handler: @escaping Handler) {
-        routes.append(Route(method: method, template: PathTemplate(template), handler: handler))
+    public mutating func add(
+        _ method: String, _ template: String, streamsBody: Bool = false, _ handler: @escaping Handler
+    ) {
+        routes.append(
+            Route(method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler))
     }
 
     public mutating func get(_ template: String, _ handler: @escaping Handler) { add("GET", template, handler) }
-    public mutating func post(_ template: String, _ handler: @escaping Handler) { add("POST", template, handler) }
+    public mutating func post(_ template: String, streamsBody: Bool = false, _ handler: @escaping Handler) {
+        add("POST", template, streamsBody: streamsBody, handler)
+    }
     public mutating func put(_ template: String, _ handler: @escaping Handler) { add("PUT", template, handler) }
     public mutating func delete(_ template: String, _ handler: @escaping Handler) { add("DELETE", template, handler) }
 
     /// Every route as (method, template), in the order added.
     public var table: [(method: String, template: String)] {
         routes.map { ($0.method, $0.template.description) }
+    }
+
+    public func streamsBody(method: String, path: String) -> Bool {
+        routes.contains { $0.streamsBody && $0.method == method && $0.template.match(path) != nil }
     }
 
     public func respond(to request: HTTPRequest) async throws -> HTTPResponse {

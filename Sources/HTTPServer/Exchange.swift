@@ -32,27 +32,48 @@ final class Exchange: Sendable {
         var hangupWatch: DisconnectWatcher.Registration?
         /// The client hung up before the task was stored.
         var clientGone = false
+        /// A streamed-body exchange whose connection is suspended (held back, or waiting for
+        /// the answer after the body): whoever clears this resumes it.
+        var suspended = false
+        var bodyFinished = false
     }
 
     let connection: ConnectionRef
     let request: HTTPRequest
+    /// Set for routes that read the body as it arrives; the responder runs from the headers on,
+    /// and the connection is suspended only when held back or waiting for the answer.
+    let bodyStream: HTTPRequestBody?
     let started = ContinuousClock.now
     let state = Mutex(State())
 
-    init(connection: ConnectionRef, request: HTTPRequest) {
+    init(connection: ConnectionRef, request: HTTPRequest, bodyStream: HTTPRequestBody? = nil) {
         self.connection = connection
         self.request = request
+        self.bodyStream = bodyStream
+    }
+
+    /// Resumes a streamed-body connection if it is suspended; true if it was.
+    func resumeIfSuspended() {
+        let resume = state.withLock { state -> Bool in
+            defer { state.suspended = false }
+            return state.suspended
+        }
+        if resume { MHD_resume_connection(connection.pointer) }
     }
 
     /// Stores the answer, stops watching the socket and resumes the connection, once: later
     /// calls do nothing.
     func answer(_ response: HTTPResponse) {
+        let streamed = bodyStream != nil
         let answered = state.withLock { state -> (Bool, DisconnectWatcher.Registration?) in
             guard case .processing = state.phase else { return (false, nil) }
             state.phase = .ready(response)
             state.task = nil
             defer { state.hangupWatch = nil }
-            return (true, state.hangupWatch)
+            // A streamed-body connection is suspended only at times; the others always are here.
+            let resume = streamed ? state.suspended : true
+            state.suspended = false
+            return (resume, state.hangupWatch)
         }
         answered.1?.cancel()
         if answered.0 { MHD_resume_connection(connection.pointer) }

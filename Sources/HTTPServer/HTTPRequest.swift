@@ -10,6 +10,8 @@ public struct HTTPRequest: Sendable {
     public var query: [(name: String, value: String)]
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// For routes that take bodies of any size: the body as it arrives (and `body` empty).
+    public var bodyStream: HTTPRequestBody?
     /// The id this request carries in the `X-Request-Id` response header and in every log line.
     public var id: String
     /// A logger with `request.id` set.

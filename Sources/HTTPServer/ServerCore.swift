@@ -32,10 +32,13 @@ final class ServerCore: Sendable {
     ) -> MHD_Result {
         guard let pointer = conCls.pointee else {
             // First call: headers only.
+            let streamsBody = responder.streamsBody(method: method, path: url)
             let exchange = Exchange(
                 connection: ConnectionRef(pointer: connection),
-                request: makeRequest(connection: connection, url: url, method: method))
+                request: makeRequest(connection: connection, url: url, method: method),
+                bodyStream: streamsBody ? HTTPRequestBody() : nil)
             conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
+            if streamsBody { return startStreamedBody(exchange) }
             if let length = exchange.request.headers["Content-Length"].flatMap(Int.init),
                 length > configuration.maxBodySize
             {
@@ -45,6 +48,9 @@ final class ServerCore: Sendable {
             return MHD_Result.YES
         }
         let exchange = Unmanaged<Exchange>.fromOpaque(pointer).takeUnretainedValue()
+        if let body = exchange.bodyStream {
+            return continueStreamedBody(exchange, body: body, uploadData: uploadData, uploadDataSize: uploadDataSize)
+        }
 
         if uploadDataSize.pointee > 0 {
             let count = uploadDataSize.pointee
@@ -108,8 +114,88 @@ final class ServerCore: Sendable {
 
     @Sendable func isShuttingDown() -> Bool { shuttingDown.load(ordering: .relaxed) }
 
+    /// A route that reads its body as it arrives: the responder starts now, with the headers.
+    private func startStreamedBody(_ exchange: Exchange) -> MHD_Result {
+        if shuttingDown.load(ordering: .relaxed) {
+            return queue(HTTPProblem.shuttingDown.response(for: exchange.request), exchange: exchange)
+        }
+        var request = exchange.request
+        request.bodyStream = exchange.bodyStream
+        exchange.state.withLock { $0.phase = .processing }
+        inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
+        let responder = self.responder
+        let task = Task { [shuttingDown = self.isShuttingDown] in
+            let response = await responder.response(to: request)
+            exchange.answer(
+                Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
+        }
+        exchange.started(task, watch: nil)
+        return MHD_Result.YES
+    }
+
+    /// Later calls for a streamed body: offer each piece (suspending while the handler is
+    /// behind), end the body on the last call, and send the answer once there is one.
+    private func continueStreamedBody(
+        _ exchange: Exchange, body: HTTPRequestBody, uploadData: UnsafePointer<CChar>?,
+        uploadDataSize: UnsafeMutablePointer<Int>
+    ) -> MHD_Result {
+        let count = uploadDataSize.pointee
+        enum Next { case queue(HTTPResponse), offer, suspend, wait }
+        let next = exchange.state.withLock { state -> Next in
+            switch state.phase {
+            case .ready(let response): return .queue(response)
+            case .sent: return .wait
+            case .receiving, .processing:
+                if count > 0 { return .offer }
+                if !state.bodyFinished {
+                    state.bodyFinished = true
+                    body.finish()
+                }
+                state.suspended = true
+                return .suspend
+            }
+        }
+        switch next {
+        case .queue(let response):
+            // An answer before the whole body (an error, most likely): libmicrohttpd takes a
+            // response only before the body or after all of it, so the rest is read and dropped.
+            if count > 0 {
+                uploadDataSize.pointee = 0
+                return MHD_Result.YES
+            }
+            inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
+            return queue(response, exchange: exchange)
+        case .wait:
+            uploadDataSize.pointee = 0
+            return MHD_Result.YES
+        case .suspend:
+            MHD_suspend_connection(exchange.connection.pointer)
+            return MHD_Result.YES
+        case .offer:
+            // Marked suspended before the offer: a release that comes between the offer and
+            // the suspend then resumes (libmicrohttpd takes a resume before a suspend as
+            // "do not suspend", and asks again).
+            exchange.state.withLock { $0.suspended = true }
+            let accepted = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
+                [exchange] in exchange.resumeIfSuspended()
+            }
+            if accepted {
+                exchange.state.withLock { $0.suspended = false }
+                uploadDataSize.pointee = 0
+            } else {
+                // Held back: the same bytes come again after the handler has read.
+                MHD_suspend_connection(exchange.connection.pointer)
+            }
+            return MHD_Result.YES
+        }
+    }
+
     func completed(_ exchange: Exchange, termination: MHD_RequestTerminationCode) {
         inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
+        if let body = exchange.bodyStream, termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK {
+            body.fail()
+            exchange.cancelTask()
+        }
         let status = exchange.state.withLock { state -> Int? in
             if case .sent(let status) = state.phase { return status }
             return nil

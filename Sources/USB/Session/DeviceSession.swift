@@ -175,6 +175,88 @@ public actor DeviceSession {
         return stream
     }
 
+    /// Writes everything `next` gives to bulk or interrupt OUT endpoint `endpoint`, cut into
+    /// transfers of `transferSize` bytes with up to `transfers` of them in flight, submitted
+    /// in order from this actor. A zero-length packet follows the last transfer if
+    /// `zeroLengthPacket` and the data fills its last packet. Returns how it ended and the bytes
+    /// the device took; stops at the first transfer that does not complete.
+    public func writeStream(
+        _ endpoint: UInt8, transfers: Int, transferSize: Int, zeroLengthPacket: Bool, timeout: UInt32, logger: Logger,
+        next: () async throws -> [UInt8]?
+    ) async throws -> (result: TransferResult, offered: Int) {
+        try ensurePresent()
+        let descriptor = try state.endpoint(endpoint, for: .write)
+        let packet = Int(descriptor.maxPacketSize & 0x7ff)
+        if packet > 0 && transferSize % packet != 0 {
+            throw DeviceStateError.transferSizeNotPacketMultiple(size: transferSize, maxPacketSize: packet)
+        }
+        var queue: [PendingTransfer] = []
+        var pending: [UInt8] = []
+        pending.reserveCapacity(transferSize)
+        var ended = false
+        var sent = 0
+        var offered = 0
+        var failure: TransferStatus?
+
+        func add(_ outcome: (count: Int, status: TransferStatus)) {
+            sent += outcome.count
+            if outcome.status != .completed && failure == nil { failure = outcome.status }
+        }
+
+        do {
+            while failure == nil {
+                while pending.count < transferSize && !ended {
+                    if let chunk = try await next() {
+                        pending += chunk
+                        offered += chunk.count
+                    } else {
+                        ended = true
+                    }
+                }
+                if pending.isEmpty && ended { break }
+                let count = min(transferSize, pending.count)
+                let last = ended && count == pending.count
+                let transfer = try PendingTransfer(
+                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: count, timeout: timeout,
+                    flags: last && zeroLengthPacket ? LIBUSB_TRANSFER_ADD_ZERO_PACKET : nil)
+                pending.withUnsafeBytes { transfer.buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                pending.removeFirst(count)
+                if queue.count == transfers { add(await settle(queue.removeFirst())) }
+                if failure != nil { break }
+                inFlight[ObjectIdentifier(transfer)] = transfer
+                try transfer.submit()
+                queue.append(transfer)
+            }
+        } catch {
+            // The client went away (or a submission failed): nothing more goes out.
+            for transfer in queue { transfer.cancel() }
+            for transfer in queue { add(await settle(transfer)) }
+            logger.notice(
+                "stream to the device ended early",
+                metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
+            throw error
+        }
+        if failure != nil { for transfer in queue { transfer.cancel() } }
+        for transfer in queue { add(await settle(transfer)) }
+        if failure == .noDevice { goneFlag.store(true, ordering: .releasing) }
+        logger.debug(
+            "stream to the device",
+            metadata: [
+                "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.stream.bytes": "\(sent)",
+                "usb.transfer.status": "\((failure ?? .completed).rawValue)",
+            ])
+        return (TransferResult(status: failure ?? .completed, actualLength: sent), offered)
+    }
+
+    /// Waits for a transfer started with `submit()`: the bytes it moved and how it ended.
+    private func settle(_ transfer: PendingTransfer) async -> (count: Int, status: TransferStatus) {
+        defer { inFlight[ObjectIdentifier(transfer)] = nil }
+        switch await transfer.outcome() {
+        case .finished(let status, let count): return (count, status)
+        case .refused: return (0, .error)
+        }
+    }
+
     /// Cancels every transfer in flight, waits (up to 2 s) for them to end, releases every
     /// claim (attaching kernel drivers again) and marks the session gone.
     public func close() async {

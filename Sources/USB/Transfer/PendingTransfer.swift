@@ -18,6 +18,8 @@ final class PendingTransfer: @unchecked Sendable {
     private struct State {
         var phase = Phase.ready
         var continuation: CheckedContinuation<Outcome, Never>?
+        /// The outcome, when it came before anyone waited (``submit()`` then ``outcome()``).
+        var outcome: Outcome?
     }
 
     /// Keeps the handle open while the kernel holds the transfer.
@@ -61,6 +63,37 @@ final class PendingTransfer: @unchecked Sendable {
             }
         } onCancel: {
             cancel()
+        }
+    }
+
+    /// Submits the transfer without waiting (from the caller's isolation: a device actor,
+    /// which keeps URBs in order); ``outcome()`` waits for its end.
+    func submit() throws(USBError) {
+        let result = state.withLock { state -> Int32 in
+            guard state.phase == .ready else { return LIBUSB_ERROR_INTERRUPTED.rawValue }
+            let retained = Unmanaged.passRetained(self)
+            transfer.pointee.user_data = retained.toOpaque()
+            let result = libusb_submit_transfer(transfer)
+            guard result == 0 else {
+                retained.release()
+                state.phase = .finished
+                return result
+            }
+            state.phase = .submitted
+            return 0
+        }
+        if result != 0 { throw USBError(result) }
+    }
+
+    /// The end of a transfer started with ``submit()``.
+    func outcome() async -> Outcome {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Outcome? in
+                if let outcome = state.outcome { return outcome }
+                state.continuation = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
         }
     }
 
@@ -115,6 +148,7 @@ final class PendingTransfer: @unchecked Sendable {
             TransferStatus(transfer.pointee.status), actualLength: Int(transfer.pointee.actual_length))
         let continuation = state.withLock { state in
             state.phase = .finished
+            if state.continuation == nil { state.outcome = outcome }
             defer { state.continuation = nil }
             return state.continuation
         }

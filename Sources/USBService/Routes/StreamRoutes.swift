@@ -2,7 +2,8 @@ import HTTPRouting
 import HTTPServer
 import USB
 
-/// Bulk and interrupt IN streamed into a chunked response.
+/// Bulk and interrupt IN streamed into a chunked response, and request bodies of any size
+/// streamed OUT.
 struct StreamRoutes: Sendable {
     let context: RouteContext
 
@@ -11,6 +12,42 @@ struct StreamRoutes: Sendable {
 
     func register(in router: inout Router) {
         router.get("/v1/devices/{id}/endpoints/{endpoint}/stream") { try await stream($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/stream", streamsBody: true) { try await upload($0) }
+    }
+
+    func upload(_ request: RoutedRequest) async throws -> HTTPResponse {
+        let query = request.query
+        try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms"])
+        let endpoint = try context.byte(request, "endpoint")
+        let transfers = try query.integer("transfers", in: 1...32) ?? 4
+        let transferSize = try query.integer("transfer_size", in: 1...(1 << 20)) ?? 64 * 1024
+        guard transfers * transferSize <= Self.maxBytesInFlight else {
+            throw RoutingProblem.invalidParameter(
+                name: "transfer_size", value: String(transferSize),
+                expected: "transfers × transfer_size of at most \(Self.maxBytesInFlight) bytes")
+        }
+        let zeroLengthPacket = try query.boolean("zlp") ?? false
+        let timeout = try context.limits.timeout(query)
+        guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
+        let session = try await context.session(request)
+        let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
+        let result: TransferResult
+        let offered: Int
+        do {
+            (result, offered) = try await context.usb(what, device: session.id) {
+                try await session.writeStream(
+                    endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
+                    timeout: timeout, logger: request.request.logger, next: { try await body.read() })
+            }
+        } catch is HTTPRequestBody.Failure {
+            // The client went away mid-body: nobody reads this answer.
+            throw CancellationError()
+        }
+        if result.status == .completed {
+            // Read what is left, if anything (there is nothing, unless the transfers stopped early).
+            while try await body.read() != nil {}
+        }
+        return try TransferAnswer.sent(result, requested: max(offered, body.received), context: what)
     }
 
     func stream(_ request: RoutedRequest) async throws -> HTTPResponse {
