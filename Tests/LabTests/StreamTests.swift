@@ -193,3 +193,99 @@ extension InTheLab {
         }
     }
 }
+
+extension InTheLab {
+    /// `POST …/endpoints/{ep}/stream`: request bodies of any size to bulk OUT.
+    @Suite struct StreamOutTests {
+        @Test func aBodyOfAnySizeReachesTheGadgetWhole() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+            // Three times the largest buffered body (1 MiB), and not a whole number of packets.
+            let data = (0..<(3 << 20) + 7).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let sent = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/stream?transfers=4&transfer_size=65536", body: data)
+            #expect(sent.status == 200, "\(sent.text)")
+            #expect(sent.actualLength == data.count)
+            let after = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+            #expect(Int(after - before) == data.count, "the gadget received every byte")
+        }
+
+        @Test func aChunkedUploadWorksToo() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+            let output = try await lab.run(
+                """
+                head -c 2500000 /dev/urandom > "$TMPDIR/upload.bin"
+                curl -s -H 'Transfer-Encoding: chunked' --data-binary @"$TMPDIR/upload.bin" \
+                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream'
+                """)
+            #expect(output.contains("\"actual_length\" : 2500000"), "\(output)")
+            let after = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
+            #expect(after - before == 2_500_000)
+        }
+
+        /// SourceSink halts its OUT endpoint on a byte that breaks its pattern: the upload
+        /// stops there with a stall and says how much got through.
+        @Test func aStallStopsTheUploadAndSaysHowFarItGot() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            var data = SourceSinkTests.pattern(2 << 20)
+            data[1 << 20] ^= 0xff
+            let result = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/stream?transfers=2&transfer_size=65536", body: data)
+            #expect(problemMismatch(result, status: 409, code: "usb-stall") == nil)
+            let through = Int(result.header("X-USB-Actual-Length") ?? "") ?? -1
+            #expect(through >= 0 && through < 2 << 20, "\(through) bytes went through")
+            #expect(try await lab.post("/v1/devices/\(id)/endpoints/\(out)/clear-halt").status == 200)
+            #expect(try await lab.write(id, endpoint: out, data: SourceSinkTests.pattern(4096)).status == 200)
+        }
+
+        @Test func aClientThatHangsUpMidUploadStopsIt() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let output = try await lab.exec(
+                """
+                head -c 20000000 /dev/zero > "$TMPDIR/big.bin"
+                timeout 3 curl -s --limit-rate 500K -H 'X-Request-Id: hung-upload' --data-binary @"$TMPDIR/big.bin" \
+                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream'
+                """)
+            #expect(output.rc == 124)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var ended = false
+            while !ended && ContinuousClock.now < deadline {
+                ended = try await lab.daemonLog().split(separator: "\n").contains {
+                    $0.contains("hung-upload") && $0.contains("stream to the device ended early")
+                }
+                if !ended { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(ended, "the upload was stopped when its client went away")
+            #expect(try await lab.write(id, endpoint: out, data: [1, 2, 3]).status == 200, "the endpoint works at once")
+        }
+
+        static let badUploads: [(String, Int, String)] = [
+            ("transfer_size=1000", 400, "invalid-transfer-size"),
+            ("zlp=maybe", 400, "invalid-parameter"),
+            ("transfers=40", 400, "invalid-parameter"),
+            ("length=4", 400, "unknown-parameter"),
+        ]
+
+        @Test(arguments: badUploads)
+        func badUploadsAreRefused(query: String, status: Int, code: String) async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            let result = try await lab.post(
+                "/v1/devices/\(id)/endpoints/\(out)/stream?\(query)", body: [UInt8](repeating: 0, count: 200_000))
+            #expect(problemMismatch(result, status: status, code: code) == nil, "\(query): \(result.text)")
+        }
+    }
+}
