@@ -1,6 +1,7 @@
-/* native-stream: what libusb alone does on the same work as the daemon's stream: K
- * asynchronous bulk IN transfers of L bytes kept in flight (buffers from
- * libusb_dev_mem_alloc when it works), resubmitted as they complete, until N bytes.
+/* native-stream: what libusb alone does on the same work as the daemon's streams: K
+ * asynchronous bulk transfers of L bytes kept in flight (buffers from libusb_dev_mem_alloc
+ * when it works), resubmitted as they complete, until N bytes. An OUT endpoint is sent
+ * SourceSink's pattern (byte i of each 512-byte packet is i % 63).
  *   native-stream VID PID ENDPOINT K L N       prints MB/s */
 #include <libusb.h>
 #include <stdio.h>
@@ -10,11 +11,13 @@
 static long long received, wanted;
 static int flying;
 
+static long long submitted;
+
 static void done(struct libusb_transfer *t) {
     flying--;
     if (t->status != LIBUSB_TRANSFER_COMPLETED) { fprintf(stderr, "status %d\n", t->status); exit(1); }
     received += t->actual_length;
-    if (received < wanted && libusb_submit_transfer(t) == 0) flying++;
+    if (submitted < wanted && libusb_submit_transfer(t) == 0) { flying++; submitted += t->length; }
 }
 
 int main(int argc, char **argv) {
@@ -32,8 +35,9 @@ int main(int argc, char **argv) {
         struct libusb_transfer *t = libusb_alloc_transfer(0);
         unsigned char *b = libusb_dev_mem_alloc(h, (size_t)l);
         if (!b) b = malloc((size_t)l);
+        if (!(ep & 0x80)) for (int j = 0; j < l; j++) b[j] = (unsigned char)((j % 512) % 63);
         libusb_fill_bulk_transfer(t, h, (unsigned char)ep, b, l, done, 0, 0);
-        if (libusb_submit_transfer(t) == 0) flying++;
+        if (libusb_submit_transfer(t) == 0) { flying++; submitted += l; }
     }
     while (flying > 0) libusb_handle_events(c);
     clock_gettime(CLOCK_MONOTONIC, &e);

@@ -191,9 +191,10 @@ public actor DeviceSession {
             throw DeviceStateError.transferSizeNotPacketMultiple(size: transferSize, maxPacketSize: packet)
         }
         var queue: [PendingTransfer] = []
-        var pending: [UInt8] = []
-        pending.reserveCapacity(transferSize)
+        var chunk: [UInt8] = []
+        var chunkOffset = 0
         var ended = false
+        var lastLength = -1
         var sent = 0
         var offered = 0
         var failure: TransferStatus?
@@ -204,28 +205,48 @@ public actor DeviceSession {
         }
 
         do {
-            while failure == nil {
-                while pending.count < transferSize && !ended {
-                    if let chunk = try await next() {
-                        pending += chunk
-                        offered += chunk.count
-                    } else {
-                        ended = true
-                    }
-                }
-                if pending.isEmpty && ended { break }
-                let count = min(transferSize, pending.count)
-                let last = ended && count == pending.count
+            while failure == nil && !(ended && chunkOffset == chunk.count) {
+                // Fill the next transfer's buffer straight from the body's pieces.
                 let transfer = try PendingTransfer(
-                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: count, timeout: timeout,
-                    flags: last && zeroLengthPacket ? LIBUSB_TRANSFER_ADD_ZERO_PACKET : nil)
-                pending.withUnsafeBytes { transfer.buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-                pending.removeFirst(count)
+                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: transferSize,
+                    timeout: timeout)
+                var filled = 0
+                while filled < transferSize {
+                    if chunkOffset == chunk.count {
+                        guard !ended, let piece = try await next() else {
+                            ended = true
+                            break
+                        }
+                        chunk = piece
+                        chunkOffset = 0
+                        offered += piece.count
+                        continue
+                    }
+                    let count = min(transferSize - filled, chunk.count - chunkOffset)
+                    chunk.withUnsafeBytes { bytes in
+                        (transfer.buffer.baseAddress! + filled).copyMemory(
+                            from: bytes.baseAddress! + chunkOffset, byteCount: count)
+                    }
+                    filled += count
+                    chunkOffset += count
+                }
+                if filled == 0 { break }
+                transfer.setLength(filled)
+                lastLength = filled
                 if queue.count == transfers { add(await settle(queue.removeFirst())) }
                 if failure != nil { break }
                 inFlight[ObjectIdentifier(transfer)] = transfer
                 try transfer.submit()
                 queue.append(transfer)
+            }
+            // A zero-length packet after data that fills its last packet, if asked for.
+            let packetSize = max(packet, 1)
+            if zeroLengthPacket && failure == nil && lastLength > 0 && lastLength % packetSize == 0 {
+                let zlp = try PendingTransfer(
+                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: 0, timeout: timeout)
+                inFlight[ObjectIdentifier(zlp)] = zlp
+                try zlp.submit()
+                queue.append(zlp)
             }
         } catch {
             // The client went away (or a submission failed): nothing more goes out.

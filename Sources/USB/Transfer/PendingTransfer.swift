@@ -66,6 +66,12 @@ final class PendingTransfer: @unchecked Sendable {
         }
     }
 
+    /// Sends fewer bytes than the buffer holds (before submitting).
+    func setLength(_ length: Int) {
+        precondition(length <= buffer.count)
+        transfer.pointee.length = Int32(length)
+    }
+
     /// Submits the transfer without waiting (from the caller's isolation: a device actor,
     /// which keeps URBs in order); ``outcome()`` waits for its end.
     func submit() throws(USBError) {
