@@ -58,9 +58,8 @@ final class PendingTransfer: @unchecked Sendable {
     /// transfer: the URB is discarded and the outcome is `.finished(.cancelled, …)`.
     func run(isolation: isolated (any Actor)? = #isolation) async -> Outcome {
         await withTaskCancellationHandler {
-            await withCheckedContinuation(isolation: isolation) { continuation in
-                submit(continuation)
-            }
+            if let early = start() { return early }
+            return await outcome()
         } onCancel: {
             cancel()
         }
@@ -75,23 +74,14 @@ final class PendingTransfer: @unchecked Sendable {
     /// Submits the transfer without waiting (from the caller's isolation: a device actor,
     /// which keeps URBs in order); ``outcome()`` waits for its end.
     func submit() throws(USBError) {
-        let result = state.withLock { state -> Int32 in
-            guard state.phase == .ready else { return LIBUSB_ERROR_INTERRUPTED.rawValue }
-            let retained = Unmanaged.passRetained(self)
-            transfer.pointee.user_data = retained.toOpaque()
-            let result = libusb_submit_transfer(transfer)
-            guard result == 0 else {
-                retained.release()
-                state.phase = .finished
-                return result
-            }
-            state.phase = .submitted
-            return 0
+        switch start() {
+        case nil: return
+        case .refused(let error): throw error
+        case .finished: throw .interrupted
         }
-        if result != 0 { throw USBError(result) }
     }
 
-    /// The end of a transfer started with ``submit()``.
+    /// The end of the transfer, whether it came already or comes later.
     func outcome() async -> Outcome {
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Outcome? in
@@ -104,7 +94,7 @@ final class PendingTransfer: @unchecked Sendable {
     }
 
     /// Asks libusb to cancel the transfer if it is in flight, or keeps it from being submitted.
-    /// The outcome still arrives through ``run(isolation:)``.
+    /// The outcome still arrives through ``run(isolation:)`` or ``outcome()``.
     func cancel() {
         let inFlight = state.withLock { state -> Bool in
             switch state.phase {
@@ -125,10 +115,12 @@ final class PendingTransfer: @unchecked Sendable {
         Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]))
     }
 
-    private func submit(_ continuation: CheckedContinuation<Outcome, Never>) {
-        // Submission happens under the lock so that a concurrent cancel() sees either
-        // "not yet submitted" (and prevents it) or "in flight" (and cancels it).
-        let early = state.withLock { state -> Outcome? in
+    /// The one submission path: nil once the transfer is in flight, else the outcome it has
+    /// instead (cancelled before it was submitted, or refused by libusb). Submission happens
+    /// under the lock, so that a concurrent cancel() sees either "not yet submitted" (and
+    /// prevents it) or "in flight" (and cancels it).
+    private func start() -> Outcome? {
+        state.withLock { state -> Outcome? in
             guard state.phase == .ready else {
                 state.phase = .finished
                 return .finished(.cancelled, actualLength: 0)
@@ -141,11 +133,9 @@ final class PendingTransfer: @unchecked Sendable {
                 state.phase = .finished
                 return .refused(USBError(result))
             }
-            state.continuation = continuation
             state.phase = .submitted
             return nil
         }
-        if let early { continuation.resume(returning: early) }
     }
 
     /// Called once by libusb on the event thread when the transfer ends.
