@@ -1,4 +1,5 @@
 import CLinux
+import CMicroHTTPD
 import Glibc
 import Synchronization
 import Threads
@@ -41,8 +42,11 @@ final class DisconnectWatcher: Sendable {
         NamedThread.start(name: "http-hangups") { [self] in loop() }
     }
 
-    /// Calls `handler` once if the peer of socket `fd` hangs up, until the registration is cancelled.
-    func watch(fd: Int32, handler: @escaping @Sendable () -> Void) -> Registration? {
+    /// Calls `handler` once if the client of `connection` hangs up, until the registration is
+    /// cancelled; nil if its socket cannot be watched.
+    func watch(_ connection: ConnectionRef, handler: @escaping @Sendable () -> Void) -> Registration? {
+        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
+        guard fd >= 0 else { return nil }
         let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         handlers.withLock { $0[token] = handler }
         var event = epoll_event()

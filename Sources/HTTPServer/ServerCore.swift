@@ -242,9 +242,7 @@ final class ServerCore: Sendable {
 
     /// Cancels the exchange's task if its client hangs up while the connection is suspended.
     private func watchForHangup(_ exchange: Exchange) -> DisconnectWatcher.Registration? {
-        let fd = usbhttpd_mhd_connection_fd(exchange.connection.pointer)
-        guard let hangups, fd >= 0 else { return nil }
-        return hangups.watch(fd: fd) { [weak exchange] in
+        return hangups?.watch(exchange.connection) { [weak exchange] in
             guard let exchange else { return }
             exchange.request.logger.notice("client hung up; cancelling its request")
             exchange.cancelTask()

@@ -107,9 +107,8 @@ final class StreamResponse: @unchecked Sendable {
     /// resume: resume it then and end the body, so that libmicrohttpd closes the connection and
     /// frees the response (which cancels the stream).
     private func watchForHangup() {
-        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
-        guard let hangups, fd >= 0 else { return }
-        let registration = hangups.watch(fd: fd) { [weak self] in
+        guard let hangups else { return }
+        let registration = hangups.watch(connection) { [weak self] in
             // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
             // end the body at that next read.
             self?.state.withLock { $0.clientGone = true }

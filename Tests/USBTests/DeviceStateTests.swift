@@ -86,6 +86,14 @@ import Testing
         }
     }
 
+    @Test func streamTransfersAreWholePackets() throws {
+        let bulk = EndpointDescriptor(address: 0x86, attributes: 0x02, maxPacketSize: 512, interval: 0)
+        #expect(try DeviceState.checkTransferSize(65536, for: bulk) == 512)
+        #expect(throws: DeviceStateError.transferSizeNotPacketMultiple(size: 1000, maxPacketSize: 512)) {
+            try DeviceState.checkTransferSize(1000, for: bulk)
+        }
+    }
+
     @Test func controlSetupPacketsAreLittleEndian() {
         let setup = ControlSetup(
             direction: .in, kind: .vendor, recipient: .interface, request: 0x5c, value: 0x1234, index: 0x0002,

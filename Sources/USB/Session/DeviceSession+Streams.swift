@@ -8,10 +8,7 @@ extension DeviceSession {
     public func stream(_ endpoint: UInt8, options: BulkInStream.Options) throws -> BulkInStream {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .read)
-        let packet = Int(descriptor.maxPacketSize & 0x7ff)
-        if packet > 0 && options.transferSize % packet != 0 {
-            throw DeviceStateError.transferSizeNotPacketMultiple(size: options.transferSize, maxPacketSize: packet)
-        }
+        _ = try DeviceState.checkTransferSize(options.transferSize, for: descriptor)
         let stream = try BulkInStream(
             handle: handle, endpoint: endpoint, type: libusbType(descriptor), options: options,
             submitter: { [executor, self] body in
@@ -36,10 +33,7 @@ extension DeviceSession {
     ) async throws -> (result: TransferResult, offered: Int) {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .write)
-        let packet = Int(descriptor.maxPacketSize & 0x7ff)
-        if packet > 0 && transferSize % packet != 0 {
-            throw DeviceStateError.transferSizeNotPacketMultiple(size: transferSize, maxPacketSize: packet)
-        }
+        let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
         var queue: [PendingTransfer] = []
         var chunk: [UInt8] = []
         var chunkOffset = 0

@@ -100,6 +100,16 @@ public struct DeviceState: Sendable, Equatable {
         throw .endpointNotFound(address, configuration: active.value)
     }
 
+    /// Checks that a stream's transfers are whole packets of `endpoint` (a device may fill each
+    /// transfer); returns the packet size.
+    public static func checkTransferSize(_ size: Int, for endpoint: EndpointDescriptor) throws(DeviceStateError) -> Int {
+        let packet = Int(endpoint.maxPacketSize & 0x7ff)
+        if packet > 0 && size % packet != 0 {
+            throw .transferSizeNotPacketMultiple(size: size, maxPacketSize: packet)
+        }
+        return packet
+    }
+
     mutating func claimed(_ claim: Claim) { claims[claim.interface] = claim }
     mutating func released(_ number: UInt8) { claims[number] = nil }
     mutating func altSettingSelected(interface: UInt8, altSetting: UInt8) { claims[interface]?.altSetting = altSetting }

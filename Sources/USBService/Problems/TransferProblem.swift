@@ -93,6 +93,6 @@ public enum TransferProblem: HTTPResponseError, Sendable {
 
     public var headers: HTTPHeaders {
         guard case .outcome(let status, _, let actualLength) = self else { return [:] }
-        return ["X-USB-Transfer-Status": status.rawValue, "X-USB-Actual-Length": String(actualLength)]
+        return TransferAnswer.headers(status: status, actualLength: actualLength)
     }
 }

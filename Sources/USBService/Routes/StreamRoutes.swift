@@ -19,13 +19,7 @@ struct StreamRoutes: Sendable {
         let query = request.query
         try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms"])
         let endpoint = try context.byte(request, "endpoint")
-        let transfers = try query.integer("transfers", in: 1...32) ?? 4
-        let transferSize = try query.integer("transfer_size", in: 1...(1 << 20)) ?? 64 * 1024
-        guard transfers * transferSize <= Self.maxBytesInFlight else {
-            throw RoutingProblem.invalidParameter(
-                name: "transfer_size", value: String(transferSize),
-                expected: "transfers × transfer_size of at most \(Self.maxBytesInFlight) bytes")
-        }
+        let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
         let zeroLengthPacket = try query.boolean("zlp") ?? false
         let timeout = try context.limits.timeout(query)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
@@ -55,13 +49,8 @@ struct StreamRoutes: Sendable {
         try query.allow(only: ["transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms"])
         let endpoint = try context.byte(request, "endpoint")
         var options = BulkInStream.Options()
-        options.transfers = try query.integer("transfers", in: 1...32) ?? options.transfers
-        options.transferSize = try query.integer("transfer_size", in: 1...(1 << 20)) ?? options.transferSize
-        guard options.transfers * options.transferSize <= Self.maxBytesInFlight else {
-            throw RoutingProblem.invalidParameter(
-                name: "transfer_size", value: String(options.transferSize),
-                expected: "transfers × transfer_size of at most \(Self.maxBytesInFlight) bytes")
-        }
+        (options.transfers, options.transferSize) = try Self.transfers(
+            query, defaults: (options.transfers, options.transferSize))
         options.maxBytes = try query.integer("max_bytes", in: 1...Int(Int64.max))
         options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
         let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
@@ -80,5 +69,18 @@ struct StreamRoutes: Sendable {
         ]
         if trailers { headers.set("Trailer", "X-USB-Stream-End, X-USB-Stream-Bytes") }
         return .streaming(EndpointStream(stream, duration: duration, trailers: trailers, logger: logger), headers: headers)
+    }
+
+    /// `transfers` (1-32) and `transfer_size` (1 B to 1 MiB), with at most
+    /// ``maxBytesInFlight`` bytes in flight.
+    private static func transfers(_ query: QueryParameters, defaults: (Int, Int)) throws(RoutingProblem) -> (Int, Int) {
+        let transfers = try query.integer("transfers", in: 1...32) ?? defaults.0
+        let transferSize = try query.integer("transfer_size", in: 1...(1 << 20)) ?? defaults.1
+        guard transfers * transferSize <= maxBytesInFlight else {
+            throw .invalidParameter(
+                name: "transfer_size", value: String(transferSize),
+                expected: "transfers × transfer_size of at most \(maxBytesInFlight) bytes")
+        }
+        return (transfers, transferSize)
     }
 }

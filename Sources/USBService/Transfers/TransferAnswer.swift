@@ -41,6 +41,11 @@ enum TransferAnswer {
     }
 
     private static func headers(_ result: TransferResult) -> HTTPHeaders {
-        ["X-USB-Transfer-Status": result.status.rawValue, "X-USB-Actual-Length": String(result.actualLength)]
+        headers(status: result.status, actualLength: result.actualLength)
+    }
+
+    /// How a transfer ended and the bytes it moved, on every transfer answer, problems included.
+    static func headers(status: TransferStatus, actualLength: Int) -> HTTPHeaders {
+        ["X-USB-Transfer-Status": status.rawValue, "X-USB-Actual-Length": String(actualLength)]
     }
 }
