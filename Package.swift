@@ -20,7 +20,7 @@ let package = Package(
             name: "CLibUSB", pkgConfig: "libusb-1.0",
             providers: [.apt(["libusb-1.0-0-dev"])]),
 
-        // Linux headers Swift's Glibc module leaves out (epoll, eventfd).
+        // Linux headers Swift's Glibc module leaves out (epoll, eventfd, netlink, inotify).
         .systemLibrary(name: "CLinux"),
 
         // Dedicated threads and an executor on them, for work that must not block the pool.
@@ -37,7 +37,7 @@ let package = Package(
         // USB, knowing nothing of HTTP: typed wrappers over libusb.
         .target(
             name: "USB",
-            dependencies: ["CLibUSB", "Threads", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CLibUSB", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
 
         // The service that joins them: the /v1 API.
         .target(

@@ -10,6 +10,7 @@ public enum API {
         InterfaceRoutes(context: context).register(in: &router)
         TransferRoutes(context: context).register(in: &router)
         StreamRoutes(context: context).register(in: &router)
+        EventRoutes(context: context).register(in: &router)
         return router
     }
 }

@@ -11,6 +11,10 @@ public protocol DeviceCatalog: Sendable {
     func rawDescriptors(id: String) async throws -> [UInt8]?
     /// The open session of device `id`, nil if absent.
     func session(id: String) async throws -> DeviceSession?
+    /// When device `id` went away (seconds since the epoch); nil if present or never seen.
+    func removedAt(id: String) async -> Double?
+    /// Every arrival and removal, in order, and the devices they leave present.
+    var changes: ChangeLog { get }
 }
 
 extension USBHost: DeviceCatalog {}

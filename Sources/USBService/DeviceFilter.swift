@@ -3,24 +3,33 @@ import USB
 
 /// The filters of the device list: each given one must match.
 struct DeviceFilter: Sendable, Equatable {
-    static let parameterNames = ["vendor_id", "product_id", "class", "serial"]
+    static let parameterNames = ["id", "vendor_id", "product_id", "class", "serial"]
 
+    var id: String?
     var vendorID: UInt16?
     var productID: UInt16?
     /// Matches the device class or the class of any interface of any configuration.
     var classCode: UInt8?
     var serial: String?
 
-    init(vendorID: UInt16? = nil, productID: UInt16? = nil, classCode: UInt8? = nil, serial: String? = nil) {
+    init(id: String? = nil, vendorID: UInt16? = nil, productID: UInt16? = nil, classCode: UInt8? = nil, serial: String? = nil) {
+        self.id = id
         self.vendorID = vendorID
         self.productID = productID
         self.classCode = classCode
         self.serial = serial
     }
 
-    /// Reads the filters from a query; unknown names and bad values throw 400 problems.
-    init(query: QueryParameters) throws(RoutingProblem) {
-        try query.allow(only: Self.parameterNames)
+    /// Reads the filters from a query; unknown names (beyond the route's `others`) and bad
+    /// values throw 400 problems.
+    init(query: QueryParameters, others: [String] = []) throws(RoutingProblem) {
+        try query.allow(only: Self.parameterNames + others)
+        if let id = query.string("id") {
+            guard DeviceID.isWellFormed(id) else {
+                throw .invalidParameter(name: "id", value: id, expected: "a device id such as 1-2.3 or usb1")
+            }
+            self.id = id
+        }
         vendorID = try query.integer("vendor_id", in: 0...0xffff).map(UInt16.init)
         productID = try query.integer("product_id", in: 0...0xffff).map(UInt16.init)
         if let text = query.string("class") {
@@ -37,7 +46,11 @@ struct DeviceFilter: Sendable, Equatable {
         serial = query.string("serial")
     }
 
+    /// No filter given: everything matches.
+    var isEmpty: Bool { self == DeviceFilter() }
+
     func matches(_ device: USBDeviceInfo) -> Bool {
+        if let id, device.id != id { return false }
         if let vendorID, device.descriptor.vendorID != vendorID { return false }
         if let productID, device.descriptor.productID != productID { return false }
         if let serial, device.serial != serial { return false }

@@ -35,6 +35,13 @@ struct USBHTTPD: AsyncParsableCommand {
     @Flag(help: "Let libusb log at debug level too.")
     var debugLibusb = false
 
+    @Option(help: "How to notice devices coming and going: netlink (kernel uevents), inotify (/dev/bus/usb), or polling.")
+    var hotplug: HotplugChoice = .netlink
+
+    enum HotplugChoice: String, ExpressibleByArgument {
+        case netlink, inotify, polling
+    }
+
     func validate() throws {
         guard defaultTimeoutMs >= 1, maxTimeoutMs >= defaultTimeoutMs else {
             throw ValidationError("--default-timeout-ms must be at least 1 and at most --max-timeout-ms.")
@@ -55,6 +62,7 @@ struct USBHTTPD: AsyncParsableCommand {
 
         let context = try USBContext(debug: debugLibusb)
         let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"))
+        await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
         var configuration = HTTPServerConfiguration()
         configuration.host = self.host

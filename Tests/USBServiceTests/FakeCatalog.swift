@@ -6,6 +6,16 @@ import USBService
 struct FakeCatalog: DeviceCatalog {
     var list: [USBDeviceInfo]
     var failure: USBError?
+    /// Ids "removed" earlier, with when.
+    var removed: [String: Double] = [:]
+    /// Empty until a test appends to it (the routes that follow changes read only this).
+    let changes = ChangeLog()
+
+    init(list: [USBDeviceInfo], failure: USBError? = nil, removed: [String: Double] = [:]) {
+        self.list = list
+        self.failure = failure
+        self.removed = removed
+    }
 
     func devices() async throws -> [USBDeviceInfo] {
         if let failure { throw failure }
@@ -26,6 +36,8 @@ struct FakeCatalog: DeviceCatalog {
         if let failure { throw failure }
         return nil
     }
+
+    func removedAt(id: String) async -> Double? { removed[id] }
 
     static let keyboard: USBDeviceInfo = {
         let endpoint = EndpointDescriptor(address: 0x81, attributes: 0x03, maxPacketSize: 8, interval: 7)

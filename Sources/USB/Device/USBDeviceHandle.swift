@@ -1,17 +1,22 @@
 import CLibUSB
+import Glibc
 
-/// An open device (`libusb_device_handle`), closed when released. Its calls block:
-/// run them on a thread of their own, never on Swift's cooperative pool.
+/// An open device (`libusb_device_handle` wrapping a usbfs file descriptor), closed when
+/// released: libusb_close, then close(2) of the descriptor libusb does not own. Its calls
+/// block: run them on a thread of their own, never on Swift's cooperative pool.
 public final class USBDeviceHandle: @unchecked Sendable {
     let pointer: OpaquePointer
-    public let device: USBDevice
+    private let fd: Int32
 
-    init(pointer: OpaquePointer, device: USBDevice) {
+    init(pointer: OpaquePointer, fd: Int32) {
         self.pointer = pointer
-        self.device = device
+        self.fd = fd
     }
 
-    deinit { libusb_close(pointer) }
+    deinit {
+        libusb_close(pointer)
+        close(fd)
+    }
 
     /// The active configuration's bConfigurationValue, nil when unconfigured (libusb_get_configuration).
     public func activeConfiguration() throws(USBError) -> UInt8? {

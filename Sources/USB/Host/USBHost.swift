@@ -1,138 +1,216 @@
 import Logging
 import Threads
 
-/// The machine's USB devices as libusb sees them. Runs on a thread of its own (its calls
-/// block), keeps one ``DeviceSession`` per present device (opened once, closed when the
-/// device is gone) and caches what does not change while a device stays plugged in: its strings.
+/// The machine's USB devices, found in sysfs and kept current by a ``HotplugMonitor``.
+/// Runs on a thread of its own (opening a device blocks). Keeps one ``DeviceSession`` per
+/// device in use (opened on first use, closed when the device goes), numbers every arrival
+/// and removal in ``changes``, and remembers which devices went away (a request for one is
+/// told "gone", not "never seen").
+///
+/// A device counts as present once the kernel's generic USB driver is bound to it: the
+/// kernel has then chosen its configuration and made its interfaces, so a client told of it
+/// can use it at once.
 public actor USBHost {
     private let context: USBContext
     private let events: USBEventThread
     private let executor: ThreadExecutor
     private let logger: Logger
-    /// Devices seen at the last enumeration, by "<bus>:<address>" (an address is not
-    /// reused until the bus wraps around, so a replugged device is read anew).
-    private var known: [String: USBDeviceInfo] = [:]
-    /// Open devices, by "<bus>:<address>".
-    private var sessions: [String: DeviceSession] = [:]
+    private let sysfsRoot: String
+    public nonisolated let changes: ChangeLog
+    private var monitor: HotplugMonitor?
+
+    /// Present devices by id, as the last scan found them.
+    private var present: [String: Present] = [:]
+    /// Open sessions by id, each for one address (a replugged device has a new address).
+    private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:]
+    /// When each id that went away was last removed, until it is back.
+    private var removals: [String: Double] = [:]
+
+    private struct Present {
+        var sysfs: SysfsDevice
+        var info: USBDeviceInfo
+        /// Every string the descriptors refer to, once read from the device.
+        var allStrings: [UInt8: String]?
+    }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// Starts libusb's event thread for `context`.
-    public init(context: USBContext, logger: Logger) {
+    /// Starts libusb's event thread for `context`. Call ``startMonitoring(allowNetlink:allowInotify:)`` to
+    /// follow arrivals and removals as they happen.
+    public init(context: USBContext, logger: Logger, sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog()) {
         self.context = context
         self.events = USBEventThread(context: context)
         self.executor = ThreadExecutor(name: "usb-host")
         self.logger = logger
+        self.sysfsRoot = sysfsRoot
+        self.changes = changes
     }
 
-    /// Every device present now, ordered by bus and port path.
-    public func devices() throws(USBError) -> [USBDeviceInfo] {
-        var seen: [String: USBDeviceInfo] = [:]
-        for device in try context.devices() {
-            let key = Self.key(device)
-            do {
-                seen[key] = try describe(device, cached: known[key])
-            } catch {
-                logger.warning(
-                    "cannot read a device's descriptors",
-                    metadata: ["usb.bus": "\(device.busNumber)", "usb.address": "\(device.address)", "error": "\(error)"])
-            }
-        }
-        known = seen
-        for (key, session) in sessions where seen[key] == nil {
-            sessions[key] = nil
-            Task { await session.close() }
-        }
-        return seen.values.sorted { a, b in
-            a.bus != b.bus ? a.bus < b.bus : a.portPath.lexicographicallyPrecedes(b.portPath)
-        }
+    /// Reads the devices present now and starts following changes; returns the monitor's
+    /// source (see ``HotplugMonitor`` for `allowNetlink` and `allowInotify`).
+    @discardableResult
+    public func startMonitoring(allowNetlink: Bool = true, allowInotify: Bool = true) -> HotplugMonitor.Source {
+        _ = refresh()
+        let monitor = HotplugMonitor(
+            onChange: { [weak self] in
+                guard let self else { return }
+                Task { await self.refresh() }
+            }, allowNetlink: allowNetlink, allowInotify: allowInotify)
+        self.monitor = monitor
+        logger.info("following USB devices", metadata: ["usb.hotplug.source": "\(monitor.source.rawValue)"])
+        return monitor.source
     }
 
-    /// The device with `id`, or nil. Reads only that device.
-    public func device(id: String) throws(USBError) -> USBDeviceInfo? {
-        guard let device = try find(id: id) else { return nil }
-        let info = try describe(device, cached: known[Self.key(device)])
-        known[Self.key(device)] = info
+    /// Every device present now (a fresh scan), ordered by bus and port path.
+    public func devices() -> [USBDeviceInfo] {
+        refresh()
+    }
+
+    /// Device `id` with every string its descriptors refer to (read from the device once),
+    /// or nil when absent.
+    public func device(id: String) -> USBDeviceInfo? {
+        refresh(id: id)
+        guard var entry = present[id] else { return nil }
+        if entry.allStrings == nil, let handle = try? session(entry).handle {
+            entry.allStrings = readStrings(handle, indexes: entry.info.stringIndexes, device: id)
+                .merging(entry.info.strings) { read, _ in read }
+            present[id] = entry
+        }
+        var info = entry.info
+        if let strings = entry.allStrings { info.strings = strings }
         return info
     }
 
-    /// The open session of the device with `id`, opened now if it is not yet; nil when no
-    /// device has `id`.
+    /// The open session of device `id`, opened now if it is not yet; nil when absent.
     public func session(id: String) throws(USBError) -> DeviceSession? {
-        guard let device = try find(id: id) else { return nil }
-        return try session(for: device)
+        if present[id] == nil { refresh(id: id) }
+        guard let entry = present[id] else { return nil }
+        return try session(entry)
+    }
+
+    /// When device `id` was last removed (seconds since the epoch), nil if it is present or
+    /// was never seen.
+    public func removedAt(id: String) -> Double? {
+        present[id] == nil ? removals[id] : nil
     }
 
     /// The device descriptor then every configuration descriptor with all that follows it
-    /// (wTotalLength bytes), as GET_DESCRIPTOR returns them from the device: the layout of
-    /// Linux's sysfs `descriptors` file. Nil when no device has `id`.
-    public func rawDescriptors(id: String) throws(USBError) -> [UInt8]? {
-        guard let device = try find(id: id) else { return nil }
-        let handle = try session(for: device).handle
-        var bytes = try handle.descriptor(type: 0x01, index: 0, length: 18)
-        let count = bytes.count >= 18 ? bytes[17] : 0
-        for index in 0..<count {
-            let head = try handle.descriptor(type: 0x02, index: index, length: 9)
-            guard head.count >= 4 else { throw .io }
-            let total = Int(head[2]) | Int(head[3]) << 8
-            bytes += try handle.descriptor(type: 0x02, index: index, length: total)
-        }
-        return bytes
+    /// (wTotalLength bytes): Linux's sysfs `descriptors` file, the kernel's copy of what the
+    /// device sent. Nil when no device has `id`.
+    public func rawDescriptors(id: String) -> [UInt8]? {
+        refresh(id: id)
+        return present[id]?.sysfs.rawDescriptors
     }
 
-    /// Closes every session (transfers cancelled, claims released, kernel drivers attached
-    /// again), then stops the event thread.
+    /// Stops following changes, closes every session (transfers cancelled, claims released,
+    /// kernel drivers attached again), then stops the event thread.
     public func shutdown() async {
-        let open = Array(sessions.values)
+        monitor?.stop()
+        monitor = nil
+        let open = sessions.values.map(\.session)
         sessions = [:]
         for session in open { await session.close() }
         events.stop()
     }
 
-    private static func key(_ device: USBDevice) -> String { "\(device.busNumber):\(device.address)" }
+    // MARK: Scanning
 
-    private func find(id: String) throws(USBError) -> USBDevice? {
-        try context.devices().first { USBDeviceInfo.id(bus: $0.busNumber, portPath: $0.portNumbers) == id }
+    /// Scans sysfs and records what changed: removals first, then arrivals, each in id order.
+    @discardableResult
+    private func refresh() -> [USBDeviceInfo] {
+        var found: [String: SysfsDevice] = [:]
+        for device in SysfsDevice.scan(root: sysfsRoot) where device.isBound {
+            found[device.name] = device
+        }
+        for id in present.keys.sorted() {
+            let old = present[id]!
+            if let new = found[id], new.address == old.sysfs.address, new.rawDescriptors == old.sysfs.rawDescriptors {
+                continue
+            }
+            removed(id)
+        }
+        for id in found.keys.sorted() {
+            let device = found[id]!
+            if var entry = present[id] {
+                // Same device: only what may change while plugged (the active configuration).
+                if entry.sysfs != device {
+                    entry.info.activeConfiguration = device.activeConfiguration
+                    entry.sysfs = device
+                    present[id] = entry
+                }
+                continue
+            }
+            guard let info = info(device) else { continue }
+            present[id] = Present(sysfs: device, info: info)
+            removals[id] = nil
+            changes.append(.added, info)
+            logger.info("device added", metadata: ["usb.device": "\(id)", "usb.address": "\(device.address)"])
+        }
+        return present.values.map(\.info).sorted { a, b in
+            a.bus != b.bus ? a.bus < b.bus : a.portPath.lexicographicallyPrecedes(b.portPath)
+        }
     }
 
-    private func session(for device: USBDevice) throws(USBError) -> DeviceSession {
-        let key = Self.key(device)
-        if let session = sessions[key], !session.isGone { return session }
-        let handle = try device.open()
-        let configurations = try (0..<device.deviceDescriptor().numConfigurations).map { index throws(USBError) in
-            try device.configurationDescriptor(index: index)
+    /// Rereads one device only, unless it came, went or changed: then a whole scan.
+    private func refresh(id: String) {
+        let device = SysfsDevice(name: id, root: sysfsRoot).flatMap { $0.isBound ? $0 : nil }
+        guard let device, let entry = present[id], entry.sysfs.address == device.address,
+            entry.sysfs.rawDescriptors == device.rawDescriptors
+        else {
+            if device != nil || present[id] != nil { refresh() }
+            return
         }
-        let id = USBDeviceInfo.id(bus: device.busNumber, portPath: device.portNumbers)
+        present[id]?.sysfs = device
+        present[id]?.info.activeConfiguration = device.activeConfiguration
+    }
+
+    private func removed(_ id: String) {
+        guard let old = present.removeValue(forKey: id) else { return }
+        removals[id] = DeviceChange.now()
+        if removals.count > 4096, let oldest = removals.min(by: { $0.value < $1.value }) {
+            removals[oldest.key] = nil
+        }
+        if let open = sessions.removeValue(forKey: id) {
+            open.session.deviceRemoved()
+            Task { await open.session.close() }
+        }
+        changes.append(.removed, old.info)
+        logger.info("device removed", metadata: ["usb.device": "\(id)", "usb.address": "\(old.sysfs.address)"])
+    }
+
+    private func info(_ device: SysfsDevice) -> USBDeviceInfo? {
+        let parsed: (DeviceDescriptor, [ConfigurationDescriptor])
+        do {
+            parsed = try DescriptorParser.parse(device.rawDescriptors)
+        } catch {
+            logger.warning(
+                "cannot read a device's descriptors", metadata: ["usb.device": "\(device.name)", "error": "\(error)"])
+            return nil
+        }
+        var strings: [UInt8: String] = [:]
+        let (descriptor, configurations) = parsed
+        if descriptor.manufacturerIndex != 0 { strings[descriptor.manufacturerIndex] = device.manufacturer }
+        if descriptor.productIndex != 0 { strings[descriptor.productIndex] = device.product }
+        if descriptor.serialNumberIndex != 0 { strings[descriptor.serialNumberIndex] = device.serial }
+        return USBDeviceInfo(
+            bus: device.bus, address: device.address, portPath: device.portPath, speed: device.speed,
+            descriptor: descriptor, configurations: configurations, activeConfiguration: device.activeConfiguration,
+            strings: strings)
+    }
+
+    // MARK: Sessions
+
+    private func session(_ entry: Present) throws(USBError) -> DeviceSession {
+        let id = entry.info.id
+        if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
+        let handle = try context.open(node: entry.sysfs.nodePath)
         let session = DeviceSession(
-            handle: handle, id: id, configurations: configurations,
-            activeConfiguration: try? handle.activeConfiguration())
-        sessions[key] = session
+            handle: handle, id: id, configurations: entry.info.configurations,
+            activeConfiguration: entry.sysfs.activeConfiguration)
+        if let stale = sessions[id]?.session { Task { await stale.close() } }
+        sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])
         return session
-    }
-
-    private func describe(_ device: USBDevice, cached: USBDeviceInfo?) throws(USBError) -> USBDeviceInfo {
-        let descriptor = try device.deviceDescriptor()
-        let configurations = try (0..<descriptor.numConfigurations).map { index throws(USBError) in
-            try device.configurationDescriptor(index: index)
-        }
-        var info = USBDeviceInfo(
-            bus: device.busNumber, address: device.address, portPath: device.portNumbers, speed: device.speed,
-            descriptor: descriptor, configurations: configurations, activeConfiguration: nil, strings: [:])
-        let handle: USBDeviceHandle
-        do {
-            handle = try session(for: device).handle
-        } catch {
-            logger.debug("cannot open device", metadata: ["usb.device": "\(info.id)", "error": "\(error)"])
-            return info
-        }
-        info.activeConfiguration = try? handle.activeConfiguration()
-        if let cached, cached.descriptor == descriptor {
-            info.strings = cached.strings
-        } else {
-            info.strings = readStrings(handle, indexes: info.stringIndexes, device: info.id)
-        }
-        return info
     }
 
     private func readStrings(_ handle: USBDeviceHandle, indexes: Set<UInt8>, device: String) -> [UInt8: String] {

@@ -1,4 +1,5 @@
 import CLibUSB
+import Glibc
 
 /// A failed libusb call (`enum libusb_error`). Transfer outcomes such as a stall or a
 /// timeout on a transfer are not call errors and are reported apart from these.
@@ -33,6 +34,21 @@ public struct USBError: Error, Equatable, Sendable, CustomStringConvertible {
     static func check(_ result: Int32) throws(USBError) -> Int32 {
         if result < 0 { throw USBError(result) }
         return result
+    }
+
+    /// The error libusb itself reports for a failed system call with `errno` (as its Linux
+    /// backend translates them): the one place errno becomes a ``USBError``.
+    init(errno: Int32) {
+        switch errno {
+        case EACCES, EPERM: self = .access
+        case ENOENT, ENODEV, ENXIO: self = .noDevice
+        case EBUSY: self = .busy
+        case ENOMEM: self = .noMemory
+        case EINVAL: self = .invalidParameter
+        case ETIMEDOUT: self = .timeout
+        case EINTR: self = .interrupted
+        default: self = .io
+        }
     }
 
     /// See ``check(_:)-(Int32)``, for calls that return a `ssize_t`.

@@ -29,6 +29,10 @@ public actor DeviceSession {
     /// every request answers LIBUSB_ERROR_NO_DEVICE.
     public nonisolated var isGone: Bool { goneFlag.load(ordering: .acquiring) }
 
+    /// Marks the session gone at once (its device was unplugged): every later call fails with
+    /// LIBUSB_ERROR_NO_DEVICE. ``close()`` still has to run.
+    public nonisolated func deviceRemoved() { goneFlag.store(true, ordering: .releasing) }
+
     /// Takes over `handle`. Kernel drivers are detached from interfaces on claim and attached
     /// again on release.
     public init(handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?) {

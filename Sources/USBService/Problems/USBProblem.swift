@@ -7,12 +7,19 @@ import USB
 public enum USBProblem: HTTPResponseError, Sendable {
     case invalidDeviceID(String)
     case deviceNotFound(String)
+    /// Device `id` was present and went away at `time` (seconds since the epoch).
+    case deviceRemoved(String, time: Double)
+    case serialNotFound(String)
+    /// More than one present device has this serial number: address them by id.
+    case ambiguousSerial(String, ids: [String])
     case usb(USBError, context: String)
 
     public var status: Int {
         switch self {
         case .invalidDeviceID: 400
-        case .deviceNotFound: 404
+        case .deviceNotFound, .serialNotFound: 404
+        case .deviceRemoved: 410
+        case .ambiguousSerial: 409
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: 410
@@ -29,7 +36,9 @@ public enum USBProblem: HTTPResponseError, Sendable {
     public var code: String {
         switch self {
         case .invalidDeviceID: "invalid-device-id"
-        case .deviceNotFound: "device-not-found"
+        case .deviceNotFound, .serialNotFound: "device-not-found"
+        case .deviceRemoved: "device-gone"
+        case .ambiguousSerial: "ambiguous-serial"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "device-gone"
@@ -47,7 +56,9 @@ public enum USBProblem: HTTPResponseError, Sendable {
     public var title: String {
         switch self {
         case .invalidDeviceID: "Invalid device id"
-        case .deviceNotFound: "Device not found"
+        case .deviceNotFound, .serialNotFound: "Device not found"
+        case .deviceRemoved: "Device gone"
+        case .ambiguousSerial: "Serial number not unique"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "Device gone"
@@ -65,8 +76,13 @@ public enum USBProblem: HTTPResponseError, Sendable {
     public var detail: String {
         switch self {
         case .invalidDeviceID(let id):
-            "'\(id)' is not a device id: ids look like '1-2.3' (bus-ports) or 'usb1' (a root hub)."
+            "'\(id)' is not a device id: ids look like '1-2.3' (bus-ports), 'usb1' (a root hub) or 'serial:ABC123'."
         case .deviceNotFound(let id): "No device with id '\(id)' is present."
+        case .deviceRemoved(let id, let time):
+            "Device '\(id)' was removed at \(Timestamp.iso8601(time)) and is not back."
+        case .serialNotFound(let serial): "No present device has serial number '\(serial)'."
+        case .ambiguousSerial(let serial, let ids):
+            "Devices \(ids.joined(separator: ", ")) all have serial number '\(serial)': address one by its id."
         case .usb(let error, let context):
             switch error {
             case .busy:

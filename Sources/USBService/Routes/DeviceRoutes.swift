@@ -20,19 +20,19 @@ struct DeviceRoutes: Sendable {
 
     func describe(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: [])
-        let id = try context.deviceID(request)
+        let id = try await context.deviceID(request)
         guard let device = try await context.usb("Reading device \(id)", device: id, { try await context.catalog.device(id: id) })
-        else { throw USBProblem.deviceNotFound(id) }
+        else { throw await context.absent(id) }
         return try .json(DeviceDetails(device))
     }
 
     func raw(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: [])
-        let id = try context.deviceID(request)
+        let id = try await context.deviceID(request)
         guard
             let bytes = try await context.usb(
                 "Reading the descriptors of \(id)", device: id, { try await context.catalog.rawDescriptors(id: id) })
-        else { throw USBProblem.deviceNotFound(id) }
+        else { throw await context.absent(id) }
         return .bytes(bytes)
     }
 }

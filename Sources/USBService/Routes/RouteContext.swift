@@ -8,11 +8,27 @@ struct RouteContext: Sendable {
     let catalog: any DeviceCatalog
     let limits: TransferLimits
 
-    /// The `{id}` path parameter, checked for form.
-    func deviceID(_ request: RoutedRequest) throws(USBProblem) -> String {
+    /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
+    /// resolved to the id of the one present device with that serial number.
+    func deviceID(_ request: RoutedRequest) async throws -> String {
         let id = request.parameters["id"] ?? ""
-        guard DeviceID.isWellFormed(id) else { throw .invalidDeviceID(id) }
+        if id.hasPrefix(DeviceID.serialPrefix) {
+            let serial = String(id.dropFirst(DeviceID.serialPrefix.count))
+            guard !serial.isEmpty else { throw USBProblem.invalidDeviceID(id) }
+            let matches = try await usb("Listing devices", device: "") { try await catalog.devices() }
+                .filter { $0.serial == serial }.map(\.id)
+            guard let first = matches.first else { throw USBProblem.serialNotFound(serial) }
+            guard matches.count == 1 else { throw USBProblem.ambiguousSerial(serial, ids: matches) }
+            return first
+        }
+        guard DeviceID.isWellFormed(id) else { throw USBProblem.invalidDeviceID(id) }
         return id
+    }
+
+    /// The problem for a device that is not present: 410 if it was and went away, else 404.
+    func absent(_ id: String) async -> USBProblem {
+        if let time = await catalog.removedAt(id: id) { return .deviceRemoved(id, time: time) }
+        return .deviceNotFound(id)
     }
 
     /// A byte-sized path parameter (`{interface}`, `{endpoint}`), decimal or 0x hex.
@@ -26,9 +42,9 @@ struct RouteContext: Sendable {
 
     /// The open session of the device `{id}`; 404 when absent, 410 when it went away.
     func session(_ request: RoutedRequest) async throws -> DeviceSession {
-        let id = try deviceID(request)
+        let id = try await deviceID(request)
         guard let session = try await usb("Opening device \(id)", device: id, { try await catalog.session(id: id) })
-        else { throw USBProblem.deviceNotFound(id) }
+        else { throw await absent(id) }
         return session
     }
 

@@ -1,0 +1,83 @@
+/// One USB device as sysfs shows it (`/sys/bus/usb/devices/<name>`): where it is, its
+/// descriptors as the kernel read them at enumeration, and the three strings the kernel
+/// keeps. Reading one opens no device file and sends nothing on the bus.
+struct SysfsDevice: Sendable, Equatable {
+    /// The kernel's name: "usb<bus>" for a root hub, else "<bus>-<port>.<port>…".
+    var name: String
+    var bus: UInt8
+    var address: UInt8
+    var portPath: [UInt8]
+    var speed: Speed
+    /// The `descriptors` file: the device descriptor, then each configuration in full.
+    var rawDescriptors: [UInt8]
+    /// bConfigurationValue, nil when unconfigured.
+    var activeConfiguration: UInt8?
+    var manufacturer: String?
+    var product: String?
+    var serial: String?
+    /// The generic USB driver is bound: the kernel has chosen a configuration and created
+    /// the interfaces, so the device is ready to use.
+    var isBound: Bool
+
+    /// The usbfs node that opens the device.
+    var nodePath: String {
+        "/dev/bus/usb/" + threeDigits(bus) + "/" + threeDigits(address)
+    }
+
+    /// Reads device `name` under `root`; nil when it is not a device (an interface, a
+    /// port) or went away while being read.
+    init?(name: String, root: String = Sysfs.devices) {
+        guard let portPath = Self.portPath(name) else { return nil }
+        let directory = root + "/" + name
+        guard let bus = Sysfs.attribute(directory + "/busnum").flatMap({ UInt8($0) }),
+            let address = Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }),
+            let raw = Sysfs.contents(directory + "/descriptors"), raw.count >= 18
+        else { return nil }
+        self.name = name
+        self.bus = bus
+        self.address = address
+        self.portPath = portPath
+        self.speed = Self.speed(Sysfs.attribute(directory + "/speed"))
+        self.rawDescriptors = raw
+        self.activeConfiguration = Sysfs.attribute(directory + "/bConfigurationValue").flatMap { UInt8($0) }
+            .flatMap { $0 == 0 ? nil : $0 }
+        self.manufacturer = Sysfs.attribute(directory + "/manufacturer")
+        self.product = Sysfs.attribute(directory + "/product")
+        self.serial = Sysfs.attribute(directory + "/serial")
+        self.isBound = Sysfs.exists(directory + "/driver")
+    }
+
+    /// Every device under `root`.
+    static func scan(root: String = Sysfs.devices) -> [SysfsDevice] {
+        Sysfs.entries(root).compactMap { SysfsDevice(name: $0, root: root) }
+    }
+
+    /// The ports of a device name from the root hub down ([] for "usb3"); nil for names that
+    /// are not devices ("1-1:1.0" is an interface, "1-0:1.0" a root hub's interface).
+    static func portPath(_ name: String) -> [UInt8]? {
+        if name.hasPrefix("usb") { return UInt8(name.dropFirst(3)) != nil ? [] : nil }
+        guard !name.contains(":") else { return nil }
+        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, UInt8(parts[0]) != nil else { return nil }
+        let ports = parts[1].split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        guard !ports.isEmpty, ports.allSatisfy({ $0 != nil && $0 != 0 }) else { return nil }
+        return ports.compactMap { $0 }
+    }
+
+    /// The `speed` attribute (Mbit/s: "1.5", "12", "480", "5000", "10000", "20000").
+    static func speed(_ text: String?) -> Speed {
+        switch text {
+        case "1.5": .low
+        case "12": .full
+        case "480": .high
+        case "5000": .super
+        case "10000", "20000": .superPlus
+        default: .unknown
+        }
+    }
+}
+
+private func threeDigits(_ value: UInt8) -> String {
+    let digits = String(value)
+    return String(repeating: "0", count: 3 - digits.count) + digits
+}
