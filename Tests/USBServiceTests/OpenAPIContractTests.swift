@@ -3,7 +3,7 @@ import HTTPRouting
 import HTTPServer
 import Testing
 import USB
-import USBService
+@testable import USBService
 
 /// openapi.yaml names exactly the routes the daemon serves.
 @Suite struct OpenAPIContractTests {
