@@ -19,19 +19,12 @@ public actor USBHost {
     public nonisolated let changes: ChangeLog
     private var monitor: HotplugMonitor?
 
-    /// Present devices by id, as the last scan found them.
-    private var present: [String: Present] = [:]
+    /// Present devices, as the last scan found them.
+    private var roster = DeviceRoster()
     /// Open sessions by id, each for one address (a replugged device has a new address).
     private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:]
     /// When each id that went away was last removed, until it is back.
     private var removals: [String: Double] = [:]
-
-    private struct Present {
-        var sysfs: SysfsDevice
-        var info: USBDeviceInfo
-        /// Every string the descriptors refer to, once read from the device.
-        var allStrings: [UInt8: String]?
-    }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -70,11 +63,11 @@ public actor USBHost {
     /// or nil when absent.
     public func device(id: String) -> USBDeviceInfo? {
         refresh(id: id)
-        guard var entry = present[id] else { return nil }
+        guard var entry = roster[id] else { return nil }
         if entry.allStrings == nil, let handle = try? session(entry).handle {
             entry.allStrings = readStrings(handle, indexes: entry.info.stringIndexes, device: id)
                 .merging(entry.info.strings) { read, _ in read }
-            present[id] = entry
+            roster[id] = entry
         }
         var info = entry.info
         if let strings = entry.allStrings { info.strings = strings }
@@ -83,15 +76,15 @@ public actor USBHost {
 
     /// The open session of device `id`, opened now if it is not yet; nil when absent.
     public func session(id: String) throws(USBError) -> DeviceSession? {
-        if present[id] == nil { refresh(id: id) }
-        guard let entry = present[id] else { return nil }
+        if roster[id] == nil { refresh(id: id) }
+        guard let entry = roster[id] else { return nil }
         return try session(entry)
     }
 
     /// When device `id` was last removed (seconds since the epoch), nil if it is present or
     /// was never seen.
     public func removedAt(id: String) -> Double? {
-        present[id] == nil ? removals[id] : nil
+        roster[id] == nil ? removals[id] : nil
     }
 
     /// The device descriptor then every configuration descriptor with all that follows it
@@ -99,7 +92,7 @@ public actor USBHost {
     /// device sent. Nil when no device has `id`.
     public func rawDescriptors(id: String) -> [UInt8]? {
         refresh(id: id)
-        return present[id]?.sysfs.rawDescriptors
+        return roster[id]?.sysfs.rawDescriptors
     }
 
     /// Stops following changes, closes every session (transfers cancelled, claims released,
@@ -118,54 +111,28 @@ public actor USBHost {
     /// Scans sysfs and records what changed: removals first, then arrivals, each in id order.
     @discardableResult
     private func refresh() -> [USBDeviceInfo] {
-        var found: [String: SysfsDevice] = [:]
-        for device in SysfsDevice.scan(root: sysfsRoot) where device.isBound {
-            found[device.name] = device
-        }
-        for id in present.keys.sorted() {
-            let old = present[id]!
-            if let new = found[id], new.address == old.sysfs.address, new.rawDescriptors == old.sysfs.rawDescriptors {
-                continue
+        for change in roster.update(SysfsDevice.scan(root: sysfsRoot)) {
+            switch change {
+            case .removed(let info): removed(info)
+            case .added(let info):
+                removals[info.id] = nil
+                changes.append(.added, info)
+                logger.info("device added", metadata: ["usb.device": "\(info.id)", "usb.address": "\(info.address)"])
+            case .unreadable(let id, let failure):
+                logger.warning(
+                    "cannot read a device's descriptors", metadata: ["usb.device": "\(id)", "error": "\(failure)"])
             }
-            removed(id)
         }
-        for id in found.keys.sorted() {
-            let device = found[id]!
-            if var entry = present[id] {
-                // Same device: only what may change while plugged (the active configuration).
-                if entry.sysfs != device {
-                    entry.info.activeConfiguration = device.activeConfiguration
-                    entry.sysfs = device
-                    present[id] = entry
-                }
-                continue
-            }
-            guard let info = info(device) else { continue }
-            present[id] = Present(sysfs: device, info: info)
-            removals[id] = nil
-            changes.append(.added, info)
-            logger.info("device added", metadata: ["usb.device": "\(id)", "usb.address": "\(device.address)"])
-        }
-        return present.values.map(\.info).sorted { a, b in
-            a.bus != b.bus ? a.bus < b.bus : a.portPath.lexicographicallyPrecedes(b.portPath)
-        }
+        return roster.devices
     }
 
     /// Rereads one device only, unless it came, went or changed: then a whole scan.
     private func refresh(id: String) {
-        let device = SysfsDevice(name: id, root: sysfsRoot).flatMap { $0.isBound ? $0 : nil }
-        guard let device, let entry = present[id], entry.sysfs.address == device.address,
-            entry.sysfs.rawDescriptors == device.rawDescriptors
-        else {
-            if device != nil || present[id] != nil { refresh() }
-            return
-        }
-        present[id]?.sysfs = device
-        present[id]?.info.activeConfiguration = device.activeConfiguration
+        if !roster.update(id: id, SysfsDevice(name: id, root: sysfsRoot)) { refresh() }
     }
 
-    private func removed(_ id: String) {
-        guard let old = present.removeValue(forKey: id) else { return }
+    private func removed(_ info: USBDeviceInfo) {
+        let id = info.id
         removals[id] = DeviceChange.now()
         if removals.count > 4096, let oldest = removals.min(by: { $0.value < $1.value }) {
             removals[oldest.key] = nil
@@ -174,33 +141,13 @@ public actor USBHost {
             open.session.deviceRemoved()
             Task { await open.session.close() }
         }
-        changes.append(.removed, old.info)
-        logger.info("device removed", metadata: ["usb.device": "\(id)", "usb.address": "\(old.sysfs.address)"])
-    }
-
-    private func info(_ device: SysfsDevice) -> USBDeviceInfo? {
-        let parsed: (DeviceDescriptor, [ConfigurationDescriptor])
-        do {
-            parsed = try DescriptorParser.parse(device.rawDescriptors)
-        } catch {
-            logger.warning(
-                "cannot read a device's descriptors", metadata: ["usb.device": "\(device.name)", "error": "\(error)"])
-            return nil
-        }
-        var strings: [UInt8: String] = [:]
-        let (descriptor, configurations) = parsed
-        if descriptor.manufacturerIndex != 0 { strings[descriptor.manufacturerIndex] = device.manufacturer }
-        if descriptor.productIndex != 0 { strings[descriptor.productIndex] = device.product }
-        if descriptor.serialNumberIndex != 0 { strings[descriptor.serialNumberIndex] = device.serial }
-        return USBDeviceInfo(
-            bus: device.bus, address: device.address, portPath: device.portPath, speed: device.speed,
-            descriptor: descriptor, configurations: configurations, activeConfiguration: device.activeConfiguration,
-            strings: strings)
+        changes.append(.removed, info)
+        logger.info("device removed", metadata: ["usb.device": "\(id)", "usb.address": "\(info.address)"])
     }
 
     // MARK: Sessions
 
-    private func session(_ entry: Present) throws(USBError) -> DeviceSession {
+    private func session(_ entry: DeviceRoster.Entry) throws(USBError) -> DeviceSession {
         let id = entry.info.id
         if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
         let handle = try context.open(node: entry.sysfs.nodePath)

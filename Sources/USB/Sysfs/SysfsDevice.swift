@@ -23,7 +23,9 @@ struct SysfsDevice: Sendable, Equatable {
     var nodePath: String {
         "/dev/bus/usb/" + threeDigits(bus) + "/" + threeDigits(address)
     }
+}
 
+extension SysfsDevice {
     /// Reads device `name` under `root`; nil when it is not a device (an interface, a
     /// port) or went away while being read.
     init?(name: String, root: String = Sysfs.devices) {

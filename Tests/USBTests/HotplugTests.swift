@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+
+@testable import USB
+
+/// Kernel uevents, sysfs device records, and the roster that turns scans into changes.
+@Suite struct HotplugTests {
+    static func message(_ fields: [String]) -> [UInt8] {
+        fields.flatMap { Array($0.utf8) + [0] }
+    }
+
+    @Test func aUEventIsParsed() throws {
+        let event = try #require(
+            UEvent(
+                Self.message([
+                    "remove@/devices/platform/dummy_hcd.0/usb1/1-1", "ACTION=remove",
+                    "DEVPATH=/devices/platform/dummy_hcd.0/usb1/1-1", "SUBSYSTEM=usb", "DEVTYPE=usb_device",
+                    "BUSNUM=001", "DEVNUM=002", "SEQNUM=828",
+                ])))
+        #expect(event.action == "remove")
+        #expect(event.devicePath == "/devices/platform/dummy_hcd.0/usb1/1-1")
+        #expect(event.properties["DEVNUM"] == "002")
+        #expect(event.concernsUSBDevice)
+    }
+
+    @Test func interfacesOtherSubsystemsAndGarbageAreNotDeviceChanges() {
+        let interface = UEvent(
+            Self.message(["bind@/devices/x/1-1:1.0", "SUBSYSTEM=usb", "DEVTYPE=usb_interface"]))
+        #expect(interface?.concernsUSBDevice == false)
+        let block = UEvent(Self.message(["add@/devices/x/block/sda", "SUBSYSTEM=block", "DEVTYPE=disk"]))
+        #expect(block?.concernsUSBDevice == false)
+        #expect(UEvent(Self.message(["libudev", "whatever"])) == nil)
+        #expect(UEvent([UInt8]()) == nil)
+    }
+
+    @Test func deviceNamesGivePortPaths() {
+        #expect(SysfsDevice.portPath("usb3") == [])
+        #expect(SysfsDevice.portPath("1-1") == [1])
+        #expect(SysfsDevice.portPath("2-1.4.3") == [1, 4, 3])
+        for notADevice in ["1-1:1.0", "1-0:1.0", "usbmon", "1-", "x-1", "1-1..2", "1-0", "usb", "1"] {
+            #expect(SysfsDevice.portPath(notADevice) == nil, "\(notADevice)")
+        }
+        #expect(SysfsDevice.speed("480") == .high && SysfsDevice.speed("1.5") == .low)
+        #expect(SysfsDevice.speed("5000") == .super && SysfsDevice.speed("weird") == .unknown)
+    }
+
+    /// A sysfs tree in a temporary folder, read as the real one.
+    @Test func aDeviceIsReadFromItsSysfsFolder() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("3-1.2")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let descriptors = DescriptorParserTests.device
+        for (name, value) in [
+            ("busnum", "3\n"), ("devnum", "7\n"), ("speed", "480\n"), ("bConfigurationValue", "1\n"),
+            ("manufacturer", "usbhttpd lab\n"), ("serial", "lab-ffs\n"),
+        ] {
+            try Data(value.utf8).write(to: folder.appendingPathComponent(name))
+        }
+        try Data(descriptors).write(to: folder.appendingPathComponent("descriptors"))
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("3-1.2:1.0"), withIntermediateDirectories: true)
+
+        var device = try #require(SysfsDevice(name: "3-1.2", root: root.path))
+        #expect(device.bus == 3 && device.address == 7 && device.portPath == [1, 2] && device.speed == .high)
+        #expect(device.activeConfiguration == 1 && device.manufacturer == "usbhttpd lab" && device.product == nil)
+        #expect(device.serial == "lab-ffs" && device.rawDescriptors == descriptors)
+        #expect(!device.isBound, "no driver link yet")
+        #expect(device.nodePath == "/dev/bus/usb/003/007")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.appendingPathComponent("driver").path, withDestinationPath: "../../usb")
+        device = try #require(SysfsDevice(name: "3-1.2", root: root.path))
+        #expect(device.isBound)
+        #expect(SysfsDevice.scan(root: root.path).map(\.name) == ["3-1.2"], "interfaces are not devices")
+        #expect(SysfsDevice(name: "3-1.9", root: root.path) == nil)
+    }
+
+    static func sysfs(_ name: String, address: UInt8, bound: Bool = true, configuration: UInt8? = 1) -> SysfsDevice {
+        SysfsDevice(
+            name: name, bus: 1, address: address, portPath: SysfsDevice.portPath(name) ?? [], speed: .high,
+            rawDescriptors: DescriptorParserTests.device, activeConfiguration: configuration, manufacturer: "m",
+            product: "p", serial: "s-\(name)", isBound: bound)
+    }
+
+    @Test func theRosterReportsArrivalsRemovalsAndReplugs() {
+        var roster = DeviceRoster()
+        let first = roster.update([Self.sysfs("1-2", address: 3), Self.sysfs("1-1", address: 2)])
+        #expect(first.map(\.summary) == ["added 1-1", "added 1-2"])
+        #expect(roster.devices.map(\.id) == ["1-1", "1-2"])
+        #expect(roster["1-1"]?.info.serial == "s-1-1", "the sysfs strings fill the summary")
+
+        #expect(roster.update([Self.sysfs("1-1", address: 2), Self.sysfs("1-2", address: 3)]).isEmpty)
+        let replug = roster.update([Self.sysfs("1-1", address: 4), Self.sysfs("1-2", address: 3)])
+        #expect(replug.map(\.summary) == ["removed 1-1", "added 1-1"], "a new address is a new device")
+        let unplug = roster.update([Self.sysfs("1-2", address: 3, configuration: 2)])
+        #expect(unplug.map(\.summary) == ["removed 1-1"])
+        #expect(roster["1-2"]?.info.activeConfiguration == 2, "a new configuration is no new device")
+    }
+
+    @Test func aDeviceCountsOnlyOnceConfigured() {
+        var roster = DeviceRoster()
+        #expect(roster.update([Self.sysfs("1-1", address: 2, bound: false)]).isEmpty)
+        #expect(roster.update([Self.sysfs("1-1", address: 2)]).map(\.summary) == ["added 1-1"])
+    }
+
+    @Test func oneDeviceIsRereadAloneUnlessItChanged() {
+        var roster = DeviceRoster()
+        _ = roster.update([Self.sysfs("1-1", address: 2)])
+        var fine = roster.update(id: "1-1", Self.sysfs("1-1", address: 2, configuration: nil))
+        #expect(fine && roster["1-1"]?.info.activeConfiguration == nil)
+        fine = roster.update(id: "1-1", Self.sysfs("1-1", address: 5))
+        #expect(!fine, "replugged: a whole scan is needed")
+        fine = roster.update(id: "1-1", nil)
+        #expect(!fine, "gone: a whole scan is needed")
+        fine = roster.update(id: "9-9", nil)
+        #expect(fine, "never seen and still absent")
+        fine = roster.update(id: "1-3", Self.sysfs("1-3", address: 9))
+        #expect(!fine, "new: a whole scan is needed")
+    }
+
+    @Test func unreadableDescriptorsLeaveTheDeviceOut() {
+        var roster = DeviceRoster()
+        var broken = Self.sysfs("1-1", address: 2)
+        broken.rawDescriptors = [18, 1, 0]
+        #expect(roster.update([broken]) == [.unreadable(id: "1-1", .truncated)])
+        #expect(roster.devices.isEmpty)
+    }
+}
+
+extension DeviceRoster.Change {
+    var summary: String {
+        switch self {
+        case .added(let info): "added \(info.id)"
+        case .removed(let info): "removed \(info.id)"
+        case .unreadable(let id, _): "unreadable \(id)"
+        }
+    }
+}
