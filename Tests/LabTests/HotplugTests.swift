@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension LabSession {
+    /// lab/guest/replug.py in the guest: its one line of JSON output.
+    @discardableResult
+    func replug(_ arguments: String) async throws -> [String: Any] {
+        let output = try await run("python3 \(Self.root.path)/lab/guest/replug.py \(arguments)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+    }
+
+    /// The daemon's open file descriptors and resident memory in KiB.
+    func daemonUsage() async throws -> (fds: Int, targets: [String], rssKiB: Int) {
+        let usage = try await replug("usage $(pgrep -o -x usbhttpd)")
+        return (
+            try #require(usage["fds"] as? Int), usage["targets"] as? [String] ?? [], try #require(usage["rss_kib"] as? Int)
+        )
+    }
+}
+
+extension InTheLab {
+    /// Devices coming and going (configfs UDC unbind and bind), as clients see it: events,
+    /// waiting, ids that stay, and what happens to requests and streams in flight.
+    @Suite struct HotplugTests {
+        /// The SSE events in `text` as (event name, id, device id) triples.
+        static func events(_ text: String) -> [(name: String, id: String, device: String)] {
+            text.components(separatedBy: "\n\n").compactMap { block in
+                var name = "", id = "", device = ""
+                for line in block.split(separator: "\n") {
+                    if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                    if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+                    if line.hasPrefix("data: "),
+                        let data = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
+                        let summary = data["device"] as? [String: Any]
+                    {
+                        device = summary["id"] as? String ?? ""
+                    }
+                }
+                return name.isEmpty ? nil : (name, id, device)
+            }
+        }
+
+        @Test func fiftyReplugsAreFiftyRemovalsAndArrivalsInOrderWithNothingLeaked() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.loopback)
+            let claim = "http://127.0.0.1:8080/v1/devices/\(id)/interfaces/0/claim"
+            let follow =
+                "curl -sN 'http://127.0.0.1:8080/v1/events?serial=\(LabSession.loopback)' > \"$TMPDIR/events.txt\" 2>&1 &"
+                + " echo $! > \"$TMPDIR/events.pid\""
+            let stopFollowing = "kill $(cat \"$TMPDIR/events.pid\"); sleep 1; cat \"$TMPDIR/events.txt\""
+            // Ten cycles first, followed and claimed: what the first of these allocate for good
+            // (Dispatch's timer, malloc's per-thread arenas for the device threads) is not a leak.
+            try await lab.run(follow)
+            try await lab.replug("cycles loopback 10 \(claim)")
+            try await lab.run(stopFollowing)
+            let before = try await lab.daemonUsage()
+
+            try await lab.run(follow)
+            try await Task.sleep(for: .seconds(2))
+            let cycles = try await lab.replug("cycles loopback 50 \(claim)")
+            #expect(cycles["ids"] as? [String] == [id], "the same port, the same id: \(cycles)")
+            #expect((cycles["statuses"] as? [String: Int])?["200"] == 50, "each time claimed anew: \(cycles)")
+            try await Task.sleep(for: .seconds(1))
+            let text = try await lab.run(stopFollowing)
+
+            let events = Self.events(text)
+            #expect(events.count == 100, "\(events.count) events:\n\(text.suffix(600))")
+            for (index, event) in events.enumerated() {
+                #expect(event.name == (index % 2 == 0 ? "removed" : "added"), "event \(index): \(event)")
+                #expect(event.device == id)
+            }
+            let sequences = events.compactMap { UInt64($0.id.split(separator: "-").last ?? "") }
+            #expect(sequences.count == events.count && zip(sequences, sequences.dropFirst()).allSatisfy { $0 < $1 })
+
+            let after = try await lab.daemonUsage()
+            // Sockets come and go with clients (the tests' own keep-alive connections among
+            // them); everything else must be exactly as before: the one open device, libusb's
+            // and the server's own descriptors.
+            func files(_ targets: [String]) -> [String] {
+                targets.filter { !$0.hasPrefix("socket:") }.map { $0.hasPrefix("/dev/bus/usb/") ? "usbfs" : $0 }.sorted()
+            }
+            #expect(files(after.targets) == files(before.targets), "before: \(before.targets)\nafter: \(after.targets)")
+            #expect(abs(after.fds - before.fds) <= 2, "file descriptors: \(before.fds) before, \(after.fds) after")
+            #expect(after.rssKiB - before.rssKiB < 2048, "memory: \(before.rssKiB) KiB before, \(after.rssKiB) KiB after")
+            print("hotplug: 50 cycles in \(cycles["seconds"] ?? "?") s; fds \(before.fds) → \(after.fds); RSS \(before.rssKiB) → \(after.rssKiB) KiB")
+        }
+
+        @Test func aReconnectingClientGetsTheEventsItMissed() async throws {
+            let lab = try await Lab.shared.session()
+            let first = try await lab.run(
+                "curl -sN -m 4 'http://127.0.0.1:8080/v1/events?serial=\(LabSession.gadget)&present=true'; true")
+            let present = try #require(Self.events(first).last, "\(first)")
+            #expect(present.name == "present")
+            try await lab.replug("cycles ffs 1")
+            let resumed = try await lab.run(
+                "curl -sN -m 4 -H 'Last-Event-ID: \(present.id)' 'http://127.0.0.1:8080/v1/events?serial=\(LabSession.gadget)'; true"
+            )
+            #expect(Self.events(resumed).map(\.name) == ["removed", "added"], "\(resumed)")
+        }
+
+        @Test func waitAnswersWhenTheGadgetIsPluggedAndWhenItIsGone() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            async let gone = lab.daemon.get("/v1/wait?serial=\(LabSession.gadget)&for=absent&timeout_ms=60000")
+            try await Task.sleep(for: .milliseconds(500))
+            try await lab.replug("unplug ffs")
+            #expect(try await gone.status == 200)
+
+            let unplugged = try await lab.daemon.get("/v1/devices/\(id)")
+            #expect(problemMismatch(unplugged, status: 410, code: "device-gone") == nil, "\(unplugged.text)")
+            let bySerial = try await lab.daemon.get("/v1/devices/serial:\(LabSession.gadget)")
+            #expect(problemMismatch(bySerial, status: 404, code: "device-not-found") == nil)
+
+            async let back = lab.daemon.get("/v1/wait?serial=\(LabSession.gadget)&timeout_ms=60000")
+            try await Task.sleep(for: .milliseconds(500))
+            try await lab.replug("plug ffs")
+            let answer = try await back
+            #expect(answer.status == 200 && answer.text.contains("\"id\" : \"\(id)\""), "\(answer.text)")
+            #expect(try await lab.daemon.get("/v1/devices/serial:\(LabSession.gadget)").status == 200)
+        }
+
+        @Test func unpluggedDuringAControlLoopEveryRequestEndsCleanly() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            // GET_DESCRIPTOR (device) in a loop from the guest while the device goes.
+            let script = """
+                import json, threading, time, urllib.request, urllib.error
+                url = "http://127.0.0.1:8080/v1/devices/\(id)/control?direction=in&type=standard&request=6&value=0x100&length=18&timeout_ms=2000"
+                statuses, slowest, stop = {}, 0.0, time.monotonic() + 6
+                while time.monotonic() < stop:
+                    began = time.monotonic()
+                    try:
+                        status = urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10).status
+                    except urllib.error.HTTPError as error:
+                        status = error.code
+                    slowest = max(slowest, time.monotonic() - began)
+                    statuses[status] = statuses.get(status, 0) + 1
+                print(json.dumps({"statuses": statuses, "slowest": slowest}))
+                """
+            try await lab.run("cat > \"$TMPDIR/loop.py\" <<'EOF'\n\(script)\nEOF")
+            try await lab.run("python3 \"$TMPDIR/loop.py\" > \"$TMPDIR/loop.json\" 2>&1 & echo $! > \"$TMPDIR/loop.pid\"")
+            try await Task.sleep(for: .seconds(2))
+            try await lab.replug("unplug sourcesink")
+            try await lab.run("while kill -0 $(cat \"$TMPDIR/loop.pid\") 2>/dev/null; do sleep 0.2; done")
+            try await lab.replug("plug sourcesink")
+            let output = try await lab.run("cat \"$TMPDIR/loop.json\"")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+            let statuses = try #require(result["statuses"] as? [String: Int])
+            #expect(Set(statuses.keys).isSubset(of: ["200", "410"]), "\(statuses)")
+            #expect((statuses["200"] ?? 0) > 0 && (statuses["410"] ?? 0) > 0, "\(statuses)")
+            #expect((result["slowest"] as? Double ?? 99) < 3, "no request hung: \(result)")
+
+            let again = try await lab.post("/v1/devices/\(id)/control?direction=in&type=standard&request=6&value=0x100&length=18")
+            #expect(again.status == 200 && again.body.count == 18, "the same id works once it is back: \(again.text)")
+        }
+
+        @Test func unpluggedMidStreamTheStreamEndsIncompleteAndTheLogSaysWhy() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            try await lab.run(
+                "(curl -sN -o \"$TMPDIR/s.bin\" 'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream'; echo \"rc=$?\" > \"$TMPDIR/s.rc\") > /dev/null 2>&1 &"
+            )
+            try await Task.sleep(for: .seconds(2))
+            try await lab.replug("unplug sourcesink")
+            let ended = try await lab.run(
+                "for i in $(seq 100); do [ -s \"$TMPDIR/s.rc\" ] && break; sleep 0.1; done; cat \"$TMPDIR/s.rc\"; wc -c < \"$TMPDIR/s.bin\"")
+            try await lab.replug("plug sourcesink")
+            #expect(ended.hasPrefix("rc=18") || ended.hasPrefix("rc=56"), "curl reports an incomplete transfer: \(ended)")
+            let bytes = Int(ended.split(separator: "\n").last.map(String.init) ?? "") ?? 0
+            #expect(bytes > 0, "data came before the unplug")
+            let log = try await lab.daemonLog()
+            let line = log.split(separator: "\n").last { $0.contains("stream ended early") } ?? ""
+            #expect(line.contains("no_device after") || line.contains("LIBUSB_ERROR_NO_DEVICE after"), "the log says why: \(line)")
+
+            // Back on the same port: the same id streams again (a new claim: the old one went with the device).
+            try await lab.claimed(id)
+            let again = try await lab.daemon.get("/v1/devices/\(id)/endpoints/\(endpoint)/stream?max_bytes=65536")
+            #expect(again.status == 200 && again.body.count == 65536)
+        }
+    }
+}
