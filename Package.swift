@@ -39,13 +39,16 @@ let package = Package(
             name: "USB",
             dependencies: ["CLibUSB", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
 
-        // The service that joins them: the /v1 API.
+        // The service that joins them: the /v1 API (serving the openapi.yaml it was built with).
         .target(
             name: "USBService",
             dependencies: [
                 "HTTPServer", "HTTPRouting", "USB",
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            plugins: ["EmbedOpenAPI"]),
+        .executableTarget(name: "embed-file"),
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["embed-file"]),
 
         .executableTarget(
             name: "usbhttpd",

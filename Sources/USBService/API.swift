@@ -11,6 +11,7 @@ public enum API {
         TransferRoutes(context: context).register(in: &router)
         StreamRoutes(context: context).register(in: &router)
         EventRoutes(context: context).register(in: &router)
+        ServiceRoutes(context: context).register(in: &router)
         return router
     }
 }

@@ -15,6 +15,8 @@ public protocol DeviceCatalog: Sendable {
     func removedAt(id: String) async -> Double?
     /// Every arrival and removal, in order, and the devices they leave present.
     var changes: ChangeLog { get }
+    /// Whether devices are followed (and by what), or why not.
+    var readiness: (isReady: Bool, reason: String) { get async }
 }
 
 extension USBHost: DeviceCatalog {}

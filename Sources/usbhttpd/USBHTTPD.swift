@@ -95,6 +95,7 @@ struct DaemonService: Service {
     func run() async throws {
         try server.start()
         try? await gracefulShutdown()
+        await host.beginShutdown()
         await server.shutdown()
         await host.shutdown()
     }

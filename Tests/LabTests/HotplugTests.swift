@@ -180,5 +180,29 @@ extension InTheLab {
             let again = try await lab.daemon.get("/v1/devices/\(id)/endpoints/\(endpoint)/stream?max_bytes=65536")
             #expect(again.status == 200 && again.body.count == 65536)
         }
+
+        /// Where netlink is refused: the same events from inotify on /dev/bus/usb, or from
+        /// polling. A second daemon on another port, following only.
+        @Test(arguments: ["inotify", "polling"])
+        func theFallbackSourcesSeeTheSameChanges(source: String) async throws {
+            let lab = try await Lab.shared.session()
+            let port = source == "inotify" ? 8091 : 8092
+            try await lab.run(
+                "setsid \(LabSession.daemonBinary) --port \(port) --hotplug \(source) > \"$TMPDIR/\(source).log\" 2>&1 &"
+                    + " echo $! > \"$TMPDIR/\(source).pid\"; sleep 2")
+            try await lab.run(
+                "curl -sN 'http://127.0.0.1:\(port)/v1/events?serial=\(LabSession.gadget)' > \"$TMPDIR/\(source).events\" 2>&1 &"
+                    + " echo $! > \"$TMPDIR/\(source).curl\"; sleep 1")
+            // Polling sees a device only if it stays longer than a poll (1 s); inotify rescans
+            // every 20 ms after a change.
+            try await lab.run("HOLD=\(source == "polling" ? "1.5" : "0.1") python3 \(LabSession.root.path)/lab/guest/replug.py cycles ffs \(source == "polling" ? 2 : 3)")
+            try await Task.sleep(for: .milliseconds(1000))
+            let text = try await lab.run(
+                "kill $(cat \"$TMPDIR/\(source).curl\") $(cat \"$TMPDIR/\(source).pid\"); cat \"$TMPDIR/\(source).events\"")
+            let log = try await lab.run("cat \"$TMPDIR/\(source).log\"")
+            #expect(log.contains("usb.hotplug.source=\(source)"), "\(log)")
+            let expected = Array(repeating: ["removed", "added"], count: source == "polling" ? 2 : 3).flatMap { $0 }
+            #expect(Self.events(text).map(\.name) == expected, "\(text)")
+        }
     }
 }

@@ -39,6 +39,8 @@ struct FakeCatalog: DeviceCatalog {
 
     func removedAt(id: String) async -> Double? { removed[id] }
 
+    var readiness: (isReady: Bool, reason: String) { (true, "fake") }
+
     static let keyboard: USBDeviceInfo = {
         let endpoint = EndpointDescriptor(address: 0x81, attributes: 0x03, maxPacketSize: 8, interval: 7)
         let alt = InterfaceDescriptor(

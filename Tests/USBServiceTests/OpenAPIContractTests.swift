@@ -55,6 +55,7 @@ import USB
             USBProblem.ambiguousSerial("x", ids: ["1-1", "1-2"]),
             WaitProblem(wantedPresent: true, timeoutMilliseconds: 1, matching: []),
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
+            NotReadyProblem(reason: "x"),
             TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),
             TransferProblem.controlDataTooLarge(count: 5000),
             TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),

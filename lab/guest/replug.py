@@ -7,6 +7,8 @@ configured).
   replug.py plug GADGET            bind; wait until the device is configured
   replug.py cycles GADGET N [URL]  N times unplug then plug; with URL, POST to it after each
                                    plug (e.g. a claim, so that the daemon opens the device)
+                                   (HOLD=seconds in the environment: stay plugged and unplugged
+                                   that long each time; 0 by default)
   replug.py usage PID              the open file descriptors and resident memory (KiB) of PID
 
 GADGET is sourcesink, loopback or ffs. Prints one JSON line.
@@ -91,9 +93,12 @@ def main(argv):
         url = argv[4] if len(argv) > 4 else None
         ids, statuses = set(), {}
         started = time.monotonic()
+        hold = float(os.environ.get("HOLD", "0"))
         for _ in range(count):
             unplug(gadget)
+            time.sleep(hold)
             ids.add(plug(gadget))
+            time.sleep(hold)
             if url:
                 try:
                     status = urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10).status

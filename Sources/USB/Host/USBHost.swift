@@ -18,6 +18,7 @@ public actor USBHost {
     private let sysfsRoot: String
     public nonisolated let changes: ChangeLog
     private var monitor: HotplugMonitor?
+    private var stopping = false
 
     /// Present devices, as the last scan found them.
     private var roster = DeviceRoster()
@@ -52,6 +53,14 @@ public actor USBHost {
         self.monitor = monitor
         logger.info("following USB devices", metadata: ["usb.hotplug.source": "\(monitor.source.rawValue)"])
         return monitor.source
+    }
+
+    /// Ready once devices are followed, until shutdown: (true, the hot-plug source), or
+    /// (false, why not).
+    public var readiness: (isReady: Bool, reason: String) {
+        if stopping { return (false, "shutting down") }
+        guard let monitor else { return (false, "not following devices yet") }
+        return (true, monitor.source.rawValue)
     }
 
     /// Every device present now (a fresh scan), ordered by bus and port path.
@@ -95,9 +104,16 @@ public actor USBHost {
         return roster[id]?.sysfs.rawDescriptors
     }
 
+    /// Marks the host not ready (``readiness``), first thing in a graceful shutdown, so that
+    /// load balancers stop sending clients while requests still finish.
+    public func beginShutdown() {
+        stopping = true
+    }
+
     /// Stops following changes, closes every session (transfers cancelled, claims released,
     /// kernel drivers attached again), then stops the event thread.
     public func shutdown() async {
+        stopping = true
         monitor?.stop()
         monitor = nil
         let open = sessions.values.map(\.session)

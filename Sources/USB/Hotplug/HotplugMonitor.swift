@@ -8,8 +8,8 @@ import Threads
 ///
 /// Sources, best first:
 /// - `netlink`: the kernel's uevents for USB devices (added, configured, removed);
-/// - `inotify`: usbfs nodes appearing and going, with rescans every 100 ms for 2 s after each
-///   change (a node appears before the device is configured);
+/// - `inotify`: usbfs nodes appearing and going, with rescans every 20 ms for 1 s after each
+///   change (a node appears before the device is configured, and nothing tells when it is);
 /// - `polling`: a rescan every second, when neither is allowed.
 ///
 /// libusb's own hot-plug is not used: with device discovery off it has nothing to report,
@@ -73,7 +73,7 @@ public final class HotplugMonitor: Sendable {
             close(epollFD)
         }
         while true {
-            let timeout: Int32 = source == .polling ? 1000 : followUps > 0 ? 100 : -1
+            let timeout: Int32 = source == .polling ? 1000 : followUps > 0 ? 20 : -1
             let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
             if count < 0 {
                 if errno == EINTR { continue }
@@ -88,7 +88,7 @@ public final class HotplugMonitor: Sendable {
                 default:
                     if nodes?.drain() == true {
                         changed = true
-                        followUps = 20
+                        followUps = 50
                     }
                 }
             }

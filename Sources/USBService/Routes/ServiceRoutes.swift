@@ -1,0 +1,49 @@
+import HTTPRouting
+import HTTPServer
+
+/// What operators and tools ask of the daemon itself: its contract, whether it lives, whether
+/// it is ready.
+struct ServiceRoutes: Sendable {
+    let context: RouteContext
+
+    func register(in router: inout Router) {
+        router.get("/openapi.yaml") { try openAPI($0) }
+        router.get("/healthz") { try health($0) }
+        router.get("/readyz") { try await ready($0) }
+    }
+
+    /// The openapi.yaml this binary was built with (embedded by the EmbedOpenAPI plugin).
+    func openAPI(_ request: RoutedRequest) throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        return HTTPResponse(headers: ["Content-Type": "application/yaml"], body: Array(OpenAPIDocument.yaml.utf8))
+    }
+
+    /// Liveness: the server answers.
+    func health(_ request: RoutedRequest) throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        return try .json(["status": "ok"])
+    }
+
+    /// Readiness: devices are being followed and the daemon is not stopping.
+    func ready(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let readiness = await context.catalog.readiness
+        guard readiness.isReady else { throw NotReadyProblem(reason: readiness.reason) }
+        return try .json(Readiness(status: "ready", hotplug: readiness.reason))
+    }
+
+    private struct Readiness: Encodable {
+        var status: String
+        var hotplug: String
+    }
+}
+
+/// `/readyz` while the daemon cannot serve devices.
+struct NotReadyProblem: HTTPResponseError, Sendable {
+    var reason: String
+    var status: Int { 503 }
+    var code: String { "not-ready" }
+    var title: String { "Not ready" }
+    var detail: String { "The daemon is not ready: \(reason)." }
+    var headers: HTTPHeaders { ["Retry-After": "1"] }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import HTTPServer
+import Testing
+import USB
+
+@testable import USBService
+
+/// `/openapi.yaml`, `/healthz`, `/readyz`.
+@Suite struct ServiceRoutesTests {
+    func call(_ catalog: some DeviceCatalog, _ path: String, query: [(String, String)] = []) async -> HTTPResponse {
+        await API.router(catalog: catalog).response(
+            to: HTTPRequest(method: "GET", path: path, query: query.map { (name: $0.0, value: $0.1) }))
+    }
+
+    @Test func theServedContractIsTheOneInTheRepository() async throws {
+        let response = await call(FakeCatalog(list: []), "/openapi.yaml")
+        #expect(response.status == 200 && response.headers["Content-Type"] == "application/yaml")
+        #expect(String(decoding: response.body, as: UTF8.self) == OpenAPIContractTests.document)
+        let refused = await call(FakeCatalog(list: []), "/openapi.yaml", query: [("format", "json")])
+        #expect(refused.status == 400)
+    }
+
+    @Test func healthAndReadiness() async throws {
+        let health = await call(FakeCatalog(list: []), "/healthz")
+        #expect(health.status == 200 && String(decoding: health.body, as: UTF8.self).contains("\"ok\""))
+        let ready = await call(FakeCatalog(list: []), "/readyz")
+        #expect(ready.status == 200 && String(decoding: ready.body, as: UTF8.self).contains("\"ready\""))
+        let notReady = await call(Unready(), "/readyz")
+        #expect(notReady.status == 503 && notReady.headers["Retry-After"] == "1")
+        #expect(notReady.headers["Content-Type"] == "application/problem+json")
+        #expect(String(decoding: notReady.body, as: UTF8.self).contains("shutting down"))
+    }
+
+    /// A catalog of a daemon that is stopping.
+    struct Unready: DeviceCatalog {
+        let fake = FakeCatalog(list: [])
+        func devices() async throws -> [USBDeviceInfo] { [] }
+        func device(id: String) async throws -> USBDeviceInfo? { nil }
+        func rawDescriptors(id: String) async throws -> [UInt8]? { nil }
+        func session(id: String) async throws -> DeviceSession? { nil }
+        func removedAt(id: String) async -> Double? { nil }
+        var changes: ChangeLog { fake.changes }
+        var readiness: (isReady: Bool, reason: String) { (false, "shutting down") }
+    }
+}
