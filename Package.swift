@@ -9,6 +9,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
@@ -32,12 +34,15 @@ let package = Package(
             dependencies: ["CMicroHTTPD", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "HTTPRouting",
-            dependencies: ["HTTPServer"]),
+            dependencies: ["HTTPServer", .product(name: "CoreMetrics", package: "swift-metrics")]),
 
         // USB, knowing nothing of HTTP: typed wrappers over libusb.
         .target(
             name: "USB",
-            dependencies: ["CLibUSB", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CLibUSB", "CLinux", "Threads", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]),
 
         // The service that joins them: the /v1 API (serving the openapi.yaml it was built with).
         .target(
@@ -45,6 +50,7 @@ let package = Package(
             dependencies: [
                 "HTTPServer", "HTTPRouting", "USB",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             plugins: ["EmbedOpenAPI"]),
         .executableTarget(name: "embed-file"),
@@ -57,6 +63,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
         // Helpers shared by the test targets (an HTTP client, problem checks).
@@ -65,7 +73,12 @@ let package = Package(
         .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
         .testTarget(name: "USBTests", dependencies: ["USB"]),
         .testTarget(
-            name: "USBServiceTests", dependencies: ["USBService", "HTTPRouting", "HTTPServer", "USB", "TestSupport"]),
+            name: "USBServiceTests",
+            dependencies: [
+                "USBService", "HTTPRouting", "HTTPServer", "USB", "TestSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         // Runs the real daemon in the virtual USB lab (lab/lab), booted once for the suite.
         .testTarget(name: "LabTests", dependencies: ["usbhttpd", "TestSupport"]),
     ]

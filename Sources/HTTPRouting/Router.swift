@@ -40,19 +40,38 @@ public struct Router: HTTPResponder {
         routes.contains { $0.streamsBody && $0.method == method && $0.template.match(path) != nil }
     }
 
+    /// Dispatches `request`, and counts it by route template, method and status (``RequestMetrics``).
     public func respond(to request: HTTPRequest) async throws -> HTTPResponse {
-        var allowed: [String] = []
+        let started = ContinuousClock.now
         let method = request.method == "HEAD" ? "GET" : request.method
+        var route = RequestMetrics.unmatched
+        do {
+            let response = try await dispatch(request, method: method, route: &route)
+            RequestMetrics.record(
+                route: route, method: method, status: response.status, duration: .now - started)
+            return response
+        } catch {
+            RequestMetrics.record(
+                route: route, method: method, status: RequestMetrics.status(of: error), duration: .now - started)
+            throw error
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest, method: String, route matched: inout String) async throws
+        -> HTTPResponse
+    {
+        var allowed: [String] = []
         for route in routes {
             guard let parameters = route.template.match(request.path) else { continue }
             guard route.method == method else {
                 allowed.append(route.method)
+                if allowed.count == 1 { matched = route.template.description }
                 continue
             }
             var request = request
-            request.logger[metadataKey: "http.route"] = .string(route.template.description)
-            return try await route.handler(
-                RoutedRequest(request: request, route: route.template.description, parameters: parameters))
+            matched = route.template.description
+            request.logger[metadataKey: "http.route"] = .string(matched)
+            return try await route.handler(RoutedRequest(request: request, route: matched, parameters: parameters))
         }
         if allowed.isEmpty { throw RoutingProblem.notFound(path: request.path) }
         if allowed.contains("GET") { allowed.append("HEAD") }

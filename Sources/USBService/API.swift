@@ -1,9 +1,15 @@
 import HTTPRouting
 import HTTPServer
+import Prometheus
 
 /// The whole HTTP API of usbhttpd, as one responder.
 public enum API {
-    public static func router(catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits()) -> Router {
+    /// `metrics` is what `/metrics` shows: the registry the program bootstrapped swift-metrics
+    /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`).
+    public static func router(
+        catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) -> Router {
         let context = RouteContext(catalog: catalog, limits: limits)
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
@@ -11,7 +17,7 @@ public enum API {
         TransferRoutes(context: context).register(in: &router)
         StreamRoutes(context: context).register(in: &router)
         EventRoutes(context: context).register(in: &router)
-        ServiceRoutes(context: context).register(in: &router)
+        ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         return router
     }
 }

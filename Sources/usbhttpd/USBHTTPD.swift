@@ -1,6 +1,8 @@
 import ArgumentParser
 import HTTPServer
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import USB
 import USBService
@@ -59,6 +61,8 @@ struct USBHTTPD: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "usbhttpd")
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
 
         let context = try USBContext(debug: debugLibusb)
         let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"))
@@ -73,7 +77,7 @@ struct USBHTTPD: AsyncParsableCommand {
         limits.maxTimeoutMs = maxTimeoutMs
         limits.maxReadLength = maxReadLength
         let server = HTTPServer(
-            configuration: configuration, responder: API.router(catalog: host, limits: limits),
+            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics),
             logger: Logger(label: "usbhttpd.http"))
 
         let group = ServiceGroup(

@@ -1,6 +1,8 @@
 import Foundation
 import HTTPServer
 import Testing
+import Metrics
+import Prometheus
 import USB
 
 @testable import USBService
@@ -41,5 +43,35 @@ import USB
         func removedAt(id: String) async -> Double? { nil }
         var changes: ChangeLog { fake.changes }
         var readiness: (isReady: Bool, reason: String) { (false, "shutting down") }
+    }
+}
+
+/// `/metrics`, with swift-metrics bootstrapped once for this test process.
+@Suite struct MetricsRouteTests {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
+    @Test func requestsAreCountedByRouteTemplateMethodAndStatus() async throws {
+        let api = API.router(catalog: FakeCatalog(list: [FakeCatalog.keyboard]), metrics: Self.registry)
+        for path in ["/v1/devices", "/v1/devices/4-1", "/v1/devices/9-9", "/nowhere"] {
+            _ = await api.response(to: HTTPRequest(method: "GET", path: path))
+        }
+        _ = await api.response(to: HTTPRequest(method: "DELETE", path: "/v1/devices"))
+        let response = await api.response(to: HTTPRequest(method: "GET", path: "/metrics"))
+        #expect(response.status == 200)
+        #expect(response.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let lines = String(decoding: response.body, as: UTF8.self).split(separator: "\n")
+        func line(_ parts: String...) -> Bool {
+            lines.contains { line in parts.allSatisfy { line.contains($0) } }
+        }
+        #expect(line("usbhttpd_http_requests_total{", "route=\"/v1/devices/{id}\"", "status=\"200\""))
+        #expect(line("usbhttpd_http_requests_total{", "route=\"/v1/devices/{id}\"", "status=\"404\""))
+        #expect(line("usbhttpd_http_requests_total{", "route=\"unmatched\"", "status=\"404\""))
+        #expect(line("usbhttpd_http_requests_total{", "route=\"/v1/devices\"", "method=\"DELETE\"", "status=\"405\""))
+        #expect(line("usbhttpd_http_request_duration_seconds_bucket{", "route=\"/v1/devices\""))
+        #expect(!lines.contains { $0.contains("9-9") }, "no raw paths or ids in labels")
     }
 }

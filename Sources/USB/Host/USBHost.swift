@@ -133,12 +133,14 @@ public actor USBHost {
             case .added(let info):
                 removals[info.id] = nil
                 changes.append(.added, info)
+                USBMetrics.deviceChange(.added)
                 logger.info("device added", metadata: ["usb.device": "\(info.id)", "usb.address": "\(info.address)"])
             case .unreadable(let id, let failure):
                 logger.warning(
                     "cannot read a device's descriptors", metadata: ["usb.device": "\(id)", "error": "\(failure)"])
             }
         }
+        USBMetrics.devices(present: roster.entries.count)
         return roster.devices
     }
 
@@ -158,6 +160,7 @@ public actor USBHost {
             Task { await open.session.close() }
         }
         changes.append(.removed, info)
+        USBMetrics.deviceChange(.removed)
         logger.info("device removed", metadata: ["usb.device": "\(id)", "usb.address": "\(info.address)"])
     }
 

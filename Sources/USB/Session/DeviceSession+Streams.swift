@@ -34,6 +34,8 @@ extension DeviceSession {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
+        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: false)
+        defer { USBMetrics.streamClosed(endpoint: endpoint) }
         var queue: [PendingTransfer] = []
         var chunk: [UInt8] = []
         var chunkOffset = 0
@@ -116,8 +118,11 @@ extension DeviceSession {
     /// Waits for a transfer started with `submit()`: the bytes it moved and how it ended.
     func settle(_ transfer: PendingTransfer) async -> (count: Int, status: TransferStatus) {
         defer { inFlight[ObjectIdentifier(transfer)] = nil }
+        let (type, endpoint) = (transfer.type, transfer.endpoint)
         switch await transfer.outcome() {
-        case .finished(let status, let count): return (count, status)
+        case .finished(let status, let count):
+            USBMetrics.transfers(type: type, endpoint: endpoint, outcome: status.rawValue, bytes: count)
+            return (count, status)
         case .refused: return (0, .error)
         }
     }

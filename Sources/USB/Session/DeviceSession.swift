@@ -184,14 +184,17 @@ public actor DeviceSession {
         let key = ObjectIdentifier(pending)
         inFlight[key] = pending
         defer { inFlight[key] = nil }
+        let type = pending.type
         switch await pending.run() {
         case .refused(let error):
+            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: error.name, bytes: 0)
             if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
             logger.debug(
                 "transfer refused",
                 metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
             throw error
         case .finished(let status, let actualLength):
+            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: status.rawValue, bytes: actualLength)
             if status == .noDevice { goneFlag.store(true, ordering: .releasing) }
             let metadata: Logger.Metadata = [
                 "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.transfer.status": "\(status.rawValue)",

@@ -109,6 +109,7 @@ public final class BulkInStream: @unchecked Sendable {
         self.buffers = buffers
         self.zeroCopy = buffers.allSatisfy(\.usbfs)
         self.state = Mutex(State(inFlight: Array(repeating: false, count: options.transfers)))
+        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
         for (index, transfer) in transfers.enumerated() {
             transfer.pointee.dev_handle = handle.pointer
             transfer.pointee.endpoint = endpoint
@@ -120,7 +121,17 @@ public final class BulkInStream: @unchecked Sendable {
         }
     }
 
-    deinit { Self.free(transfers, buffers, handle: handle, size: options.transferSize) }
+    deinit {
+        let (chunks, delivered, ending) = state.withLock { ($0.chunks, $0.delivered, $0.ending) }
+        USBMetrics.transfers(
+            type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: "completed", bytes: delivered,
+            count: chunks)
+        if let ending, case .failed(let status) = ending {
+            USBMetrics.transfers(type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: status.rawValue, bytes: 0)
+        }
+        USBMetrics.streamClosed(endpoint: endpoint)
+        Self.free(transfers, buffers, handle: handle, size: options.transferSize)
+    }
 
     private static func free(
         _ transfers: [UnsafeMutablePointer<libusb_transfer>], _ buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)],

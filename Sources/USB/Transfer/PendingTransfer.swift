@@ -25,6 +25,9 @@ final class PendingTransfer: @unchecked Sendable {
     /// Keeps the handle open while the kernel holds the transfer.
     let handle: USBDeviceHandle
     private let transfer: UnsafeMutablePointer<libusb_transfer>
+    /// The libusb transfer type and the endpoint, as set at creation (for metrics).
+    let type: UInt8
+    let endpoint: UInt8
     /// The bytes the kernel reads from or writes into; for control transfers the 8-byte
     /// setup packet comes first.
     let buffer: UnsafeMutableRawBufferPointer
@@ -38,6 +41,8 @@ final class PendingTransfer: @unchecked Sendable {
         guard let transfer = libusb_alloc_transfer(0) else { throw .noMemory }
         self.handle = handle
         self.transfer = transfer
+        self.type = UInt8(type.rawValue)
+        self.endpoint = endpoint
         self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
         transfer.pointee.dev_handle = handle.pointer
         transfer.pointee.endpoint = endpoint

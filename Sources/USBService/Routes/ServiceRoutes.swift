@@ -1,15 +1,25 @@
 import HTTPRouting
 import HTTPServer
+import Prometheus
 
 /// What operators and tools ask of the daemon itself: its contract, whether it lives, whether
-/// it is ready.
+/// it is ready, its metrics.
 struct ServiceRoutes: Sendable {
     let context: RouteContext
+    let metrics: PrometheusCollectorRegistry
 
     func register(in router: inout Router) {
         router.get("/openapi.yaml") { try openAPI($0) }
         router.get("/healthz") { try health($0) }
         router.get("/readyz") { try await ready($0) }
+        router.get("/metrics") { try scrape($0) }
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    func scrape(_ request: RoutedRequest) throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        return HTTPResponse(
+            headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.emitToBuffer())
     }
 
     /// The openapi.yaml this binary was built with (embedded by the EmbedOpenAPI plugin).

@@ -1,0 +1,36 @@
+import CoreMetrics
+import HTTPServer
+
+/// What every request counts, through swift-metrics (whatever backend the program
+/// bootstrapped): `usbhttpd_http_requests_total{route, method, status}` and
+/// `usbhttpd_http_request_duration_seconds{route, method}` (to the response's head; a stream's
+/// body is not included). Labels stay bounded: the route template, never the path.
+enum RequestMetrics {
+    /// The route label of a request that matched no route.
+    static let unmatched = "unmatched"
+
+    static func record(route: String, method: String, status: Int, duration: Duration) {
+        Counter(
+            label: "usbhttpd_http_requests_total",
+            dimensions: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+        Timer(label: "usbhttpd_http_request_duration_seconds", dimensions: [("route", route), ("method", method)])
+            .recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// The status a thrown error answers with (as ``HTTPResponder/response(to:)`` makes it).
+    static func status(of error: any Error) -> Int {
+        switch error {
+        case let problem as HTTPResponseError: problem.status
+        case is CancellationError: HTTPProblem.cancelled.status
+        default: HTTPProblem.internalError.status
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

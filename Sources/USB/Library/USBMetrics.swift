@@ -1,0 +1,53 @@
+import CLibUSB
+import CoreMetrics
+
+/// What the USB layer counts, through swift-metrics (whatever backend the program
+/// bootstrapped). Labels stay bounded: types, outcomes, directions, never device ids.
+///
+/// - `usbhttpd_usb_transfers_total{type, outcome}`: URBs by transfer type and how they ended
+///   (a `libusb_transfer_status` name, or the libusb error that refused the submission);
+/// - `usbhttpd_usb_bytes_total{direction}`: bytes moved, `in` or `out`;
+/// - `usbhttpd_streams_active{direction}` and `usbhttpd_stream_buffers_total{source}`
+///   (`zero_copy` from libusb_dev_mem_alloc, or `fallback`);
+/// - `usbhttpd_devices_present`, `usbhttpd_device_changes_total{kind}`.
+enum USBMetrics {
+    static func transfers(type: UInt8, endpoint: UInt8, outcome: String, bytes: Int, count: Int = 1) {
+        guard count > 0 else { return }
+        Counter(label: "usbhttpd_usb_transfers_total", dimensions: [("type", typeName(type)), ("outcome", outcome)])
+            .increment(by: count)
+        if bytes > 0 {
+            Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", endpoint & 0x80 != 0 ? "in" : "out")])
+                .increment(by: bytes)
+        }
+    }
+
+    static func streamOpened(endpoint: UInt8, zeroCopy: Bool) {
+        Meter(label: "usbhttpd_streams_active", dimensions: [("direction", endpoint & 0x80 != 0 ? "in" : "out")])
+            .increment()
+        Counter(label: "usbhttpd_stream_buffers_total", dimensions: [("source", zeroCopy ? "zero_copy" : "fallback")])
+            .increment()
+    }
+
+    static func streamClosed(endpoint: UInt8) {
+        Meter(label: "usbhttpd_streams_active", dimensions: [("direction", endpoint & 0x80 != 0 ? "in" : "out")])
+            .decrement()
+    }
+
+    static func devices(present: Int) {
+        Meter(label: "usbhttpd_devices_present").set(present)
+    }
+
+    static func deviceChange(_ kind: DeviceChange.Kind) {
+        Counter(label: "usbhttpd_device_changes_total", dimensions: [("kind", kind.rawValue)]).increment()
+    }
+
+    private static func typeName(_ type: UInt8) -> String {
+        switch UInt32(type) {
+        case LIBUSB_TRANSFER_TYPE_CONTROL.rawValue: "control"
+        case LIBUSB_TRANSFER_TYPE_ISOCHRONOUS.rawValue: "isochronous"
+        case LIBUSB_TRANSFER_TYPE_BULK.rawValue: "bulk"
+        case LIBUSB_TRANSFER_TYPE_INTERRUPT.rawValue: "interrupt"
+        default: "other"
+        }
+    }
+}
