@@ -121,14 +121,36 @@ extension InTheLab {
             let noDevice = try await lab.read("9-9", endpoint: bulkIn, length: 8)
             #expect(problemMismatch(noDevice, status: 404, code: "device-not-found") == nil)
 
-            // A babbling device: ask for less than a packet of a stream that sends full packets.
-            let babble = try await lab.read(id, endpoint: bulkIn, length: 100)
-            #expect(problemMismatch(babble, status: 502, code: "usb-overflow") == nil)
-            #expect(try await lab.read(id, endpoint: bulkIn, length: 512).status == 200)
+            let nothing = try await lab.read(id, endpoint: bulkIn, length: 0)
+            #expect(problemMismatch(nothing, status: 400, code: "invalid-parameter") == nil)
+            let rootHub = try await lab.post("/v1/devices/usb1/reset")
+            #expect(problemMismatch(rootHub, status: 400, code: "root-hub") == nil, "\(rootHub.text)")
 
             let claims = try await lab.daemon.get("/v1/devices/\(id)/claims").object()
             #expect((claims["claims"] as? [[String: Any]])?.first?["alt_setting"] as? Int == 0)
             #expect(claims["configuration"] as? Int == 1)
+        }
+
+        /// Reads shorter than a packet of an endpoint that sends full packets: no overflow; the
+        /// rest of the packet comes with the next reads, an unbroken pattern.
+        @Test func partialReadsKeepTheRestOfThePacketForTheNextRead() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
+            var bytes: [UInt8] = []
+            for length in [10, 10, 1000, 512, 100] {
+                let read = try await lab.read(id, endpoint: bulkIn, length: length)
+                #expect(read.status == 200, "\(read.text)")
+                bytes += read.body
+            }
+            let expected = 10 + 10 + 492 + 512 + 100
+            #expect(bytes.count == expected, "the third read gets only what was kept")
+            #expect(zip(bytes, bytes.dropFirst()).allSatisfy { UInt8((Int($0) + 1) % 251) == $1 }, "one unbroken pattern")
+            // A clear halt drops what was kept: the next read starts on a new packet.
+            #expect(try await lab.post("/v1/devices/\(id)/endpoints/\(bulkIn)/clear-halt").status == 200)
+            let fresh = try await lab.read(id, endpoint: bulkIn, length: 512)
+            #expect(fresh.body.count == 512)
         }
     }
 }

@@ -52,7 +52,7 @@ import USB
             RoutingProblem.conflictingParameters(["a", "b"]), RoutingProblem.invalidJSON("x"),
             USBProblem.invalidDeviceID("x"), USBProblem.deviceNotFound("1-1"),
             USBProblem.deviceRemoved("1-1", time: 0), USBProblem.serialNotFound("x"),
-            USBProblem.ambiguousSerial("x", ids: ["1-1", "1-2"]),
+            USBProblem.ambiguousSerial("x", ids: ["1-1", "1-2"]), USBProblem.rootHub("usb1", action: "reset"),
             WaitProblem(wantedPresent: true, timeoutMilliseconds: 1, matching: []),
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
             NotReadyProblem(reason: "x"),

@@ -9,6 +9,7 @@ extension DeviceSession {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .read)
         _ = try DeviceState.checkTransferSize(options.transferSize, for: descriptor)
+        leftovers[endpoint] = nil
         let stream = try BulkInStream(
             handle: handle, endpoint: endpoint, type: libusbType(descriptor), options: options,
             submitter: { [executor, self] body in

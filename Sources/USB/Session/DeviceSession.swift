@@ -16,6 +16,10 @@ public actor DeviceSession {
     nonisolated let goneFlag = Atomic<Bool>(false)
     public private(set) var state: DeviceState
     var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
+    /// Bytes a read received beyond the length asked for, by endpoint: the next read of that
+    /// endpoint gets them first (WinUSB's "partial reads"). Dropped when the endpoint's state
+    /// changes (clear halt, alternate setting, release, configuration, reset) or a stream starts.
+    var leftovers: [UInt8: [UInt8]] = [:]
     /// Streams of this device, cancelled when the session closes.
     var streams: [ObjectIdentifier: WeakStream] = [:]
 
@@ -51,6 +55,7 @@ public actor DeviceSession {
     /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is bound.
     public func claim(_ number: UInt8) throws -> DeviceState.Claim {
         try ensurePresent()
+        leftovers = [:]
         try state.checkClaim(number)
         let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
         try call { () throws(USBError) in try handle.claimInterface(number) }
@@ -66,6 +71,7 @@ public actor DeviceSession {
     /// detached, is attached again.
     public func release(_ number: UInt8) throws {
         try ensurePresent()
+        leftovers = [:]
         _ = try state.claim(number)
         defer { state.released(number) }
         try call { () throws(USBError) in try handle.releaseInterface(number) }
@@ -74,6 +80,7 @@ public actor DeviceSession {
     /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).
     public func setAltSetting(interface: UInt8, altSetting: UInt8) throws {
         try ensurePresent()
+        leftovers = [:]
         try state.checkAltSetting(interface: interface, altSetting: altSetting)
         try call { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
         state.altSettingSelected(interface: interface, altSetting: altSetting)
@@ -82,6 +89,7 @@ public actor DeviceSession {
     /// Activates configuration `value`, or unconfigures the device for nil (libusb_set_configuration).
     public func setConfiguration(_ value: UInt8?) throws {
         try ensurePresent()
+        leftovers = [:]
         try state.checkConfiguration(value)
         try call { () throws(USBError) in try handle.setConfiguration(value) }
         state.configured(value)
@@ -90,6 +98,7 @@ public actor DeviceSession {
     /// Clears a halt (stall) on `endpoint` of a claimed interface (libusb_clear_halt).
     public func clearHalt(_ endpoint: UInt8) throws {
         try ensurePresent()
+        leftovers = [:]
         _ = try state.endpoint(endpoint, for: .clearHalt)
         try call { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
     }
@@ -98,6 +107,7 @@ public actor DeviceSession {
     /// back to 0. If the device comes back as another device the session is gone.
     public func reset() throws {
         try ensurePresent()
+        leftovers = [:]
         do {
             try handle.reset()
         } catch {
@@ -131,16 +141,28 @@ public actor DeviceSession {
             data: pending.bytes(from: 8, count: result.actualLength))
     }
 
-    /// Reads up to `length` bytes from bulk or interrupt IN endpoint `endpoint`.
+    /// Reads up to `length` bytes from bulk or interrupt IN endpoint `endpoint`. The URB asks
+    /// for whole packets, so a device that sends a full packet to a shorter read does not
+    /// overflow: what comes beyond `length` is kept for the next read of the endpoint, which
+    /// gets it without a URB.
     public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .read)
+        if let kept = leftovers.removeValue(forKey: endpoint) {
+            let count = min(length, kept.count)
+            if count < kept.count { leftovers[endpoint] = Array(kept[count...]) }
+            return TransferResult(status: .completed, actualLength: count, data: Array(kept.prefix(count)))
+        }
+        let packet = max(Int(descriptor.maxPacketSize & 0x07ff), 1)
         let pending = try PendingTransfer(
-            handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: length, timeout: timeout)
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor),
+            length: (length + packet - 1) / packet * packet, timeout: timeout)
         let result = try await perform(pending, endpoint: endpoint, logger: logger)
-        return TransferResult(
-            status: result.status, actualLength: result.actualLength,
-            data: pending.bytes(from: 0, count: result.actualLength))
+        let count = min(result.actualLength, length)
+        if result.actualLength > length {
+            leftovers[endpoint] = pending.bytes(from: length, count: result.actualLength - length)
+        }
+        return TransferResult(status: result.status, actualLength: count, data: pending.bytes(from: 0, count: count))
     }
 
     /// Writes `data` to bulk or interrupt OUT endpoint `endpoint`, then a zero-length packet if
@@ -161,6 +183,7 @@ public actor DeviceSession {
     /// claim (attaching kernel drivers again) and marks the session gone.
     public func close() async {
         goneFlag.store(true, ordering: .releasing)
+        leftovers = [:]
         for weak in streams.values { weak.stream?.cancel() }
         for pending in inFlight.values { pending.cancel() }
         let deadline = ContinuousClock.now + .seconds(2)

@@ -12,11 +12,13 @@ public enum USBProblem: HTTPResponseError, Sendable {
     case serialNotFound(String)
     /// More than one present device has this serial number: address them by id.
     case ambiguousSerial(String, ids: [String])
+    /// Device `id` is a root hub (part of the host controller): it cannot be `action`.
+    case rootHub(String, action: String)
     case usb(USBError, context: String)
 
     public var status: Int {
         switch self {
-        case .invalidDeviceID: 400
+        case .invalidDeviceID, .rootHub: 400
         case .deviceNotFound, .serialNotFound: 404
         case .deviceRemoved: 410
         case .ambiguousSerial: 409
@@ -39,6 +41,7 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceNotFound, .serialNotFound: "device-not-found"
         case .deviceRemoved: "device-gone"
         case .ambiguousSerial: "ambiguous-serial"
+        case .rootHub: "root-hub"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "device-gone"
@@ -59,6 +62,7 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceNotFound, .serialNotFound: "Device not found"
         case .deviceRemoved: "Device gone"
         case .ambiguousSerial: "Serial number not unique"
+        case .rootHub: "A root hub"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "Device gone"
@@ -81,6 +85,7 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceRemoved(let id, let time):
             "Device '\(id)' was removed at \(Timestamp.iso8601(time)) and is not back."
         case .serialNotFound(let serial): "No present device has serial number '\(serial)'."
+        case .rootHub(let id, let action): "\(id) is a root hub, part of the host controller: it cannot be \(action)."
         case .ambiguousSerial(let serial, let ids):
             "Devices \(ids.joined(separator: ", ")) all have serial number '\(serial)': address one by its id."
         case .usb(let error, let context):

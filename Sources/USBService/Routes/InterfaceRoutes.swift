@@ -74,6 +74,8 @@ struct InterfaceRoutes: Sendable {
     func reset(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: [])
         let session = try await context.session(request)
+        // The kernel refuses (EISDIR, which libusb reports as LIBUSB_ERROR_OTHER): say why.
+        guard !session.id.hasPrefix("usb") else { throw USBProblem.rootHub(session.id, action: "reset") }
         do {
             try await session.reset()
         } catch let error as USBError {

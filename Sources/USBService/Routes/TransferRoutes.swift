@@ -31,7 +31,7 @@ struct TransferRoutes: Sendable {
     func read(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: ["length", "timeout_ms"])
         let endpoint = try context.byte(request, "endpoint")
-        let length = try request.query.requiredInteger("length", in: 0...context.limits.maxReadLength)
+        let length = try request.query.requiredInteger("length", in: 1...context.limits.maxReadLength)
         let timeout = try context.limits.timeout(request.query)
         let session = try await context.session(request)
         let what = "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)"
