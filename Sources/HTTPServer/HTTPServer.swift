@@ -7,6 +7,8 @@ import Synchronization
 /// suspended while a ``HTTPResponder`` works on them and resumed when it has answered.
 public final class HTTPServer: Sendable {
     private let core: ServerCore
+    /// C strings handed to libmicrohttpd (the TLS certificate and key), freed with the server.
+    private let tlsMemory = Mutex<[UInt]>([])
     private let daemon = Mutex<DaemonRef?>(nil)
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
@@ -18,6 +20,10 @@ public final class HTTPServer: Sendable {
         daemon.withLock { $0.map { usbhttpd_mhd_bound_port($0.pointer) } ?? 0 }
     }
 
+    deinit {
+        for address in tlsMemory.withLock({ $0 }) { free(UnsafeMutableRawPointer(bitPattern: address)) }
+    }
+
     /// Binds and starts serving (MHD_start_daemon).
     public func start() throws(HTTPServerError) {
         let configuration = core.configuration
@@ -25,7 +31,12 @@ public final class HTTPServer: Sendable {
         var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
             | MHD_USE_ERROR_LOG.rawValue
         if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        if configuration.tls != nil { flags |= MHD_USE_TLS.rawValue }
         let cls = Unmanaged.passUnretained(core).toOpaque()
+        // libmicrohttpd keeps the pointers to the PEM strings: they live as long as the server.
+        let certificate = strdup(configuration.tls?.certificatePEM ?? "")
+        let key = strdup(configuration.tls?.privateKeyPEM ?? "")
+        tlsMemory.withLock { $0 += [certificate, key].map { UInt(bitPattern: $0) } }
         let started = address.withSockaddr { sockaddr -> OpaquePointer? in
             var options: [MHD_OptionItem] = [
                 usbhttpd_mhd_option_logger(mhdLog, cls),
@@ -34,9 +45,17 @@ public final class HTTPServer: Sendable {
                 MHD_OptionItem(
                     option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
                 MHD_OptionItem(option: MHD_OPTION.CONNECTION_TIMEOUT, value: configuration.idleTimeout, ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
+                MHD_OptionItem(
+                    option: MHD_OPTION.PER_IP_CONNECTION_LIMIT, value: configuration.perClientConnectionLimit,
+                    ptr_value: nil),
                 MHD_OptionItem(option: MHD_OPTION.LISTENING_ADDRESS_REUSE, value: 1, ptr_value: nil),
-                MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil),
             ]
+            if configuration.tls != nil {
+                options.append(MHD_OptionItem(option: MHD_OPTION.HTTPS_MEM_CERT, value: 0, ptr_value: certificate))
+                options.append(MHD_OptionItem(option: MHD_OPTION.HTTPS_MEM_KEY, value: 0, ptr_value: key))
+            }
+            options.append(MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil))
             return options.withUnsafeMutableBufferPointer {
                 usbhttpd_mhd_start_daemon(flags, configuration.port, accessHandler, cls, $0.baseAddress)
             }

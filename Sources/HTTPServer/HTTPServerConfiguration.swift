@@ -11,10 +11,32 @@ public struct HTTPServerConfiguration: Sendable {
     /// 300 bytes, so it is sized for one 256 KiB transfer per chunk. (Pages a connection does
     /// not touch are never resident.)
     public var connectionMemoryLimit: Int = 264 * 1024
-    /// Seconds an idle connection may stay open (MHD_OPTION.CONNECTION_TIMEOUT); 0 for never.
-    public var idleTimeout: Int = 60
+    /// Seconds a connection may go without sending or receiving a byte
+    /// (MHD_OPTION.CONNECTION_TIMEOUT), whether idle between requests or a client that stopped
+    /// halfway through one; 0 for never. (A suspended connection, waiting on the server, is
+    /// not timed out.)
+    public var idleTimeout: Int = 30
+    /// The most connections open at once (MHD_OPTION.CONNECTION_LIMIT); more are refused at
+    /// accept. Bounded by the process's file descriptor limit too.
+    public var connectionLimit: Int = 512
+    /// The most connections one client address may hold (MHD_OPTION.PER_IP_CONNECTION_LIMIT);
+    /// 0 for no limit.
+    public var perClientConnectionLimit: Int = 64
+    /// Serve HTTPS with this certificate and key (through libmicrohttpd's GnuTLS).
+    public var tls: TLS?
     /// Seconds a shutdown waits for requests in progress before answering them 503.
     public var shutdownGrace: Double = 5
 
     public init() {}
+
+    /// A certificate chain and its private key, PEM.
+    public struct TLS: Sendable {
+        public var certificatePEM: String
+        public var privateKeyPEM: String
+
+        public init(certificatePEM: String, privateKeyPEM: String) {
+            self.certificatePEM = certificatePEM
+            self.privateKeyPEM = privateKeyPEM
+        }
+    }
 }

@@ -37,12 +37,14 @@ import TestSupport
     }
 
     func withServer(
-        maxBodySize: Int = 1024, grace: Double = 5, _ body: (HTTPServer, TestHTTPClient) async throws -> Void
+        maxBodySize: Int = 1024, grace: Double = 5, configure: (inout HTTPServerConfiguration) -> Void = { _ in },
+        _ body: (HTTPServer, TestHTTPClient) async throws -> Void
     ) async throws {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.maxBodySize = maxBodySize
         configuration.shutdownGrace = grace
+        configure(&configuration)
         let server = HTTPServer(configuration: configuration, responder: Echo(), logger: Logger(label: "test"))
         try server.start()
         let client = TestHTTPClient(port: Int(server.port))

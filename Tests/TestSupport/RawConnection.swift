@@ -38,6 +38,21 @@ public final class RawConnection {
         }
     }
 
+    /// Whether the server closed the connection within `seconds` (a read returns end of file
+    /// or an error). Data the server sent is read and dropped.
+    public func closedByServer(within seconds: Double) -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 50) >= 0 else { return true }
+            if poller.revents == 0 { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return true }
+        }
+        return false
+    }
+
     /// Shuts the connection down and closes the socket: the server sees the client hang up.
     public func close() {
         guard fd >= 0 else { return }
