@@ -22,6 +22,9 @@ let package = Package(
             name: "CLibUSB", pkgConfig: "libusb-1.0",
             providers: [.apt(["libusb-1.0-0-dev"])]),
 
+        // GnuTLS (libmicrohttpd's TLS library), for its SHA-256.
+        .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
+
         // Linux headers Swift's Glibc module leaves out (epoll, eventfd, netlink, inotify).
         .systemLibrary(name: "CLinux"),
 
@@ -48,7 +51,7 @@ let package = Package(
         .target(
             name: "USBService",
             dependencies: [
-                "HTTPServer", "HTTPRouting", "USB",
+                "HTTPServer", "HTTPRouting", "USB", "CGnuTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -14,6 +14,8 @@ public struct Router: HTTPResponder {
     }
 
     private var routes: [Route] = []
+    /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
+    public var routeGuard: (any RouteGuard)?
 
     public init() {}
 
@@ -71,7 +73,10 @@ public struct Router: HTTPResponder {
             var request = request
             matched = route.template.description
             request.logger[metadataKey: "http.route"] = .string(matched)
-            return try await route.handler(RoutedRequest(request: request, route: matched, parameters: parameters))
+            request.annotations["http.route"] = .string(matched)
+            var routed = RoutedRequest(request: request, route: matched, parameters: parameters)
+            if let routeGuard { routed = try await routeGuard.admit(routed) }
+            return try await route.handler(routed)
         }
         if allowed.isEmpty { throw RoutingProblem.notFound(path: request.path) }
         if allowed.contains("GET") { allowed.append("HEAD") }
@@ -85,6 +90,8 @@ public struct RoutedRequest: Sendable {
     /// The template that matched, e.g. "/v1/devices/{id}" (a bounded label, unlike the path).
     public var route: String
     public var parameters: [String: String]
+    /// Who made the request, as the ``Router/routeGuard`` established it (a token's name).
+    public var principal: String?
 
     public init(request: HTTPRequest, route: String, parameters: [String: String]) {
         self.request = request

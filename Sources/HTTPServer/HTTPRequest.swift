@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// A request as the server hands it to a responder, its body read whole.
 public struct HTTPRequest: Sendable {
@@ -16,6 +17,9 @@ public struct HTTPRequest: Sendable {
     public var id: String
     /// A logger with `request.id` set.
     public var logger: Logger
+    /// What the responder learned about the request that the server's closing "request" log
+    /// line should carry too (the route template, who made it). Shared by every copy.
+    public let annotations = RequestAnnotations()
 
     public init(
         method: String, path: String, query: [(name: String, value: String)] = [],
@@ -31,6 +35,20 @@ public struct HTTPRequest: Sendable {
         self.logger = logger
         self.logger[metadataKey: "request.id"] = .string(id)
     }
+}
+
+/// Log metadata added while a request is handled, for its closing log line. Thread-safe.
+public final class RequestAnnotations: Sendable {
+    private let storage = Mutex<Logger.Metadata>([:])
+
+    public init() {}
+
+    public subscript(key: String) -> Logger.MetadataValue? {
+        get { storage.withLock { $0[key] } }
+        set { storage.withLock { $0[key] = newValue } }
+    }
+
+    public var metadata: Logger.Metadata { storage.withLock { $0 } }
 }
 
 /// Request ids: a client's own `X-Request-Id` when it is short and plain, a new random one otherwise.

@@ -201,10 +201,9 @@ final class ServerCore: Sendable {
             return nil
         }
         let elapsed = ContinuousClock.now - exchange.started
-        var metadata: Logger.Metadata = [
-            "http.path": .string(exchange.request.path),
-            "http.duration_ms": .stringConvertible(Self.milliseconds(elapsed)),
-        ]
+        var metadata: Logger.Metadata = exchange.request.annotations.metadata
+        metadata["http.path"] = .string(exchange.request.path)
+        metadata["http.duration_ms"] = .stringConvertible(Self.milliseconds(elapsed))
         if let status { metadata["http.status"] = .stringConvertible(status) }
         if termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK {
             metadata["http.termination"] = .stringConvertible(termination.rawValue)

@@ -5,10 +5,12 @@ import Prometheus
 /// The whole HTTP API of usbhttpd, as one responder.
 public enum API {
     /// `metrics` is what `/metrics` shows: the registry the program bootstrapped swift-metrics
-    /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`).
+    /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`). With `tokens`,
+    /// every route but /healthz, /readyz and /openapi.yaml needs a bearer token with the
+    /// route's scope (``RouteScopes``).
     public static func router(
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
-        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil
     ) -> Router {
         let context = RouteContext(catalog: catalog, limits: limits)
         var router = Router()
@@ -18,6 +20,7 @@ public enum API {
         StreamRoutes(context: context).register(in: &router)
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
+        if let tokens { router.routeGuard = BearerAuthenticator(tokens: tokens) }
         return router
     }
 }

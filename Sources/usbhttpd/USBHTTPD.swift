@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HTTPServer
 import Logging
 import Metrics
@@ -37,6 +38,27 @@ struct USBHTTPD: AsyncParsableCommand {
     @Flag(help: "Let libusb log at debug level too.")
     var debugLibusb = false
 
+    @Option(help: "Bearer tokens, one per line: <name> <scopes> <token> (see README, Securing a deployment).")
+    var tokenFile: String?
+
+    @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
+    @Flag(help: "Listen on a non-loopback address without a token file and TLS (logged as a warning).")
+    var insecure = false
+
+    @Option(help: "The most connections open at once.")
+    var maxConnections = 512
+
+    @Option(help: "The most connections one client address may hold (0: no limit).")
+    var maxConnectionsPerClient = 64
+
+    @Option(help: "Seconds a connection may stay silent (idle, or stopped halfway through a request).")
+    var idleTimeout = 30
+
     @Option(help: "How to notice devices coming and going: netlink (kernel uevents), inotify (/dev/bus/usb), or polling.")
     var hotplug: HotplugChoice = .netlink
 
@@ -51,6 +73,16 @@ struct USBHTTPD: AsyncParsableCommand {
         guard maxReadLength >= 1, maxBodySize >= 0 else {
             throw ValidationError("--max-read-length must be at least 1 and --max-body-size not negative.")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together.")
+        }
+        guard maxConnections >= 1, maxConnectionsPerClient >= 0, idleTimeout >= 0 else {
+            throw ValidationError("--max-connections must be at least 1; the per-client limit and timeout not negative.")
+        }
+        if !ListenAddress.isLoopback(host) && (tokenFile == nil || tlsCert == nil) && !insecure {
+            throw ValidationError(
+                "\(host) is not a loopback address: give --token-file and --tls-cert/--tls-key, or say --insecure.")
+        }
     }
 
     func run() async throws {
@@ -64,20 +96,37 @@ struct USBHTTPD: AsyncParsableCommand {
         let metrics = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
 
+        let tokens = try tokenFile.map { path in try TokenFile(text: try Self.secretFile(path, logger: logger)) }
+        if let tokens { logger.info("bearer tokens required", metadata: ["auth.tokens": "\(tokens.entries.count)"]) }
+        if !ListenAddress.isLoopback(self.host) && (tokenFile == nil || tlsCert == nil) {
+            logger.warning(
+                "listening beyond this machine without authentication and TLS (--insecure): anyone who reaches this port can use every device",
+                metadata: ["http.host": "\(self.host)", "auth.tokens": "\(tokens != nil)", "http.tls": "\(tlsCert != nil)"])
+        }
+
         let context = try USBContext(debug: debugLibusb)
         let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"))
         await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
+
 
         var configuration = HTTPServerConfiguration()
         configuration.host = self.host
         configuration.port = port
         configuration.maxBodySize = maxBodySize
+        configuration.connectionLimit = maxConnections
+        configuration.perClientConnectionLimit = maxConnectionsPerClient
+        configuration.idleTimeout = idleTimeout
+        if let tlsCert, let tlsKey {
+            configuration.tls = .init(
+                certificatePEM: try String(contentsOfFile: tlsCert, encoding: .utf8),
+                privateKeyPEM: try Self.secretFile(tlsKey, logger: logger))
+        }
         var limits = TransferLimits()
         limits.defaultTimeoutMs = defaultTimeoutMs
         limits.maxTimeoutMs = maxTimeoutMs
         limits.maxReadLength = maxReadLength
         let server = HTTPServer(
-            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics),
+            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens),
             logger: Logger(label: "usbhttpd.http"))
 
         let group = ServiceGroup(
@@ -86,6 +135,24 @@ struct USBHTTPD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+}
+
+extension USBHTTPD {
+    /// A file holding secrets (tokens, a private key); a warning if others may read it.
+    static func secretFile(_ path: String, logger: Logger) throws -> String {
+        var status = stat()
+        if stat(path, &status) == 0 && status.st_mode & 0o004 != 0 {
+            logger.warning("a secret file is readable by every user: chmod o-r it", metadata: ["file": "\(path)"])
+        }
+        return try String(contentsOfFile: path, encoding: .utf8)
+    }
+}
+
+/// Whether a listen address stays on this machine.
+enum ListenAddress {
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 }
 

@@ -39,44 +39,19 @@ import TestSupport
 
     @Test func theServerAnswersOverTLS() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let certificate = folder.appendingPathComponent("cert.pem").path
-        let key = folder.appendingPathComponent("key.pem").path
-        try run(
-            "/usr/bin/openssl",
-            [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                "-keyout", key, "-out", certificate,
-            ])
+        let (certificate, key) = try makeCertificate(in: folder)
         let tls = HTTPServerConfiguration.TLS(
             certificatePEM: try String(contentsOfFile: certificate, encoding: .utf8),
             privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8))
         try await live.withServer(configure: { $0.tls = tls }) { server, _ in
             let url = "https://127.0.0.1:\(server.port)/echo"
-            let secure = try run("/usr/bin/curl", ["-sS", "--cacert", certificate, "--data-binary", "over tls", url])
+            let secure = try runProgram("/usr/bin/curl", ["-sS", "--cacert", certificate, "--data-binary", "over tls", url])
             #expect(secure == "over tls")
-            let unverified = try? run("/usr/bin/curl", ["-sS", "--data-binary", "x", url])
+            let unverified = try? runProgram("/usr/bin/curl", ["-sS", "--data-binary", "x", url])
             #expect(unverified == nil, "a client that does not trust the certificate fails")
-            let plain = try? run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(server.port)/echo"])
+            let plain = try? runProgram("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(server.port)/echo"])
             #expect(plain == nil || plain?.contains("x") == false, "no plain HTTP on a TLS port")
         }
-    }
-
-    /// Runs a program; its standard output, or an error if it fails.
-    @discardableResult
-    func run(_ program: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("\(program) exited \(process.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -34,7 +34,7 @@ import TestSupport
 
     @Test func refusesAnAddressItCannotListenOn() async throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("usbhttpd-bad.log").path
-        let daemon = try ChildProcess(LabSession.daemonBinary, ["--host", "no such host!"], output: log)
+        let daemon = try ChildProcess(LabSession.daemonBinary, ["--host", "no such host!", "--insecure"], output: log)
         var code: Int32?
         for _ in 0..<100 where code == nil {
             try await Task.sleep(for: .milliseconds(100))

@@ -1,0 +1,90 @@
+import Foundation
+import HTTPServer
+import Testing
+import USB
+
+@testable import USBService
+
+/// Bearer tokens: the token file, the scope of every route, and the 401/403 answers.
+@Suite struct AuthTests {
+    static let file = """
+        # who     scopes          token
+        grafana   read            read-token-0123456789abcdef
+        ci        read,transfer   transfer-token-fedcba9876543210
+        ops       admin           sha256:\(TokenDigest(of: Array("admin-token-aaaaaaaaaaaaaaaa".utf8)).bytes.map { String(format: "%02x", $0) }.joined())
+        """
+
+    @Test func theTokenFileIsReadAsDigests() throws {
+        let tokens = try TokenFile(text: Self.file)
+        #expect(tokens.entries.map(\.name) == ["grafana", "ci", "ops"])
+        #expect(tokens.entries.map(\.scope) == [.read, .transfer, .admin])
+        #expect(tokens.entry(for: Array("admin-token-aaaaaaaaaaaaaaaa".utf8))?.name == "ops", "sha256: form")
+        #expect(tokens.entry(for: Array("read-token-0123456789abcdeF".utf8)) == nil)
+    }
+
+    @Test(arguments: [
+        ("a b", TokenFile.Failure.malformed(line: 1, reason: "expected <name> <scopes> <token>, found 2 fields")),
+        ("a root 0123456789abcdef0", .malformed(line: 1, reason: "unknown scope 'root' (read, transfer, admin)")),
+        ("a read short", .malformed(line: 1, reason: "a token must be at least 16 characters")),
+        ("a read sha256:00", .malformed(line: 1, reason: "sha256: must be followed by 64 hex digits")),
+        ("a/b read 0123456789abcdef0", .malformed(line: 1, reason: "a name is letters, digits and . _ - @")),
+        ("a read 0123456789abcdef0\na read 0123456789abcdef1", .duplicateName(line: 2, "a")),
+        ("a read 0123456789abcdef0\nb read 0123456789abcdef0", .duplicateToken(line: 2)),
+        ("# nothing\n\n", .empty),
+    ])
+    func badTokenFiles(text: String, failure: TokenFile.Failure) {
+        #expect(throws: failure) { try TokenFile(text: text) }
+        #expect(!failure.description.contains("0123456789abcdef"), "errors never show a token")
+    }
+
+    @Test func everyRouteHasAScope() {
+        let served = Set(API.router(catalog: FakeCatalog(list: [])).table.map { "\($0.method) \($0.template)" })
+        #expect(served == Set(RouteScopes.table.keys))
+    }
+
+    func call(_ method: String, _ path: String, token: String?) async throws -> HTTPResponse {
+        let api = API.router(catalog: FakeCatalog(list: [FakeCatalog.keyboard]), tokens: try TokenFile(text: Self.file))
+        var headers = HTTPHeaders()
+        if let token { headers.add("Authorization", "Bearer \(token)") }
+        return await api.response(to: HTTPRequest(method: method, path: path, headers: headers))
+    }
+
+    func code(_ response: HTTPResponse) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["code"] as? String
+    }
+
+    @Test func missingWrongAndInsufficientTokens() async throws {
+        let missing = try await call("GET", "/v1/devices", token: nil)
+        #expect(missing.status == 401 && code(missing) == "unauthorized")
+        #expect(missing.headers["WWW-Authenticate"] == "Bearer realm=\"usbhttpd\"")
+        let basic = await API.router(catalog: FakeCatalog(list: []), tokens: try TokenFile(text: Self.file))
+            .response(to: HTTPRequest(method: "GET", path: "/v1/devices", headers: ["Authorization": "Basic YTpi"]))
+        #expect(basic.status == 401 && code(basic) == "unauthorized")
+        let wrong = try await call("GET", "/v1/devices", token: "read-token-0123456789abcdeX")
+        #expect(wrong.status == 401 && code(wrong) == "invalid-token")
+        #expect(wrong.headers["WWW-Authenticate"]?.contains("error=\"invalid_token\"") == true)
+        let reader = try await call("POST", "/v1/devices/4-1/interfaces/0/claim", token: "read-token-0123456789abcdef")
+        #expect(reader.status == 403 && code(reader) == "insufficient-scope")
+        #expect(reader.headers["WWW-Authenticate"]?.contains("scope=\"transfer\"") == true)
+        let notAdmin = try await call("PUT", "/v1/devices/4-1/configuration", token: "transfer-token-fedcba9876543210")
+        #expect(notAdmin.status == 403 && String(decoding: notAdmin.body, as: UTF8.self).contains("'ci'"))
+    }
+
+    @Test func theRightTokenGoesThrough() async throws {
+        #expect(try await call("GET", "/v1/devices", token: "read-token-0123456789abcdef").status == 200)
+        #expect(try await call("GET", "/v1/devices", token: "admin-token-aaaaaaaaaaaaaaaa").status == 200, "admin includes read")
+        // Admitted, then the fake has no session for it: the route's own answer, not an auth one.
+        let claim = try await call("POST", "/v1/devices/4-1/interfaces/0/claim", token: "transfer-token-fedcba9876543210")
+        #expect(claim.status != 401 && claim.status != 403)
+        for open in ["/healthz", "/readyz", "/openapi.yaml"] {
+            #expect(try await call("GET", open, token: nil).status == 200, "\(open) needs no token")
+        }
+    }
+
+    @Test func digestsCompareEveryByte() {
+        let a = TokenDigest(of: Array("x".utf8))
+        #expect(a.matches(TokenDigest(of: Array("x".utf8))))
+        #expect(!a.matches(TokenDigest(of: Array("y".utf8))))
+        #expect(TokenDigest(hex: String(repeating: "g", count: 64)) == nil)
+    }
+}
