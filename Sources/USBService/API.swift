@@ -12,7 +12,9 @@ public enum API {
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil
     ) -> Router {
-        let context = RouteContext(catalog: catalog, limits: limits)
+        let context = RouteContext(
+            catalog: catalog, limits: limits,
+            streamSlots: StreamSlots(perDevice: limits.maxStreamsPerDevice, total: limits.maxStreams))
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)

@@ -50,6 +50,12 @@ struct USBHTTPD: AsyncParsableCommand {
     @Flag(help: "Listen on a non-loopback address without a token file and TLS (logged as a warning).")
     var insecure = false
 
+    @Option(help: "The most streams (IN or OUT) open at once on one device.")
+    var maxStreamsPerDevice = 8
+
+    @Option(help: "The most streams open at once in all.")
+    var maxStreams = 64
+
     @Option(help: "The most connections open at once.")
     var maxConnections = 512
 
@@ -75,6 +81,9 @@ struct USBHTTPD: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
+        }
+        guard maxStreamsPerDevice >= 1, maxStreams >= maxStreamsPerDevice else {
+            throw ValidationError("--max-streams-per-device must be at least 1 and at most --max-streams.")
         }
         guard maxConnections >= 1, maxConnectionsPerClient >= 0, idleTimeout >= 0 else {
             throw ValidationError("--max-connections must be at least 1; the per-client limit and timeout not negative.")
@@ -125,6 +134,8 @@ struct USBHTTPD: AsyncParsableCommand {
         limits.defaultTimeoutMs = defaultTimeoutMs
         limits.maxTimeoutMs = maxTimeoutMs
         limits.maxReadLength = maxReadLength
+        limits.maxStreamsPerDevice = maxStreamsPerDevice
+        limits.maxStreams = maxStreams
         let server = HTTPServer(
             configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens),
             logger: Logger(label: "usbhttpd.http"))

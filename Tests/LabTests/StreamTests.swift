@@ -160,6 +160,27 @@ extension InTheLab {
             }
         }
 
+        @Test func aNinthStreamOnOneDeviceWaitsItsTurn() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            // Eight slow readers hold the device's eight stream slots for a few seconds.
+            try await lab.run(
+                "for i in 1 2 3 4 5 6 7 8; do timeout 6 curl -sN --limit-rate 20K -o /dev/null "
+                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "duration_ms=5000&transfers=1&transfer_size=512"))' "
+                    + "> /dev/null 2>&1 & done; sleep 2.5")
+            let ninth = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512"))
+            #expect(problemMismatch(ninth, status: 503, code: "too-many-streams") == nil, "\(ninth.text)")
+            #expect(ninth.header("Retry-After") == "1")
+            var later = 0
+            for _ in 0..<40 where later != 200 {
+                try await Task.sleep(for: .milliseconds(250))
+                later = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512")).status
+            }
+            #expect(later == 200, "a slot is free again once the streams end")
+        }
+
         static let badRequests: [(String, Int, String)] = [
             ("transfers=0", 400, "invalid-parameter"),
             ("transfers=33", 400, "invalid-parameter"),

@@ -88,3 +88,23 @@ import USB
         #expect(TokenDigest(hex: String(repeating: "g", count: 64)) == nil)
     }
 }
+
+/// The bound on open streams.
+@Suite struct StreamSlotTests {
+    @Test func perDeviceAndTotalBounds() throws {
+        let slots = StreamSlots(perDevice: 2, total: 3)
+        let a1 = try slots.acquire(device: "1-1")
+        let a2 = try slots.acquire(device: "1-1")
+        #expect(throws: TooManyStreams(device: "1-1", limit: 2, perDevice: true)) { try slots.acquire(device: "1-1") }
+        let b1 = try slots.acquire(device: "2-1")
+        #expect(throws: TooManyStreams(device: "3-1", limit: 3, perDevice: false)) { try slots.acquire(device: "3-1") }
+        a1.release()
+        a1.release()  // once only
+        #expect(slots.count == 2)
+        _ = try slots.acquire(device: "3-1")  // released when dropped
+        #expect(slots.count == 2)
+        _ = (a2, b1)
+        let problem = TooManyStreams(device: "1-1", limit: 2, perDevice: true)
+        #expect(problem.status == 503 && problem.headers["Retry-After"] == "1")
+    }
+}

@@ -57,6 +57,7 @@ import USB
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
             NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid,
             AuthProblem.insufficientScope(needed: .admin, name: "x"),
+            TooManyStreams(device: "1-1", limit: 8, perDevice: true),
             TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),
             TransferProblem.controlDataTooLarge(count: 5000),
             TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),

@@ -7,6 +7,8 @@ import USB
 struct RouteContext: Sendable {
     let catalog: any DeviceCatalog
     let limits: TransferLimits
+    /// The streams open now (bounded by `limits`).
+    let streamSlots: StreamSlots
 
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.

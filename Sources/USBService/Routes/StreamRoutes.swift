@@ -24,6 +24,8 @@ struct StreamRoutes: Sendable {
         let timeout = try context.limits.timeout(query)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
         let session = try await context.session(request)
+        let slot = try context.streamSlots.acquire(device: session.id)
+        defer { slot.release() }
         let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
         let result: TransferResult
         let offered: Int
@@ -55,6 +57,7 @@ struct StreamRoutes: Sendable {
         options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
         let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
         let session = try await context.session(request)
+        let slot = try context.streamSlots.acquire(device: session.id)
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)
         }
@@ -68,7 +71,8 @@ struct StreamRoutes: Sendable {
             "X-USB-Transfer-Size": String(options.transferSize),
         ]
         if trailers { headers.set("Trailer", "X-USB-Stream-End, X-USB-Stream-Bytes") }
-        return .streaming(EndpointStream(stream, duration: duration, trailers: trailers, logger: logger), headers: headers)
+        return .streaming(
+            EndpointStream(stream, duration: duration, trailers: trailers, logger: logger, slot: slot), headers: headers)
     }
 
     /// `transfers` (1-32) and `transfer_size` (1 B to 1 MiB), with at most

@@ -12,13 +12,16 @@ final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
     /// on trailers they did not ask for.)
     let trailers: Bool
     let logger: Logger
+    /// This stream's place among the open ones, given back on close.
+    let slot: StreamSlots.Slot
     private var timer: Task<Void, Never>?
 
-    init(_ stream: BulkInStream, duration: Duration?, trailers: Bool, logger: Logger) {
+    init(_ stream: BulkInStream, duration: Duration?, trailers: Bool, logger: Logger, slot: StreamSlots.Slot) {
         self.stream = stream
         self.duration = duration
         self.trailers = trailers
         self.logger = logger
+        self.slot = slot
     }
 
     func start(wake: @escaping @Sendable () -> Void) {
@@ -48,6 +51,7 @@ final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
     func close() {
         timer?.cancel()
         stream.cancel()
+        slot.release()
         let statistics = stream.statistics
         logger.info(
             "stream closed",

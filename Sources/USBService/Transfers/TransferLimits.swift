@@ -1,6 +1,7 @@
 import HTTPRouting
 
-/// Bounds on transfers that the daemon's operator sets: timeouts and single-read lengths.
+/// Bounds on transfers that the daemon's operator sets: timeouts, single-read lengths, and
+/// streams open at once.
 public struct TransferLimits: Sendable, Equatable {
     /// The timeout of a transfer whose request gives no `timeout_ms`.
     public var defaultTimeoutMs = 5_000
@@ -8,6 +9,10 @@ public struct TransferLimits: Sendable, Equatable {
     public var maxTimeoutMs = 600_000
     /// The largest `length` of one bulk or interrupt read.
     public var maxReadLength = 1 << 20
+    /// The most streams (IN or OUT) open at once on one device.
+    public var maxStreamsPerDevice = 8
+    /// The most streams open at once in all.
+    public var maxStreams = 64
 
     public init() {}
 
