@@ -50,6 +50,14 @@ struct USBHTTPD: AsyncParsableCommand {
     @Flag(help: "Listen on a non-loopback address without a token file and TLS (logged as a warning).")
     var insecure = false
 
+    @Option(
+        name: .customLong("rule"),
+        help: "A device policy rule, 'allow|deny key=value,…' (vendor_id, product_id, class, serial); repeatable, first match wins.")
+    var rules: [String] = []
+
+    @Flag(help: "Do not deny HID boot keyboards and mice and mass storage by default.")
+    var exposeRiskyDevices = false
+
     @Option(help: "The most streams (IN or OUT) open at once on one device.")
     var maxStreamsPerDevice = 8
 
@@ -78,6 +86,13 @@ struct USBHTTPD: AsyncParsableCommand {
         }
         guard maxReadLength >= 1, maxBodySize >= 0 else {
             throw ValidationError("--max-read-length must be at least 1 and --max-body-size not negative.")
+        }
+        for rule in rules {
+            do {
+                _ = try DevicePolicy.Rule(parsing: rule)
+            } catch {
+                throw ValidationError(error.description)
+            }
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -114,7 +129,12 @@ struct USBHTTPD: AsyncParsableCommand {
         }
 
         let context = try USBContext(debug: debugLibusb)
-        let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"))
+        let policy = DevicePolicy(
+            rules: try rules.map { rule in try DevicePolicy.Rule(parsing: rule) }, denyRiskyClasses: !exposeRiskyDevices)
+        logger.info(
+            "device policy",
+            metadata: ["usb.policy.rules": "\(policy.rules.map(\.description))", "usb.policy.deny_risky": "\(policy.denyRiskyClasses)"])
+        let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"), policy: policy)
         await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
 

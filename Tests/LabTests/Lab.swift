@@ -84,7 +84,7 @@ struct LabSession: Sendable {
         }
         let binary = daemonBinary
         _ = try await session.run(
-            "setsid \(binary) --host 0.0.0.0 --insecure --port 8080 --log-level debug > \"$TMPDIR/usbhttpd.log\" 2>&1 &")
+            "setsid \(binary) --host 0.0.0.0 --insecure --expose-risky-devices --port 8080 --log-level debug > \"$TMPDIR/usbhttpd.log\" 2>&1 &")
         try await waitFor("usbhttpd in the lab", seconds: 60, process: process, log: logPath) {
             (try? await session.daemon.request("GET", "/v1/devices", timeout: 5))?.status == 200
         }

@@ -17,6 +17,12 @@ struct DeviceRoster: Sendable {
     }
 
     private(set) var entries: [String: Entry] = [:]
+    /// Devices it denies never become entries: invisible everywhere.
+    let policy: DevicePolicy
+
+    init(policy: DevicePolicy = .allowAll) {
+        self.policy = policy
+    }
 
     /// Present devices, ordered by bus and port path.
     var devices: [USBDeviceInfo] {
@@ -50,6 +56,7 @@ struct DeviceRoster: Sendable {
             }
             do {
                 let info = try Self.info(device)
+                guard policy.allows(info) else { continue }
                 entries[id] = Entry(sysfs: device, info: info)
                 changes.append(.added(info))
             } catch {
@@ -63,7 +70,8 @@ struct DeviceRoster: Sendable {
     /// more (or not present, or was not): then only a whole scan can say what changed.
     mutating func update(id: String, _ device: SysfsDevice?) -> Bool {
         guard let old = entries[id], let device, device.isBound, Self.isSameDevice(old.sysfs, device) else {
-            return entries[id] == nil && (device == nil || device?.isBound == false)
+            let denied = device.flatMap { try? Self.info($0) }.map { !policy.allows($0) } ?? false
+            return entries[id] == nil && (device == nil || device?.isBound == false || denied)
         }
         refresh(device)
         return true

@@ -21,7 +21,7 @@ public actor USBHost {
     private var stopping = false
 
     /// Present devices, as the last scan found them.
-    private var roster = DeviceRoster()
+    private var roster: DeviceRoster
     /// Open sessions by id, each for one address (a replugged device has a new address).
     private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:]
     /// When each id that went away was last removed, until it is back.
@@ -31,7 +31,12 @@ public actor USBHost {
 
     /// Starts libusb's event thread for `context`. Call ``startMonitoring(allowNetlink:allowInotify:)`` to
     /// follow arrivals and removals as they happen.
-    public init(context: USBContext, logger: Logger, sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog()) {
+    /// `policy` decides which devices exist for clients (``DevicePolicy``).
+    public init(
+        context: USBContext, logger: Logger, policy: DevicePolicy = DevicePolicy(),
+        sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog()
+    ) {
+        self.roster = DeviceRoster(policy: policy)
         self.context = context
         self.events = USBEventThread(context: context)
         self.executor = ThreadExecutor(name: "usb-host")
