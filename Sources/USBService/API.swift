@@ -1,5 +1,6 @@
 import HTTPRouting
 import HTTPServer
+import Logging
 import Prometheus
 
 /// The whole HTTP API of usbhttpd, as one responder.
@@ -14,7 +15,8 @@ public enum API {
     ) -> Router {
         let context = RouteContext(
             catalog: catalog, limits: limits,
-            streamSlots: StreamSlots(perDevice: limits.maxStreamsPerDevice, total: limits.maxStreams))
+            streamSlots: StreamSlots(perDevice: limits.maxStreamsPerDevice, total: limits.maxStreams),
+            leases: LeaseTable(), logger: Logger(label: "usbhttpd.api"))
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)
@@ -22,6 +24,7 @@ public enum API {
         StreamRoutes(context: context).register(in: &router)
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
+        LeaseRoutes(context: context).register(in: &router)
         if let tokens { router.routeGuard = BearerAuthenticator(tokens: tokens) }
         return router
     }

@@ -57,7 +57,8 @@ import USB
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
             NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid,
             AuthProblem.insufficientScope(needed: .admin, name: "x"),
-            TooManyStreams(device: "1-1", limit: 8, perDevice: true),
+            TooManyStreams(device: "1-1", limit: 8, perDevice: true), LeaseProblem.notFound("x"),
+            LeaseProblem.held(Self.lease), LeaseProblem.wrongToken(Self.lease),
             TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),
             TransferProblem.controlDataTooLarge(count: 5000),
             TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),
@@ -79,6 +80,9 @@ import USB
         return problems
     }()
 
+    static let lease = Lease(
+        id: "a", token: "b", device: "1-1", interface: nil, holder: "ci", fencing: 1, expires: .now, expiresAt: 0)
+
     /// The `code` enum of the Problem schema lists every code the daemon can answer with.
     @Test func everyProblemCodeIsDocumented() {
         guard let start = Self.document.range(of: "    Problem:\n") else {
@@ -87,7 +91,7 @@ import USB
         }
         let schema = Self.document[start.upperBound...].prefix { _ in true }
         let listed = Set(
-            schema.split(separator: "\n").prefix(60).compactMap { line -> String? in
+            schema.split(separator: "\n").prefix(120).compactMap { line -> String? in
                 let trimmed = line.trimmingCharacters(in: .whitespaces)
                 return trimmed.hasPrefix("- ") ? String(trimmed.dropFirst(2)) : nil
             })

@@ -100,6 +100,20 @@ public struct DeviceState: Sendable, Equatable {
         throw .endpointNotFound(address, configuration: active.value)
     }
 
+    /// The interface whose current alternate setting has endpoint `address`, if any.
+    public func interface(ofEndpoint address: UInt8) -> UInt8? {
+        guard let active else { return nil }
+        for interface in active.interfaces {
+            let altSetting = claims[interface.number]?.altSetting ?? 0
+            if let alt = interface.altSettings.first(where: { $0.alternateSetting == altSetting }),
+                alt.endpoints.contains(where: { $0.address == address })
+            {
+                return interface.number
+            }
+        }
+        return nil
+    }
+
     /// Checks that a stream's transfers are whole packets of `endpoint` (a device may fill each
     /// transfer); returns the packet size.
     public static func checkTransferSize(_ size: Int, for endpoint: EndpointDescriptor) throws(DeviceStateError) -> Int {

@@ -25,6 +25,7 @@ struct InterfaceRoutes: Sendable {
         try request.query.allow(only: [])
         let number = try context.byte(request, "interface")
         let session = try await context.session(request)
+        try context.checkLease(request, device: session.id, interface: number)
         let claim = try await context.usb("Claiming interface \(number) of \(session.id)", device: session.id) {
             try await session.claim(number)
         }
@@ -41,6 +42,7 @@ struct InterfaceRoutes: Sendable {
         try request.query.allow(only: [])
         let number = try context.byte(request, "interface")
         let session = try await context.session(request)
+        try context.checkLease(request, device: session.id, interface: number)
         try await context.usb("Releasing interface \(number) of \(session.id)", device: session.id) {
             try await session.release(number)
         }
@@ -55,6 +57,7 @@ struct InterfaceRoutes: Sendable {
         let value = UInt8(
             try request.query.requiredInteger("value", in: 0...0xff))
         let session = try await context.session(request)
+        try context.checkLease(request, device: session.id, interface: number)
         try await context.usb("Selecting alternate setting \(value) of interface \(number) of \(session.id)", device: session.id) {
             try await session.setAltSetting(interface: number, altSetting: value)
         }
@@ -65,6 +68,7 @@ struct InterfaceRoutes: Sendable {
         try request.query.allow(only: ["value"])
         let value = try request.query.requiredInteger("value", in: 0...0xff)
         let session = try await context.session(request)
+        try context.checkLease(request, device: session.id, interface: nil)
         try await context.usb("Selecting configuration \(value) of \(session.id)", device: session.id) {
             try await session.setConfiguration(value == 0 ? nil : UInt8(value))
         }
@@ -74,6 +78,7 @@ struct InterfaceRoutes: Sendable {
     func reset(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: [])
         let session = try await context.session(request)
+        try context.checkLease(request, device: session.id, interface: nil)
         // The kernel refuses (EISDIR, which libusb reports as LIBUSB_ERROR_OTHER): say why.
         guard !session.id.hasPrefix("usb") else { throw USBProblem.rootHub(session.id, action: "reset") }
         do {

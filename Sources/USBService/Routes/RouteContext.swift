@@ -1,4 +1,5 @@
 import HTTPRouting
+import Logging
 import HTTPServer
 import USB
 
@@ -9,6 +10,8 @@ struct RouteContext: Sendable {
     let limits: TransferLimits
     /// The streams open now (bounded by `limits`).
     let streamSlots: StreamSlots
+    let leases: LeaseTable
+    let logger: Logger
 
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.
@@ -25,6 +28,19 @@ struct RouteContext: Sendable {
         }
         guard DeviceID.isWellFormed(id) else { throw USBProblem.invalidDeviceID(id) }
         return id
+    }
+
+    /// 423 `lease-held` when another client's lease covers what this request changes: one
+    /// interface of `device`, or (nil) the whole device. A request acts under a lease by
+    /// sending its token in `X-USB-Lease`.
+    func checkLease(_ request: RoutedRequest, device: String, interface: UInt8?) throws {
+        _ = try leases.check(device: device, interface: interface, token: request.request.headers["X-USB-Lease"])
+    }
+
+    /// ``checkLease(_:device:interface:)`` for a request on endpoint `endpoint`: the interface
+    /// whose current alternate setting has it.
+    func checkLease(_ request: RoutedRequest, session: DeviceSession, endpoint: UInt8) async throws {
+        try checkLease(request, device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
     }
 
     /// The problem for a device that is not present: 410 if it was and went away, else 404.

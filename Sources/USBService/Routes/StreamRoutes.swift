@@ -24,6 +24,7 @@ struct StreamRoutes: Sendable {
         let timeout = try context.limits.timeout(query)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
         let session = try await context.session(request)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
         let slot = try context.streamSlots.acquire(device: session.id)
         defer { slot.release() }
         let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
@@ -57,6 +58,7 @@ struct StreamRoutes: Sendable {
         options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
         let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
         let session = try await context.session(request)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
         let slot = try context.streamSlots.acquire(device: session.id)
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)

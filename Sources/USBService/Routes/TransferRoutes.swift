@@ -17,6 +17,11 @@ struct TransferRoutes: Sendable {
         let control = try ControlRequest(request, limits: context.limits)
         let session = try await context.session(request)
         let setup = control.setup
+        switch setup.recipient {
+        case .interface: try context.checkLease(request, device: session.id, interface: UInt8(truncatingIfNeeded: setup.index))
+        case .endpoint: try await context.checkLease(request, session: session, endpoint: UInt8(truncatingIfNeeded: setup.index))
+        default: try context.checkLease(request, device: session.id, interface: nil)
+        }
         let what = "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.control(setup, data: control.data, timeout: control.timeout, logger: request.request.logger)
@@ -34,6 +39,7 @@ struct TransferRoutes: Sendable {
         let length = try request.query.requiredInteger("length", in: 1...context.limits.maxReadLength)
         let timeout = try context.limits.timeout(request.query)
         let session = try await context.session(request)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.read(endpoint, length: length, timeout: timeout, logger: request.request.logger)
@@ -49,6 +55,7 @@ struct TransferRoutes: Sendable {
         let zeroLengthPacket = try request.query.boolean("zlp") ?? false
         let data = request.request.body
         let session = try await context.session(request)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = "Writing \(data.count) bytes to endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.write(
@@ -62,6 +69,7 @@ struct TransferRoutes: Sendable {
         try request.query.allow(only: [])
         let endpoint = try context.byte(request, "endpoint")
         let session = try await context.session(request)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
         try await context.usb("Clearing the halt of endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.clearHalt(endpoint)
         }

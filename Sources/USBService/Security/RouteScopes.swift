@@ -28,5 +28,9 @@ enum RouteScopes {
         "POST /v1/devices/{id}/endpoints/{endpoint}/clear-halt": .transfer,
         "POST /v1/devices/{id}/reset": .admin,
         "PUT /v1/devices/{id}/configuration": .admin,
+        "POST /v1/devices/{id}/leases": .transfer,
+        "GET /v1/leases": .read,
+        "PUT /v1/leases/{lease}": .transfer,
+        "DELETE /v1/leases/{lease}": .transfer,
     ]
 }
