@@ -40,6 +40,7 @@ struct LabSession: Sendable {
     }
 
     /// `exec` that must succeed; returns its standard output.
+    @discardableResult
     func run(_ command: String) async throws -> String {
         let result = try await exec(command)
         guard result.rc == 0 else {
