@@ -20,11 +20,7 @@ enum RequestMetrics {
 
     /// The status a thrown error answers with (as ``HTTPResponder/response(to:)`` makes it).
     static func status(of error: any Error) -> Int {
-        switch error {
-        case let problem as HTTPResponseError: problem.status
-        case is CancellationError: HTTPProblem.cancelled.status
-        default: HTTPProblem.internalError.status
-        }
+        HTTPProblem.answer(for: error).status
     }
 }
 

@@ -13,17 +13,27 @@ public protocol HTTPResponder: Sendable {
 extension HTTPResponder {
     public func streamsBody(method: String, path: String) -> Bool { false }
 
-    /// `respond(to:)` with thrown errors turned into problem responses.
+    /// `respond(to:)` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``).
     public func response(to request: HTTPRequest) async -> HTTPResponse {
         do {
             return try await respond(to: request)
-        } catch let error as HTTPResponseError {
-            return error.response(for: request)
-        } catch is CancellationError {
-            return HTTPProblem.cancelled.response(for: request)
         } catch {
-            request.logger.error("unhandled error", metadata: ["error": "\(error)"])
-            return HTTPProblem.internalError.response(for: request)
+            if !(error is HTTPResponseError || error is CancellationError) {
+                request.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            }
+            return HTTPProblem.answer(for: error).response(for: request)
+        }
+    }
+}
+
+extension HTTPProblem {
+    /// What a thrown error answers: itself when it knows its answer, 503 `request-cancelled`
+    /// for a cancellation (the client hung up), else 500 `internal-error`.
+    public static func answer(for error: any Error) -> any HTTPResponseError {
+        switch error {
+        case let known as HTTPResponseError: known
+        case is CancellationError: HTTPProblem.cancelled
+        default: HTTPProblem.internalError
         }
     }
 }

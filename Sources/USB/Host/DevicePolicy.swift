@@ -54,8 +54,8 @@ public struct DevicePolicy: Sendable, Equatable {
 
         public var description: String {
             var keys: [String] = []
-            if let vendorID { keys.append("vendor_id=\(hex16(vendorID))") }
-            if let productID { keys.append("product_id=\(hex16(productID))") }
+            if let vendorID { keys.append("vendor_id=\(hex(vendorID))") }
+            if let productID { keys.append("product_id=\(hex(productID))") }
             if let classCode { keys.append("class=\(hex(classCode))") }
             if let serial { keys.append("serial=\(serial)") }
             return (allow ? "allow" : "deny") + (keys.isEmpty ? "" : " " + keys.joined(separator: ","))
@@ -114,11 +114,6 @@ extension USBDeviceInfo {
         descriptor.deviceClass == code
             || configurations.lazy.flatMap(\.interfaces).flatMap(\.altSettings).contains { $0.interfaceClass == code }
     }
-}
-
-private func hex16(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16)
-    return "0x" + String(repeating: "0", count: 4 - digits.count) + digits
 }
 
 extension String {

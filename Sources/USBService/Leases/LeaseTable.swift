@@ -106,21 +106,15 @@ final class LeaseTable: Sendable {
         return expired
     }
 
-    /// Compares every byte, whatever differs.
+    /// The shown token is the lease's: their digests compared in constant time.
     private static func same(_ shown: String?, _ token: String) -> Bool {
         guard let shown else { return false }
-        let a = Array(shown.utf8), b = Array(token.utf8)
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<min(a.count, b.count) { difference |= a[index] ^ b[index] }
-        return difference == 0
+        return TokenDigest(of: Array(shown.utf8)).matches(TokenDigest(of: Array(token.utf8)))
     }
 
-    private static func random(_ bytes: Int) -> String {
+    private static func random(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
-        }.joined()
+        return hex((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }
 
