@@ -36,7 +36,7 @@ extension InTheLab {
             let driver = "/sys/bus/usb/devices/\(id):1.0/driver"
             let script = """
                 B=http://127.0.0.1:8091/v1/devices/\(id)
-                \(LabSession.daemonBinary) --host 127.0.0.1 --port 8091 > "$TMPDIR/second.log" 2>&1 &
+                \(LabSession.daemonBinary) --host 127.0.0.1 --port 8091 --expose-risky-devices > "$TMPDIR/second.log" 2>&1 &
                 pid=$!
                 i=0; until curl -s -o /dev/null "$B"; do i=$((i + 1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done
                 curl -s -X POST "$B/interfaces/0/claim" > /dev/null

@@ -165,20 +165,33 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.sourceSink)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            /// Streams open in the daemon now, from its metrics.
+            func open() async throws -> Int {
+                let text = try await lab.daemon.get("/metrics").text
+                let line = text.split(separator: "\n").first { $0.hasPrefix("usbhttpd_streams_active{direction=\"in\"}") }
+                return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+            }
             // Eight slow readers hold the device's eight stream slots for a few seconds.
             try await lab.run(
-                "for i in 1 2 3 4 5 6 7 8; do timeout 6 curl -sN --limit-rate 20K -o /dev/null "
-                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "duration_ms=5000&transfers=1&transfer_size=512"))' "
-                    + "> /dev/null 2>&1 & done; sleep 2.5")
+                "for i in 1 2 3 4 5 6 7 8; do timeout 20 curl -sN --limit-rate 20K -o /dev/null "
+                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "duration_ms=6000&transfers=1&transfer_size=512"))' "
+                    + "> /dev/null 2>&1 & done")
+            var count = 0
+            for _ in 0..<60 where count < 8 {
+                try await Task.sleep(for: .milliseconds(100))
+                count = try await open()
+            }
+            #expect(count == 8, "eight streams open")
             let ninth = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512"))
             #expect(problemMismatch(ninth, status: 503, code: "too-many-streams") == nil, "\(ninth.text)")
             #expect(ninth.header("Retry-After") == "1")
-            var later = 0
-            for _ in 0..<40 where later != 200 {
-                try await Task.sleep(for: .milliseconds(250))
-                later = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512")).status
+            // Once they end, a slot is free again (and nothing is left open for the next test).
+            for _ in 0..<150 where count > 0 {
+                try await Task.sleep(for: .milliseconds(100))
+                count = try await open()
             }
-            #expect(later == 200, "a slot is free again once the streams end")
+            #expect(count == 0)
+            #expect(try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512")).status == 200)
         }
 
         static let badRequests: [(String, Int, String)] = [

@@ -162,7 +162,7 @@ public actor USBHost {
         }
         if let open = sessions.removeValue(forKey: id) {
             open.session.deviceRemoved()
-            Task { await open.session.close() }
+            Task { await open.session.close(deviceRemoved: true) }
         }
         changes.append(.removed, info)
         USBMetrics.deviceChange(.removed)

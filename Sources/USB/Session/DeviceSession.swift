@@ -181,10 +181,14 @@ public actor DeviceSession {
 
     /// Cancels every transfer in flight, waits (up to 2 s) for them to end, releases every
     /// claim (attaching kernel drivers again) and marks the session gone.
-    public func close() async {
+    /// `deviceRemoved`: the device was unplugged; its streams end as failed (`no_device`),
+    /// not as cancelled.
+    public func close(deviceRemoved: Bool = false) async {
         goneFlag.store(true, ordering: .releasing)
         leftovers = [:]
-        for weak in streams.values { weak.stream?.cancel() }
+        for weak in streams.values {
+            if deviceRemoved { weak.stream?.deviceGone() } else { weak.stream?.cancel() }
+        }
         for pending in inFlight.values { pending.cancel() }
         let deadline = ContinuousClock.now + .seconds(2)
         while !inFlight.isEmpty && ContinuousClock.now < deadline {

@@ -200,6 +200,10 @@ public final class BulkInStream: @unchecked Sendable {
     /// Ends the stream: transfers in flight are cancelled, buffers freed once they are back.
     public func cancel() { stop(.cancelled) }
 
+    /// Ends the stream because its device was unplugged: a failed end (`no_device`), as if
+    /// a transfer had said so, whichever comes first.
+    public func deviceGone() { stop(.failed(.noDevice)) }
+
     /// Bytes delivered, transfers completed, and the mean time a resubmission waited to get
     /// onto the device actor's thread.
     public var statistics: (bytes: Int, chunks: Int, meanSubmitHopMicroseconds: Double) {
