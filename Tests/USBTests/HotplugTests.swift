@@ -136,3 +136,24 @@ extension DeviceRoster.Change {
         }
     }
 }
+
+extension HotplugTests {
+    /// A known device at the same address is not read again, but its configuration and driver are.
+    @Test func aScanRereadsOnlyWhatMayChangeOfAKnownDevice() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("1-1")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, value) in [("busnum", "1\n"), ("devnum", "2\n"), ("bConfigurationValue", "\n")] {
+            try Data(value.utf8).write(to: folder.appendingPathComponent(name))
+        }
+        try Data(DescriptorParserTests.device).write(to: folder.appendingPathComponent("descriptors"))
+        var known = Self.sysfs("1-1", address: 2)
+        known.manufacturer = "as read before"
+        let same = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known]).first)
+        #expect(same.manufacturer == "as read before" && same.activeConfiguration == nil && !same.isBound)
+        try Data("7\n".utf8).write(to: folder.appendingPathComponent("devnum"))
+        let replugged = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known]).first)
+        #expect(replugged.address == 7 && replugged.manufacturer == nil, "a new address: read anew")
+    }
+}

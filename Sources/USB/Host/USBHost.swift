@@ -132,7 +132,8 @@ public actor USBHost {
     /// Scans sysfs and records what changed: removals first, then arrivals, each in id order.
     @discardableResult
     private func refresh() -> [USBDeviceInfo] {
-        for change in roster.update(SysfsDevice.scan(root: sysfsRoot)) {
+        let known = roster.entries.mapValues(\.sysfs)
+        for change in roster.update(SysfsDevice.scan(root: sysfsRoot, known: known)) {
             switch change {
             case .removed(let info): removed(info)
             case .added(let info):

@@ -49,9 +49,22 @@ extension SysfsDevice {
         self.isBound = Sysfs.exists(directory + "/driver")
     }
 
-    /// Every device under `root`.
-    static func scan(root: String = Sysfs.devices) -> [SysfsDevice] {
-        Sysfs.entries(root).compactMap { SysfsDevice(name: $0, root: root) }
+    /// Every device under `root`. A device in `known` with the same address is the same
+    /// device (a replugged or re-enumerated one gets a new address): only what may change
+    /// while it stays plugged (its configuration, its driver) is read again.
+    static func scan(root: String = Sysfs.devices, known: [String: SysfsDevice] = [:]) -> [SysfsDevice] {
+        Sysfs.entries(root).compactMap { name in
+            if var device = known[name] {
+                let directory = root + "/" + name
+                if Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }) == device.address {
+                    device.activeConfiguration = Sysfs.attribute(directory + "/bConfigurationValue")
+                        .flatMap { UInt8($0) }.flatMap { $0 == 0 ? nil : $0 }
+                    device.isBound = Sysfs.exists(directory + "/driver")
+                    return device
+                }
+            }
+            return SysfsDevice(name: name, root: root)
+        }
     }
 
     /// The ports of a device name from the root hub down ([] for "usb3"); nil for names that
