@@ -59,6 +59,12 @@ import Testing
         #expect(!problem.detail.contains(lease.token), "never the token")
     }
 
+    @Test func aDeviceLeaseSaysInterfaceNull() throws {
+        let lease = try LeaseTable().grant(device: "1-1", interface: nil, holder: "ci", ttl: .seconds(5))
+        let text = String(decoding: try JSON.encode(LeaseModel(lease, withToken: false)), as: UTF8.self)
+        #expect(text.contains("\"interface\" : null") && !text.contains("token"))
+    }
+
     @Test func leaseRoutesWithoutALease() async throws {
         let api = API.router(catalog: FakeCatalog(list: []))
         let list = await api.response(to: HTTPRequest(method: "GET", path: "/v1/leases"))

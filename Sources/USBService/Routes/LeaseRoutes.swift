@@ -78,7 +78,8 @@ struct LeaseModel: Encodable, Sendable {
     var id: String
     var token: String?
     var device: String
-    var interface: Int?
+    /// null: the whole device.
+    var interface: Nullable<Int>
     var holder: String
     var fencing: Int
     var expiresAt: String
@@ -87,7 +88,7 @@ struct LeaseModel: Encodable, Sendable {
         id = lease.id
         token = withToken ? lease.token : nil
         device = lease.device
-        interface = lease.interface.map(Int.init)
+        interface = Nullable(lease.interface.map(Int.init))
         holder = lease.holder
         fencing = Int(lease.fencing)
         expiresAt = Timestamp.iso8601(lease.expiresAt)
