@@ -47,7 +47,7 @@ import TestSupport
     @Test func tokensOverTLSAndNeverInTheLog() async throws {
         let folder = temporary("secure")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let (certificate, key) = try makeCertificate(in: folder)
+        let (certificate, key) = try await makeCertificate(in: folder)
         let tokens = folder.appendingPathComponent("tokens")
         try """
             # name  scopes    token
@@ -66,31 +66,31 @@ import TestSupport
         defer { kill(daemon.pid, SIGTERM) }
 
         /// curl over TLS: "<status> <WWW-Authenticate>".
-        func curl(_ method: String, _ path: String, token: String?) throws -> String {
+        func curl(_ method: String, _ path: String, token: String?) async throws -> String {
             var arguments = [
                 "-s", "-o", "/dev/null", "-w", "%{http_code} %header{www-authenticate}", "--cacert", certificate, "-X",
                 method,
             ]
             if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
-            return try runProgram("/usr/bin/curl", arguments + ["https://127.0.0.1:\(port)\(path)"])
+            return try await runProgram("/usr/bin/curl", arguments + ["https://127.0.0.1:\(port)\(path)"])
         }
         var ready = false
         for _ in 0..<100 where !ready {
-            ready = (try? curl("GET", "/healthz", token: nil))?.hasPrefix("200") == true
+            ready = (try? await curl("GET", "/healthz", token: nil))?.hasPrefix("200") == true
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready, "the daemon answers over TLS, /healthz without a token")
 
-        #expect(try curl("GET", "/v1/devices", token: nil) == "401 Bearer realm=\"usbhttpd\"")
-        #expect(try curl("GET", "/v1/devices", token: "nope-nope-nope-nope") == "401 Bearer realm=\"usbhttpd\", error=\"invalid_token\"")
-        #expect(try curl("GET", "/v1/devices", token: Self.readToken).hasPrefix("200"))
-        #expect(try curl("GET", "/metrics", token: nil).hasPrefix("401"))
+        #expect(try await curl("GET", "/v1/devices", token: nil) == "401 Bearer realm=\"usbhttpd\"")
+        #expect(try await curl("GET", "/v1/devices", token: "nope-nope-nope-nope") == "401 Bearer realm=\"usbhttpd\", error=\"invalid_token\"")
+        #expect(try await curl("GET", "/v1/devices", token: Self.readToken).hasPrefix("200"))
+        #expect(try await curl("GET", "/metrics", token: nil).hasPrefix("401"))
         #expect(
-            try curl("POST", "/v1/devices/1-1/interfaces/0/claim", token: Self.readToken)
+            try await curl("POST", "/v1/devices/1-1/interfaces/0/claim", token: Self.readToken)
                 == "403 Bearer realm=\"usbhttpd\", error=\"insufficient_scope\", scope=\"transfer\"")
-        #expect(try curl("POST", "/v1/devices/1-1/interfaces/0/claim", token: Self.transferToken).hasPrefix("404"), "admitted; no such device here")
-        #expect(try curl("POST", "/v1/devices/1-1/reset", token: Self.transferToken).hasPrefix("403"), "reset is admin")
-        let plain = try? runProgram("/usr/bin/curl", ["-s", "--max-time", "3", "http://127.0.0.1:\(port)/healthz"])
+        #expect(try await curl("POST", "/v1/devices/1-1/interfaces/0/claim", token: Self.transferToken).hasPrefix("404"), "admitted; no such device here")
+        #expect(try await curl("POST", "/v1/devices/1-1/reset", token: Self.transferToken).hasPrefix("403"), "reset is admin")
+        let plain = try? await runProgram("/usr/bin/curl", ["-s", "--max-time", "3", "http://127.0.0.1:\(port)/healthz"])
         #expect(plain == nil || plain == "", "no plain HTTP")
 
         kill(daemon.pid, SIGTERM)

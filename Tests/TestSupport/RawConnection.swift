@@ -2,7 +2,7 @@ import Glibc
 
 /// A bare TCP connection, for tests that must hang up in the middle of a request or send
 /// bytes no HTTP client library would.
-public final class RawConnection {
+public final class RawConnection: @unchecked Sendable {
     private var fd: Int32
 
     /// Connects to `host` (an IPv4 literal) on `port`.
@@ -40,7 +40,12 @@ public final class RawConnection {
 
     /// Whether the server closed the connection within `seconds` (a read returns end of file
     /// or an error). Data the server sent is read and dropped.
-    public func closedByServer(within seconds: Double) -> Bool {
+    public func closedByServer(within seconds: Double) async -> Bool {
+        let fd = self.fd
+        return (try? await offThePool { RawConnection.closed(fd, within: seconds) }) ?? true
+    }
+
+    private static func closed(_ fd: Int32, within seconds: Double) -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         var buffer = [UInt8](repeating: 0, count: 4096)
         while ContinuousClock.now < deadline {
