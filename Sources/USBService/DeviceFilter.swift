@@ -54,13 +54,7 @@ struct DeviceFilter: Sendable, Equatable {
         if let vendorID, device.descriptor.vendorID != vendorID { return false }
         if let productID, device.descriptor.productID != productID { return false }
         if let serial, device.serial != serial { return false }
-        if let classCode {
-            let interfaceClasses = device.configurations.lazy.flatMap(\.interfaces).flatMap(\.altSettings)
-                .map(\.interfaceClass)
-            guard device.descriptor.deviceClass == classCode || interfaceClasses.contains(classCode) else {
-                return false
-            }
-        }
+        if let classCode, !device.hasClass(classCode) { return false }
         return true
     }
 }

@@ -110,7 +110,7 @@ public struct DevicePolicy: Sendable, Equatable {
 
 extension USBDeviceInfo {
     /// The device's class is `code`, or any interface of any configuration has it.
-    func hasClass(_ code: UInt8) -> Bool {
+    public func hasClass(_ code: UInt8) -> Bool {
         descriptor.deviceClass == code
             || configurations.lazy.flatMap(\.interfaces).flatMap(\.altSettings).contains { $0.interfaceClass == code }
     }

@@ -14,7 +14,7 @@ struct DeviceRoutes: Sendable {
 
     func list(_ request: RoutedRequest) async throws -> HTTPResponse {
         let filter = try DeviceFilter(query: request.query)
-        let devices = try await context.usb("Listing devices", device: "") { try await context.catalog.devices() }
+        let devices = try await context.devices()
         return try .json(DeviceList(devices: devices.filter(filter.matches).map(DeviceSummary.init)))
     }
 

@@ -19,7 +19,7 @@ struct EventRoutes: Sendable {
         let present = try request.query.boolean("present") ?? false
         let log = context.catalog.changes
         // A scan now, so that the stream starts from what is plugged in at this moment.
-        _ = try await context.usb("Listing devices", device: "") { try await context.catalog.devices() }
+        _ = try await context.devices()
 
         let (latest, devices) = log.snapshot()
         var feed = EventFeed(instance: log.instance, filter: filter, cursor: latest)
@@ -53,7 +53,7 @@ struct EventRoutes: Sendable {
         let timeout = try request.query.integer("timeout_ms", in: 0...context.limits.maxTimeoutMs) ?? 30_000
         let deadline = ContinuousClock.now + .milliseconds(timeout)
         let log = context.catalog.changes
-        _ = try await context.usb("Listing devices", device: "") { try await context.catalog.devices() }
+        _ = try await context.devices()
         while true {
             let (latest, devices) = log.snapshot()
             let matching = devices.filter(filter.matches)

@@ -19,7 +19,7 @@ struct LeaseRoutes: Sendable {
     func take(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: ["interface", "ttl_ms"])
         let interface = try request.query.integer("interface", in: 0...255).map(UInt8.init)
-        let ttl = Duration.milliseconds(try request.query.integer("ttl_ms", in: Self.ttlRange) ?? 30_000)
+        let ttl = try Self.ttl(request)
         let session = try await context.session(request)
         if let interface, await session.state.active?.interfaces.contains(where: { $0.number == interface }) != true {
             throw DeviceStateProblem(.interfaceNotFound(interface, configuration: await session.state.active?.value ?? 0), device: session.id)
@@ -40,7 +40,7 @@ struct LeaseRoutes: Sendable {
 
     func renew(_ request: RoutedRequest) async throws -> HTTPResponse {
         try request.query.allow(only: ["ttl_ms"])
-        let ttl = Duration.milliseconds(try request.query.integer("ttl_ms", in: Self.ttlRange) ?? 30_000)
+        let ttl = try Self.ttl(request)
         let lease = try context.leases.renew(
             id: request.parameters["lease"] ?? "", token: request.request.headers["X-USB-Lease"], ttl: ttl)
         expire(lease)
@@ -53,6 +53,11 @@ struct LeaseRoutes: Sendable {
             id: request.parameters["lease"] ?? "", token: request.request.headers["X-USB-Lease"])
         request.request.logger.info("lease released", metadata: ["usb.lease": "\(lease.id)"])
         return try .json(LeaseModel(lease, withToken: false))
+    }
+
+    /// `ttl_ms`, 30 s when absent.
+    private static func ttl(_ request: RoutedRequest) throws(RoutingProblem) -> Duration {
+        .milliseconds(try request.query.integer("ttl_ms", in: ttlRange) ?? 30_000)
     }
 
     /// When `lease` may have run out: if it has (not renewed meanwhile), release the claims it

@@ -20,7 +20,7 @@ struct RouteContext: Sendable {
         if id.hasPrefix(DeviceID.serialPrefix) {
             let serial = String(id.dropFirst(DeviceID.serialPrefix.count))
             guard !serial.isEmpty else { throw USBProblem.invalidDeviceID(id) }
-            let matches = try await usb("Listing devices", device: "") { try await catalog.devices() }
+            let matches = try await devices()
                 .filter { $0.serial == serial }.map(\.id)
             guard let first = matches.first else { throw USBProblem.serialNotFound(serial) }
             guard matches.count == 1 else { throw USBProblem.ambiguousSerial(serial, ids: matches) }
@@ -41,6 +41,11 @@ struct RouteContext: Sendable {
     /// whose current alternate setting has it.
     func checkLease(_ request: RoutedRequest, session: DeviceSession, endpoint: UInt8) async throws {
         try checkLease(request, device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
+    }
+
+    /// Every device present now (a fresh scan, which also records what changed since the last).
+    func devices() async throws -> [USBDeviceInfo] {
+        try await usb("Listing devices", device: "") { try await catalog.devices() }
     }
 
     /// The problem for a device that is not present: 410 if it was and went away, else 404.

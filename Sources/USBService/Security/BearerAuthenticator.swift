@@ -14,7 +14,7 @@ struct BearerAuthenticator: RouteGuard {
         guard let header = request.request.headers["Authorization"] else { throw AuthProblem.missing }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw AuthProblem.malformed }
-        let token = parts[1].trimmingPrefix(while: { $0 == " " })
+        let token = parts[1].trimmingPrefix { $0 == " " }
         guard let entry = tokens.entry(for: Array(token.utf8)) else { throw AuthProblem.invalid }
         var admitted = request
         admitted.request.logger[metadataKey: "auth.token"] = .string(entry.name)
@@ -22,14 +22,6 @@ struct BearerAuthenticator: RouteGuard {
         admitted.principal = entry.name
         guard entry.scope >= needed else { throw AuthProblem.insufficientScope(needed: needed, name: entry.name) }
         return admitted
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
-        var result = self
-        while let first = result.first, predicate(first) { result = result.dropFirst() }
-        return result
     }
 }
 

@@ -16,15 +16,7 @@ struct TokenDigest: Sendable, Equatable {
 
     /// A digest written as 64 hex digits (`sha256:…` in the token file); nil otherwise.
     init?(hex: some StringProtocol) {
-        guard hex.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
+        guard let bytes = USBService.bytes(fromHex: String(hex)), bytes.count == 32 else { return nil }
         self.bytes = bytes
     }
 
