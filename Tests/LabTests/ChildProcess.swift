@@ -39,6 +39,18 @@ struct ChildProcess: Sendable {
         return waitpid(pid, &status, WNOHANG) == 0
     }
 
+    /// Waits up to `seconds` for the child to exit (then kills it); its exit code, nil if it
+    /// had to be killed.
+    func waitForExit(seconds: Int = 10) async throws -> Int32? {
+        for _ in 0..<seconds * 10 {
+            if let code = exitCode() { return code }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        kill(pid, SIGKILL)
+        _ = exitCode()
+        return nil
+    }
+
     /// The exit code once the child has exited (reaping it), -signal if a signal ended it,
     /// nil while it runs.
     func exitCode() -> Int32? {

@@ -20,12 +20,7 @@ import TestSupport
         }
         #expect(served, "the daemon answered")
         kill(daemon.pid, signal)
-        var code: Int32?
-        for _ in 0..<100 where code == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            code = daemon.exitCode()
-        }
-        if code == nil { kill(daemon.pid, SIGKILL) }
+        let code = try await daemon.waitForExit()
         #expect(code == 0, "exited with 0 within 10 s")
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("stopped"), "\(text)")
@@ -35,11 +30,7 @@ import TestSupport
     @Test func refusesAnAddressItCannotListenOn() async throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("usbhttpd-bad.log").path
         let daemon = try ChildProcess(LabSession.daemonBinary, ["--host", "no such host!", "--insecure"], output: log)
-        var code: Int32?
-        for _ in 0..<100 where code == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            code = daemon.exitCode()
-        }
+        let code = try await daemon.waitForExit()
         #expect(code != nil && code != 0)
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("cannot resolve the listen address"), "\(text)")

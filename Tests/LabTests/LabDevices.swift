@@ -35,6 +35,17 @@ extension LabSession {
         return try #require(endpoint["address"] as? Int)
     }
 
+    /// The value of the first sample line of the daemon's /metrics that contains every part
+    /// (a metric name with `{`, labels as `name="value"`), nil if none.
+    func metric(_ parts: [String], in text: String? = nil) async throws -> Double? {
+        var scraped = text
+        if scraped == nil { scraped = try await daemon.get("/metrics").text }
+        let text = scraped ?? ""
+        return text.split(separator: "\n")
+            .first { line in !line.hasPrefix("#") && parts.allSatisfy { line.contains($0) } }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
     func post(_ path: String, body: [UInt8]? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
         try await daemon.request("POST", path, body: body ?? [], headers: headers)
     }

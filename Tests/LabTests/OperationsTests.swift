@@ -25,20 +25,15 @@ extension InTheLab {
             _ = try await lab.post("/v1/devices/\(id)/control?direction=in&type=standard&request=6&value=0x100&length=18")
 
             let text = try await lab.daemon.get("/metrics").text
-            let lines = text.split(separator: "\n")
-            func value(_ parts: String...) -> Double? {
-                lines.first { line in !line.hasPrefix("#") && parts.allSatisfy { line.contains($0) } }
-                    .flatMap { Double($0.split(separator: " ").last ?? "") }
-            }
             let devices = try await lab.daemon.get("/v1/devices").object()["devices"] as? [[String: Any]] ?? []
-            #expect(value("usbhttpd_devices_present") == Double(devices.count), "\(text.prefix(3000))")
-            #expect((value("usbhttpd_usb_transfers_total{", "type=\"bulk\"", "outcome=\"completed\"") ?? 0) >= 2)
-            #expect((value("usbhttpd_usb_transfers_total{", "type=\"control\"", "outcome=\"completed\"") ?? 0) >= 1)
-            #expect((value("usbhttpd_usb_bytes_total{", "direction=\"in\"") ?? 0) >= 65536 + 512 + 18)
-            #expect((value("usbhttpd_stream_buffers_total{", "source=\"zero_copy\"") ?? 0) >= 1)
-            #expect(value("usbhttpd_streams_active{", "direction=\"in\"") == 0, "every stream closed")
+            #expect(try await lab.metric(["usbhttpd_devices_present"], in: text) == Double(devices.count), "\(text.prefix(3000))")
+            #expect((try await lab.metric(["usbhttpd_usb_transfers_total{", "type=\"bulk\"", "outcome=\"completed\""], in: text) ?? 0) >= 2)
+            #expect((try await lab.metric(["usbhttpd_usb_transfers_total{", "type=\"control\"", "outcome=\"completed\""], in: text) ?? 0) >= 1)
+            #expect((try await lab.metric(["usbhttpd_usb_bytes_total{", "direction=\"in\""], in: text) ?? 0) >= 65536 + 512 + 18)
+            #expect((try await lab.metric(["usbhttpd_stream_buffers_total{", "source=\"zero_copy\""], in: text) ?? 0) >= 1)
+            #expect(try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""], in: text) == 0, "every stream closed")
             #expect(
-                (value("usbhttpd_http_requests_total{", "route=\"/v1/devices/{id}/endpoints/{endpoint}/data\"", "status=\"200\"") ?? 0) >= 1)
+                (try await lab.metric(["usbhttpd_http_requests_total{", "route=\"/v1/devices/{id}/endpoints/{endpoint}/data\"", "status=\"200\""], in: text) ?? 0) >= 1)
             #expect(!text.contains(id + "\""), "no device ids in labels")
         }
     }

@@ -9,16 +9,6 @@ import TestSupport
     static let readToken = "read-token-0123456789abcdef"
     static let transferToken = "transfer-token-fedcba9876543210"
 
-    /// Waits up to 10 s for the child to exit; its exit code.
-    func exit(of daemon: ChildProcess) async throws -> Int32? {
-        for _ in 0..<100 {
-            if let code = daemon.exitCode() { return code }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        kill(daemon.pid, SIGKILL)
-        return nil
-    }
-
     func temporary(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("usbhttpd-\(name)-\(UUID().uuidString)")
     }
@@ -26,7 +16,7 @@ import TestSupport
     @Test func refusesToListenBeyondLoopbackWithoutTokensAndTLS() async throws {
         let log = temporary("open.log").path
         let daemon = try ChildProcess(LabSession.daemonBinary, ["--host", "0.0.0.0", "--port", "0"], output: log)
-        let code = try await exit(of: daemon)
+        let code = try await daemon.waitForExit()
         #expect(code != nil && code != 0)
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("--insecure"), "\(text)")
@@ -39,7 +29,7 @@ import TestSupport
         let log = temporary("badtokens.log").path
         let daemon = try ChildProcess(
             LabSession.daemonBinary, ["--port", "0", "--token-file", file.path], output: log)
-        #expect(try await exit(of: daemon) != 0)
+        #expect(try await daemon.waitForExit() != 0)
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("line 1") && !text.contains("short-secret"), "\(text)")
     }
@@ -94,7 +84,7 @@ import TestSupport
         #expect(plain == nil || plain == "", "no plain HTTP")
 
         kill(daemon.pid, SIGTERM)
-        _ = try await exit(of: daemon)
+        _ = try await daemon.waitForExit()
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("auth.token=grafana"), "requests are logged with the token's name")
         #expect(!text.contains(Self.readToken) && !text.contains(Self.transferToken), "never the token")

@@ -167,9 +167,7 @@ extension InTheLab {
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             /// Streams open in the daemon now, from its metrics.
             func open() async throws -> Int {
-                let text = try await lab.daemon.get("/metrics").text
-                let line = text.split(separator: "\n").first { $0.hasPrefix("usbhttpd_streams_active{direction=\"in\"}") }
-                return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+                Int(try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0)
             }
             // Eight slow readers hold the device's eight stream slots for a few seconds.
             try await lab.run(

@@ -8,6 +8,7 @@ struct FakeCatalog: DeviceCatalog {
     var failure: USBError?
     /// Ids "removed" earlier, with when.
     var removed: [String: Double] = [:]
+    var readiness: (isReady: Bool, reason: String) = (true, "fake")
     /// Empty until a test appends to it (the routes that follow changes read only this).
     let changes = ChangeLog()
 
@@ -38,8 +39,6 @@ struct FakeCatalog: DeviceCatalog {
     }
 
     func removedAt(id: String) async -> Double? { removed[id] }
-
-    var readiness: (isReady: Bool, reason: String) { (true, "fake") }
 
     static let keyboard: USBDeviceInfo = {
         let endpoint = EndpointDescriptor(address: 0x81, attributes: 0x03, maxPacketSize: 8, interval: 7)

@@ -27,22 +27,12 @@ import USB
         #expect(health.status == 200 && String(decoding: health.body, as: UTF8.self).contains("\"ok\""))
         let ready = await call(FakeCatalog(list: []), "/readyz")
         #expect(ready.status == 200 && String(decoding: ready.body, as: UTF8.self).contains("\"ready\""))
-        let notReady = await call(Unready(), "/readyz")
+        var stopping = FakeCatalog(list: [])
+        stopping.readiness = (false, "shutting down")
+        let notReady = await call(stopping, "/readyz")
         #expect(notReady.status == 503 && notReady.headers["Retry-After"] == "1")
         #expect(notReady.headers["Content-Type"] == "application/problem+json")
         #expect(String(decoding: notReady.body, as: UTF8.self).contains("shutting down"))
-    }
-
-    /// A catalog of a daemon that is stopping.
-    struct Unready: DeviceCatalog {
-        let fake = FakeCatalog(list: [])
-        func devices() async throws -> [USBDeviceInfo] { [] }
-        func device(id: String) async throws -> USBDeviceInfo? { nil }
-        func rawDescriptors(id: String) async throws -> [UInt8]? { nil }
-        func session(id: String) async throws -> DeviceSession? { nil }
-        func removedAt(id: String) async -> Double? { nil }
-        var changes: ChangeLog { fake.changes }
-        var readiness: (isReady: Bool, reason: String) { (false, "shutting down") }
     }
 }
 
