@@ -33,8 +33,12 @@ final class Exchange: Sendable {
         /// The client hung up before the task was stored.
         var clientGone = false
         /// A streamed-body exchange whose connection is suspended (held back, or waiting for
-        /// the answer after the body): whoever clears this resumes it.
+        /// the answer after the body): whoever clears this resumes it. Set only together with
+        /// the call that suspends, under this lock.
         var suspended = false
+        /// A resume was asked for while the connection was not suspended: the next suspend
+        /// is undone at once.
+        var resumeWanted = false
         var bodyFinished = false
     }
 
@@ -52,11 +56,34 @@ final class Exchange: Sendable {
         self.bodyStream = bodyStream
     }
 
-    /// Resumes a streamed-body connection if it is suspended; true if it was.
+    /// Suspends a streamed-body connection (MHD_suspend_connection), on libmicrohttpd's thread
+    /// inside its access handler. The call and the flag change under one lock, so a resumer
+    /// that sees the flag resumes a connection that is suspended: libmicrohttpd leaves resuming
+    /// one that is not undefined, and in practice that resume stays pending and swallows the
+    /// suspend of the next request on the keep-alive connection, which then never answers. A
+    /// resume asked for before the suspend undoes it at once.
+    func suspend() {
+        let undo = state.withLock { state -> Bool in
+            MHD_suspend_connection(connection.pointer)
+            if state.resumeWanted {
+                state.resumeWanted = false
+                return true
+            }
+            state.suspended = true
+            return false
+        }
+        if undo { MHD_resume_connection(connection.pointer) }
+    }
+
+    /// Resumes a streamed-body connection if it is suspended, or has the next suspend undone.
     func resumeIfSuspended() {
         let resume = state.withLock { state -> Bool in
-            defer { state.suspended = false }
-            return state.suspended
+            guard state.suspended else {
+                state.resumeWanted = true
+                return false
+            }
+            state.suspended = false
+            return true
         }
         if resume { MHD_resume_connection(connection.pointer) }
     }
@@ -70,8 +97,10 @@ final class Exchange: Sendable {
             state.phase = .ready(response)
             state.task = nil
             defer { state.hangupWatch = nil }
-            // A streamed-body connection is suspended only at times; the others always are here.
+            // A streamed-body connection is suspended only at times (if it is about to be, that
+            // suspend is undone); the others always are here.
             let resume = streamed ? state.suspended : true
+            if streamed && !state.suspended { state.resumeWanted = true }
             state.suspended = false
             return (resume, state.hangupWatch)
         }

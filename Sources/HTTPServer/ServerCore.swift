@@ -151,7 +151,6 @@ final class ServerCore: Sendable {
                     state.bodyFinished = true
                     body.finish()
                 }
-                state.suspended = true
                 return .suspend
             }
         }
@@ -169,22 +168,19 @@ final class ServerCore: Sendable {
             uploadDataSize.pointee = 0
             return MHD_Result.YES
         case .suspend:
-            MHD_suspend_connection(exchange.connection.pointer)
+            // Until the answer (which resumes; one that came meanwhile undoes the suspend).
+            exchange.suspend()
             return MHD_Result.YES
         case .offer:
-            // Marked suspended before the offer: a release that comes between the offer and
-            // the suspend then resumes (libmicrohttpd takes a resume before a suspend as
-            // "do not suspend", and asks again).
-            exchange.state.withLock { $0.suspended = true }
             let accepted = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
                 [exchange] in exchange.resumeIfSuspended()
             }
             if accepted {
-                exchange.state.withLock { $0.suspended = false }
                 uploadDataSize.pointee = 0
             } else {
-                // Held back: the same bytes come again after the handler has read.
-                MHD_suspend_connection(exchange.connection.pointer)
+                // Held back: the same bytes come again once the handler has read (or answered);
+                // a release that came before this suspend undoes it.
+                exchange.suspend()
             }
             return MHD_Result.YES
         }

@@ -47,17 +47,18 @@ final class StreamResponse: @unchecked Sendable {
         case .bytes(let count):
             return count
         case .wait:
-            let suspend = state.withLock { state -> Bool in
+            // Suspended under the lock, with the flag: wake() resumes only a suspended connection.
+            let suspended = state.withLock { state -> Bool in
                 if state.woken {
                     state.woken = false
                     return false
                 }
+                MHD_suspend_connection(connection.pointer)
                 state.suspended = true
                 return true
             }
             // Returning 0 without suspending makes libmicrohttpd ask again at once: only when woken meanwhile.
-            guard suspend else { return 0 }
-            MHD_suspend_connection(connection.pointer)
+            guard suspended else { return 0 }
             watchForHangup()
             return 0
         case .end(let trailers):

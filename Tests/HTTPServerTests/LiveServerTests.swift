@@ -11,8 +11,22 @@ import TestSupport
     static let cancelled = Mutex<Set<String>>([])
 
     struct Echo: HTTPResponder {
+        func streamsBody(method: String, path: String) -> Bool { path.hasPrefix("/refuse") }
+
         func respond(to request: HTTPRequest) async throws -> HTTPResponse {
             switch request.path {
+            case "/refuse-at-once":
+                // A streamed-body route that answers before reading anything (a bad parameter).
+                return HTTPResponse(status: 400, body: Array("refused".utf8))
+            case "/refuse-soon":
+                // One that answers while the body streams in, without reading it.
+                try await Task.sleep(for: .microseconds(Int.random(in: 0..<3000)))
+                return HTTPResponse(status: 400, body: Array("refused".utf8))
+            case "/refuse-after-a-piece":
+                // One that reads a little, lets the client be held back, then answers.
+                _ = try await request.bodyStream?.read()
+                try await Task.sleep(for: .milliseconds(100))
+                return HTTPResponse(status: 400, body: Array("refused".utf8))
             case "/slow":
                 try await Task.sleep(for: .seconds(30))
                 return HTTPResponse(status: 200)
@@ -130,6 +144,28 @@ import TestSupport
             #expect(Self.cancelled.withLock { $0.contains("hangup") })
             // The server goes on serving.
             #expect(try await client.request("POST", "/echo", body: Array("after".utf8)).text == "after")
+        }
+    }
+
+    /// A streamed-body route that answers before the body is in gets its answer out once the
+    /// rest is read and dropped, and the keep-alive connection serves the next request: the
+    /// answer never resumes a connection that is not suspended (a stale resume swallowed the
+    /// next request's suspend, and that request was never answered).
+    @Test(arguments: ["/refuse-at-once", "/refuse-soon", "/refuse-after-a-piece"])
+    func earlyAnswersToUploadsLeaveTheConnectionUsable(path: String) async throws {
+        try await withServer { server, _ in
+            let connection = try RawConnection(port: Int(server.port))
+            let body = String(repeating: "x", count: 3 << 20)
+            for round in 0..<(path == "/refuse-after-a-piece" ? 5 : 100) {
+                try await connection.sendOffThePool(
+                    "POST \(path) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+                let refused = try await connection.response(within: 10)
+                #expect(refused?.status == 400 && refused?.text == "refused", "round \(round)")
+                try await connection.sendOffThePool("GET /query?round=\(round) HTTP/1.1\r\nHost: test\r\n\r\n")
+                let next = try await connection.response(within: 10)
+                #expect(next?.status == 200 && next?.text == "round=\(round)", "round \(round)")
+                if next?.status != 200 { break }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// A bare TCP connection, for tests that must hang up in the middle of a request or send
@@ -56,6 +57,47 @@ public final class RawConnection: @unchecked Sendable {
             if count <= 0 { return true }
         }
         return false
+    }
+
+    /// A response with a Content-Length body, read within `seconds` (off the cooperative pool);
+    /// nil if none came whole in time.
+    public func response(within seconds: Double) async throws -> (status: Int, text: String)? {
+        let fd = self.fd
+        return try await offThePool { RawConnection.readResponse(fd, within: seconds) }
+    }
+
+    /// Sends `text` from a thread of its own, for bodies the server may hold back.
+    public func sendOffThePool(_ text: String) async throws {
+        try await offThePool { try self.send(text) }
+    }
+
+    private static func readResponse(_ fd: Int32, within seconds: Double) -> (status: Int, text: String)? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let separator = Array("\r\n\r\n".utf8)
+        while ContinuousClock.now < deadline {
+            if let end = received.firstRange(of: separator)?.upperBound {
+                let head = String(decoding: received[..<end], as: UTF8.self)
+                let lines = head.split(separator: "\r\n")
+                let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+                let length = lines.dropFirst().compactMap { line -> Int? in
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                    return Int(parts[1].trimmingCharacters(in: .whitespaces))
+                }.first ?? 0
+                if received.count - end >= length {
+                    return (status, String(decoding: received[end..<(end + length)], as: UTF8.self))
+                }
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 50) >= 0 else { return nil }
+            if poller.revents == 0 { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return nil }
+            received += buffer[..<count]
+        }
+        return nil
     }
 
     /// Shuts the connection down and closes the socket: the server sees the client hang up.
