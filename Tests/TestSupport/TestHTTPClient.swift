@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -45,7 +46,7 @@ public struct TestHTTPClient: Sendable {
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body { request.httpBody = Data(body) }
-        let (data, response) = try await Self.session.data(for: request)
+        let (data, response) = try await Self.exchange(request, deadline: timeout + 15)
         guard let http = response as? HTTPURLResponse else { throw TestFailure("not an HTTP response") }
         var fields: [String: String] = [:]
         for (name, value) in http.allHeaderFields {
@@ -55,6 +56,35 @@ public struct TestHTTPClient: Sendable {
     }
 
     public func get(_ path: String) async throws -> HTTPResult { try await request("GET", path) }
+
+    /// URLSession's data task with a deadline of its own: URLSession's timeout counts only
+    /// idle time, and a test that waits for ever on a continuation never reaches its time
+    /// limit. A task still running at the deadline is cancelled and the request fails.
+    private static func exchange(_ request: URLRequest, deadline: TimeInterval) async throws -> (Data, URLResponse) {
+        let once = Mutex<CheckedContinuation<(Data, URLResponse), any Error>?>(nil)
+        return try await withCheckedThrowingContinuation { continuation in
+            once.withLock { $0 = continuation }
+            let finish: @Sendable (Result<(Data, URLResponse), any Error>) -> Void = { result in
+                once.withLock { pending in
+                    defer { pending = nil }
+                    return pending
+                }?.resume(with: result)
+            }
+            let task = session.dataTask(with: request) { data, response, error in
+                if let data, let response {
+                    finish(.success((data, response)))
+                } else {
+                    finish(.failure(error ?? TestFailure("no response")))
+                }
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + deadline) { [task] in
+                let url = request.url?.absoluteString ?? ""
+                finish(.failure(TestFailure("\(request.httpMethod ?? "GET") \(url): no answer within \(Int(deadline)) s")))
+                task.cancel()
+            }
+            task.resume()
+        }
+    }
 
     private static let session: URLSession = {
         let configuration = URLSessionConfiguration.ephemeral
