@@ -15,4 +15,10 @@ static inline int usbhttpd_libusb_set_option(libusb_context *ctx, enum libusb_op
     return libusb_set_option(ctx, option);
 }
 
+/// struct libusb_transfer ends in a flexible array member (iso_packet_desc[]), which Swift
+/// does not import: packet `index` of an isochronous transfer.
+static inline struct libusb_iso_packet_descriptor *usbhttpd_libusb_iso_packet(struct libusb_transfer *transfer, int index) {
+    return &transfer->iso_packet_desc[index];
+}
+
 #endif

@@ -22,6 +22,7 @@ public enum API {
         InterfaceRoutes(context: context).register(in: &router)
         TransferRoutes(context: context).register(in: &router)
         StreamRoutes(context: context).register(in: &router)
+        IsoRoutes(context: context).register(in: &router)
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)

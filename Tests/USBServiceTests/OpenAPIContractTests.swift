@@ -75,6 +75,8 @@ import USB
             .claimsHeld([0]), .controlEndpoint(0), .endpointNotFound(1, configuration: 1),
             .wrongDirection(1, expected: .in), .wrongType(1, .isochronous),
             .transferSizeNotPacketMultiple(size: 1, maxPacketSize: 512),
+            .endpointNotInAltSetting(1, interface: 1, current: 0, candidates: [1]), .isoPacketCount(0, max: 128),
+            .isoPacketTooLarge(1, length: 4000, max: 192),
         ]
         problems += states.map { DeviceStateProblem($0, device: "1-1") }
         return problems

@@ -33,6 +33,9 @@ import USB
         (.wrongDirection(0x02, expected: .in), 400, "wrong-endpoint-direction"),
         (.wrongType(0x83, .isochronous), 400, "wrong-endpoint-type"),
         (.transferSizeNotPacketMultiple(size: 1000, maxPacketSize: 512), 400, "invalid-transfer-size"),
+        (.endpointNotInAltSetting(1, interface: 1, current: 0, candidates: [1, 2]), 409, "endpoint-not-in-alt-setting"),
+        (.isoPacketCount(129, max: 128), 400, "invalid-packet-count"),
+        (.isoPacketTooLarge(1, length: 4000, max: 192), 400, "packet-too-large"),
     ])
     func deviceStateProblems(error: DeviceStateError, http: Int, code: String) {
         let problem = DeviceStateProblem(error, device: "1-1")

@@ -3,15 +3,25 @@ import Logging
 
 /// Streams: many transfers in flight on one endpoint, all submitted from the device actor.
 extension DeviceSession {
-    /// Starts streaming from bulk or interrupt IN endpoint `endpoint`: the stream's transfers
+    /// Starts streaming from bulk, interrupt or (with `options.isoPacketSize`) isochronous IN
+    /// endpoint `endpoint`: the stream's transfers
     /// are submitted now, and submitted again (from this actor's thread) as they are read.
     public func stream(_ endpoint: UInt8, options: BulkInStream.Options) throws -> BulkInStream {
         try ensurePresent()
-        let descriptor = try state.endpoint(endpoint, for: .read)
-        _ = try DeviceState.checkTransferSize(options.transferSize, for: descriptor)
+        let type: libusb_transfer_type
+        if let packetSize = options.isoPacketSize {
+            let descriptor = try state.endpoint(endpoint, for: .isoRead)
+            let packets = packetSize > 0 && options.transferSize % packetSize == 0 ? options.transferSize / packetSize : 0
+            try DeviceState.checkIsoPackets(Array(repeating: packetSize, count: packets), for: descriptor)
+            type = LIBUSB_TRANSFER_TYPE_ISOCHRONOUS
+        } else {
+            let descriptor = try state.endpoint(endpoint, for: .read)
+            _ = try DeviceState.checkTransferSize(options.transferSize, for: descriptor)
+            type = libusbType(descriptor)
+        }
         leftovers[endpoint] = nil
         let stream = try BulkInStream(
-            handle: handle, endpoint: endpoint, type: libusbType(descriptor), options: options,
+            handle: handle, endpoint: endpoint, type: type, options: options,
             submitter: { [executor, self] body in
                 // A closure on this actor's own thread, not a task: the cheapest way back in.
                 // (The stream keeps the session alive; the session holds its streams weakly.)

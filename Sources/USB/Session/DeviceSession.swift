@@ -205,7 +205,7 @@ public actor DeviceSession {
 
     // MARK: Helpers
 
-    private func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws(USBError)
+    func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws(USBError)
         -> TransferResult
     {
         let key = ObjectIdentifier(pending)

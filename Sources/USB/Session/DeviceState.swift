@@ -18,7 +18,11 @@ public struct DeviceState: Sendable, Equatable {
 
     /// What a request wants to do with an endpoint.
     public enum EndpointUse: Sendable {
-        case read, write, clearHalt
+        /// A bulk or interrupt transfer, IN or OUT.
+        case read, write
+        /// An isochronous transfer, IN or OUT.
+        case isoRead, isoWrite
+        case clearHalt
     }
 
     public let configurations: [ConfigurationDescriptor]
@@ -77,7 +81,8 @@ public struct DeviceState: Sendable, Equatable {
     }
 
     /// The endpoint at `address` if `use` may go ahead: it is in the current alternate setting
-    /// of a claimed interface, with the direction and type that `use` needs.
+    /// of a claimed interface, with the direction and type that `use` needs (and, for an
+    /// isochronous endpoint, room for packets: a zero-bandwidth setting has none).
     public func endpoint(_ address: UInt8, for use: EndpointUse) throws(DeviceStateError) -> EndpointDescriptor {
         guard address & 0x0f != 0 else { throw .controlEndpoint(address) }
         guard let active else { throw .unconfigured }
@@ -88,16 +93,87 @@ public struct DeviceState: Sendable, Equatable {
             else { continue }
             guard claims[interface.number] != nil else { throw .interfaceNotClaimed(interface.number) }
             switch use {
-            case .read where endpoint.direction != .in: throw .wrongDirection(address, expected: .in)
-            case .write where endpoint.direction != .out: throw .wrongDirection(address, expected: .out)
+            case .read where endpoint.direction != .in, .isoRead where endpoint.direction != .in:
+                throw .wrongDirection(address, expected: .in)
+            case .write where endpoint.direction != .out, .isoWrite where endpoint.direction != .out:
+                throw .wrongDirection(address, expected: .out)
             default: break
             }
-            guard endpoint.transferType == .bulk || endpoint.transferType == .interrupt else {
-                throw .wrongType(address, endpoint.transferType)
+            switch use {
+            case .read, .write:
+                guard endpoint.transferType == .bulk || endpoint.transferType == .interrupt else {
+                    throw .wrongType(address, endpoint.transferType)
+                }
+            case .isoRead, .isoWrite:
+                guard endpoint.transferType == .isochronous else { throw .wrongType(address, endpoint.transferType) }
+                if Self.maxIsoPacketBytes(endpoint) == 0 {
+                    throw .endpointNotInAltSetting(
+                        address, interface: interface.number, current: altSetting,
+                        candidates: Self.altSettings(of: interface, carrying: address))
+                }
+            case .clearHalt: break
             }
             return endpoint
         }
+        // Not in a current setting: perhaps in another alternate setting (an isochronous
+        // endpoint usually is: setting 0 has no bandwidth).
+        for interface in active.interfaces {
+            let candidates = Self.altSettings(of: interface, carrying: address)
+            if !candidates.isEmpty {
+                throw .endpointNotInAltSetting(
+                    address, interface: interface.number, current: claims[interface.number]?.altSetting ?? 0,
+                    candidates: candidates)
+            }
+        }
         throw .endpointNotFound(address, configuration: active.value)
+    }
+
+    /// The alternate settings of `interface` that have endpoint `address` with room for packets.
+    static func altSettings(of interface: Interface, carrying address: UInt8) -> [UInt8] {
+        interface.altSettings.filter { alt in
+            alt.endpoints.contains { $0.address == address && (($0.maxPacketSize & 0x7ff) > 0) }
+        }.map(\.alternateSetting)
+    }
+
+    /// The most bytes one isochronous packet of `endpoint` may carry (per service interval):
+    /// the SuperSpeed companion's wBytesPerInterval if there is one, else wMaxPacketSize's
+    /// size times its transactions per microframe (bits 11-12, high-bandwidth endpoints).
+    public static func maxIsoPacketBytes(_ endpoint: EndpointDescriptor) -> Int {
+        let extra = endpoint.extra
+        var offset = 0
+        while offset + 1 < extra.count, extra[offset] >= 2 {
+            // SuperSpeed endpoint companion: bLength 6, bDescriptorType 0x30, …, wBytesPerInterval.
+            if extra[offset + 1] == 0x30 && extra[offset] >= 6 && offset + 5 < extra.count {
+                return Int(extra[offset + 4]) | Int(extra[offset + 5]) << 8
+            }
+            offset += Int(extra[offset])
+        }
+        let size = Int(endpoint.maxPacketSize & 0x7ff)
+        return size * (1 + Int((endpoint.maxPacketSize >> 11) & 0x3))
+    }
+
+    /// Checks the packets of one isochronous transfer: 1 to 128 of them (usbfs's limit per URB),
+    /// none over what the endpoint carries per interval.
+    public static func checkIsoPackets(_ lengths: [Int], for endpoint: EndpointDescriptor) throws(DeviceStateError) {
+        guard (1...128).contains(lengths.count) else { throw .isoPacketCount(lengths.count, max: 128) }
+        let most = maxIsoPacketBytes(endpoint)
+        if let bad = lengths.first(where: { $0 < 0 || $0 > most }) {
+            throw .isoPacketTooLarge(endpoint.address, length: bad, max: most)
+        }
+    }
+
+    /// Endpoint `address` as the current alternate setting of its interface has it, if one does.
+    public func currentEndpoint(_ address: UInt8) -> EndpointDescriptor? {
+        guard let active else { return nil }
+        for interface in active.interfaces {
+            let altSetting = claims[interface.number]?.altSetting ?? 0
+            if let alt = interface.altSettings.first(where: { $0.alternateSetting == altSetting }),
+                let endpoint = alt.endpoints.first(where: { $0.address == address })
+            {
+                return endpoint
+            }
+        }
+        return nil
     }
 
     /// The interface whose current alternate setting has endpoint `address`, if any.
@@ -150,4 +226,11 @@ public enum DeviceStateError: Error, Sendable, Equatable {
     case wrongType(UInt8, TransferType)
     /// A stream's transfer size that is not a whole number of the endpoint's packets.
     case transferSizeNotPacketMultiple(size: Int, maxPacketSize: Int)
+    /// The endpoint is in other alternate settings (`candidates`) of `interface`, not in the
+    /// current one (or has no bandwidth there).
+    case endpointNotInAltSetting(UInt8, interface: UInt8, current: UInt8, candidates: [UInt8])
+    /// An isochronous transfer with no packets or more than usbfs takes.
+    case isoPacketCount(Int, max: Int)
+    /// An isochronous packet longer than the endpoint carries per interval.
+    case isoPacketTooLarge(UInt8, length: Int, max: Int)
 }

@@ -2,7 +2,7 @@ import CLibUSB
 import Logging
 import Synchronization
 
-/// A bulk or interrupt IN endpoint read without end: `transfers` URBs of `transferSize` bytes
+/// A bulk, interrupt or isochronous IN endpoint read without end: `transfers` URBs of `transferSize` bytes
 /// kept in flight, their buffers from usbfs (libusb_dev_mem_alloc: the kernel writes straight
 /// into memory this process maps, no copy) or, where that fails, ordinary memory.
 ///
@@ -18,6 +18,10 @@ public final class BulkInStream: @unchecked Sendable {
         public var maxBytes: Int?
         /// A URB that sees no data for this long ends the stream as a failure; 0: wait for ever.
         public var timeout: UInt32 = 0
+        /// For an isochronous endpoint: the bytes of room in each packet (`transferSize` is a
+        /// multiple of it). What the packets bring is packed, so the stream has no gaps; packets
+        /// that fail are counted (``isoFailedPackets``) and the stream goes on.
+        public var isoPacketSize: Int?
 
         public init() {}
     }
@@ -70,6 +74,7 @@ public final class BulkInStream: @unchecked Sendable {
         var wake: (@Sendable () -> Void)?
         var chunks = 0
         var submitHopNanoseconds: Int64 = 0
+        var isoFailedPackets = 0
     }
 
     public let options: Options
@@ -81,6 +86,8 @@ public final class BulkInStream: @unchecked Sendable {
     private let buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)]
     private let submitter: @Sendable (@escaping @Sendable () -> Void) -> Void
     private let state: Mutex<State>
+    /// The packets of each transfer, for an isochronous endpoint.
+    private let iso: IsoLayout?
 
     /// Allocates the transfers and buffers; nothing is submitted until ``start()``.
     init(
@@ -91,10 +98,14 @@ public final class BulkInStream: @unchecked Sendable {
         self.endpoint = endpoint
         self.options = options
         self.submitter = submitter
+        let iso = options.isoPacketSize.map {
+            IsoLayout(lengths: Array(repeating: $0, count: options.transferSize / max($0, 1)))
+        }
+        self.iso = iso
         var transfers: [UnsafeMutablePointer<libusb_transfer>] = []
         var buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)] = []
         for _ in 0..<options.transfers {
-            guard let transfer = libusb_alloc_transfer(0) else {
+            guard let transfer = libusb_alloc_transfer(Int32(iso?.lengths.count ?? 0)) else {
                 Self.free(transfers, buffers, handle: handle, size: options.transferSize)
                 throw .noMemory
             }
@@ -118,6 +129,7 @@ public final class BulkInStream: @unchecked Sendable {
             transfer.pointee.length = Int32(options.transferSize)
             transfer.pointee.buffer = buffers[index].pointer
             transfer.pointee.callback = streamTransferFinished
+            iso?.apply(to: transfer)
         }
     }
 
@@ -212,6 +224,9 @@ public final class BulkInStream: @unchecked Sendable {
         }
     }
 
+    /// Isochronous packets that failed so far (their room is dropped from the stream).
+    public var isoFailedPackets: Int { state.withLock { $0.isoFailedPackets } }
+
     private func stop(_ ending: Ending) {
         let wake = state.withLock { state -> (@Sendable () -> Void)? in
             if state.ending == nil { state.ending = ending }
@@ -260,9 +275,17 @@ public final class BulkInStream: @unchecked Sendable {
     fileprivate func finished(_ transfer: UnsafeMutablePointer<libusb_transfer>) {
         guard let index = transfers.firstIndex(of: transfer) else { return }
         let status = TransferStatus(transfer.pointee.status)
-        let count = Int(transfer.pointee.actual_length)
+        var count = Int(transfer.pointee.actual_length)
+        var isoFailed = 0
+        if let iso {
+            // Each packet's bytes sit at the packet's own offset: pack them.
+            let packets = iso.results(of: transfer)
+            isoFailed = packets.count(where: { $0.status != .completed })
+            count = IsoLayout.pack(packets, in: buffers[index].pointer)
+        }
         let (wake, failed) = state.withLock { state -> ((@Sendable () -> Void)?, Bool) in
             state.inFlight[index] = false
+            state.isoFailedPackets += isoFailed
             state.chunks += 1
             switch status {
             case .completed:

@@ -31,14 +31,33 @@ final class PendingTransfer: @unchecked Sendable {
     /// The bytes the kernel reads from or writes into; for control transfers the 8-byte
     /// setup packet comes first.
     let buffer: UnsafeMutableRawBufferPointer
+    /// The packets of an isochronous transfer (nil for the other types).
+    let iso: IsoLayout?
     private let state = Mutex(State())
 
     /// libusb_alloc_transfer and a buffer of `length` bytes.
-    init(
+    convenience init(
         handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
         flags: libusb_transfer_flags? = nil
     ) throws(USBError) {
-        guard let transfer = libusb_alloc_transfer(0) else { throw .noMemory }
+        try self.init(handle: handle, endpoint: endpoint, type: type, length: length, timeout: timeout, flags: flags, iso: nil)
+    }
+
+    /// An isochronous transfer of these packets (libusb_alloc_transfer with their count), with
+    /// a buffer for all of them.
+    convenience init(handle: USBDeviceHandle, endpoint: UInt8, isoPackets: [Int], timeout: UInt32) throws(USBError) {
+        let layout = IsoLayout(lengths: isoPackets)
+        try self.init(
+            handle: handle, endpoint: endpoint, type: LIBUSB_TRANSFER_TYPE_ISOCHRONOUS, length: layout.totalLength,
+            timeout: timeout, flags: nil, iso: layout)
+    }
+
+    private init(
+        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
+        flags: libusb_transfer_flags?, iso: IsoLayout?
+    ) throws(USBError) {
+        guard let transfer = libusb_alloc_transfer(Int32(iso?.lengths.count ?? 0)) else { throw .noMemory }
+        self.iso = iso
         self.handle = handle
         self.transfer = transfer
         self.type = UInt8(type.rawValue)
@@ -52,6 +71,12 @@ final class PendingTransfer: @unchecked Sendable {
         transfer.pointee.buffer = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         transfer.pointee.flags = UInt8(flags?.rawValue ?? 0)
         transfer.pointee.callback = transferFinished
+        iso?.apply(to: transfer)
+    }
+
+    /// Each packet's outcome, once an isochronous transfer has ended.
+    func isoResults() -> [IsoPacketResult] {
+        iso?.results(of: transfer) ?? []
     }
 
     deinit {

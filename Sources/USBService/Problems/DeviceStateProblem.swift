@@ -14,9 +14,11 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
 
     public var status: Int {
         switch error {
-        case .unconfigured, .interfaceClaimed, .interfaceNotClaimed, .claimsHeld: 409
+        case .unconfigured, .interfaceClaimed, .interfaceNotClaimed, .claimsHeld, .endpointNotInAltSetting: 409
         case .configurationNotFound, .interfaceNotFound, .altSettingNotFound, .endpointNotFound: 404
-        case .controlEndpoint, .wrongDirection, .wrongType, .transferSizeNotPacketMultiple: 400
+        case .controlEndpoint, .wrongDirection, .wrongType, .transferSizeNotPacketMultiple, .isoPacketCount,
+            .isoPacketTooLarge:
+            400
         }
     }
 
@@ -34,6 +36,9 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
         case .wrongDirection: "wrong-endpoint-direction"
         case .wrongType: "wrong-endpoint-type"
         case .transferSizeNotPacketMultiple: "invalid-transfer-size"
+        case .endpointNotInAltSetting: "endpoint-not-in-alt-setting"
+        case .isoPacketCount: "invalid-packet-count"
+        case .isoPacketTooLarge: "packet-too-large"
         }
     }
 
@@ -51,6 +56,9 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
         case .wrongDirection: "Wrong endpoint direction"
         case .wrongType: "Wrong endpoint type"
         case .transferSizeNotPacketMultiple: "Invalid transfer size"
+        case .endpointNotInAltSetting: "Endpoint not in the current alternate setting"
+        case .isoPacketCount: "Invalid packet count"
+        case .isoPacketTooLarge: "Packet too large"
         }
     }
 
@@ -78,10 +86,20 @@ public struct DeviceStateProblem: HTTPResponseError, Sendable {
             expected == .in
                 ? "Endpoint \(hex(address)) is an OUT endpoint: it cannot be read."
                 : "Endpoint \(hex(address)) is an IN endpoint: it cannot be written."
+        case .wrongType(let address, let type) where type == .isochronous:
+            "Endpoint \(hex(address)) is an isochronous endpoint: use …/endpoints/\(hex(address))/iso or …/stream."
         case .wrongType(let address, let type):
-            "Endpoint \(hex(address)) is a \(type.name) endpoint; this route serves bulk and interrupt endpoints."
+            "Endpoint \(hex(address)) is a \(type.name) endpoint; …/iso serves isochronous endpoints only: use …/data or …/stream."
         case .transferSizeNotPacketMultiple(let size, let packet):
             "transfer_size=\(size) is not a multiple of the endpoint's \(packet)-byte packets (a device may fill each transfer)."
+        case .endpointNotInAltSetting(let address, let interface, let current, let candidates):
+            "Endpoint \(hex(address)) is not in alternate setting \(current) of interface \(interface) (or carries no data there); "
+                + "it is in \(candidates.count == 1 ? "setting" : "settings") \(candidates.map(String.init).joined(separator: ", ")): "
+                + "select one with PUT /v1/devices/\(device)/interfaces/\(interface)/alt-setting?value=\(candidates.first ?? 1)."
+        case .isoPacketCount(let count, let most):
+            "An isochronous transfer on device \(device) has 1 to \(most) packets (usbfs's limit per URB), not \(count); stream longer data with …/stream."
+        case .isoPacketTooLarge(let address, let length, let most):
+            "A \(length)-byte packet does not fit endpoint \(hex(address)), which carries at most \(most) bytes per interval."
         }
     }
 }

@@ -17,13 +17,17 @@ struct StreamRoutes: Sendable {
 
     func upload(_ request: RoutedRequest) async throws -> HTTPResponse {
         let query = request.query
-        try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms"])
+        try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms", "packets", "packet_size"])
         let endpoint = try context.byte(request, "endpoint")
-        let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
-        let zeroLengthPacket = try query.boolean("zlp") ?? false
-        let timeout = try context.limits.timeout(query)
+        let timeout = try context.limits.timeout(request.query)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
         let session = try await context.session(request)
+        if let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size", "zlp"]) {
+            return try await uploadIso(request, session: session, endpoint: endpoint, packets: iso, body: body, timeout: timeout)
+        }
+        try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
+        let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
+        let zeroLengthPacket = try query.boolean("zlp") ?? false
         try await context.checkLease(request, session: session, endpoint: endpoint)
         let slot = try context.streamSlots.acquire(device: session.id)
         defer { slot.release() }
@@ -47,17 +51,113 @@ struct StreamRoutes: Sendable {
         return try TransferAnswer.sent(result, requested: max(offered, body.received), context: what)
     }
 
+    /// The answer to an isochronous upload: how the stream went, packet by packet.
+    struct IsoUploadAnswer: Encodable, Sendable {
+        struct Failure: Encodable, Sendable {
+            var index: Int
+            var status: String
+        }
+        var status: String
+        var actualLength: Int
+        var requestedLength: Int
+        var packets: Int
+        var failedPackets: Int
+        var failures: [Failure]
+    }
+
+    /// A body streamed to an isochronous OUT endpoint, cut into packets.
+    private func uploadIso(
+        _ request: RoutedRequest, session: DeviceSession, endpoint: UInt8, packets: IsoStreamPackets,
+        body: HTTPRequestBody, timeout: UInt32
+    ) async throws -> HTTPResponse {
+        let transfers = try Self.isoTransfers(request.query, packets: packets, default: 4)
+        try await context.checkLease(request, session: session, endpoint: endpoint)
+        let slot = try context.streamSlots.acquire(device: session.id)
+        defer { slot.release() }
+        let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
+        let summary: DeviceSession.IsoStreamSummary
+        let offered: Int
+        do {
+            (summary, offered) = try await context.usb(what, device: session.id) {
+                try await session.isoWriteStream(
+                    endpoint, packetSize: packets.size, packetsPerTransfer: packets.perTransfer, transfers: transfers,
+                    timeout: timeout, logger: request.request.logger, next: { try await body.read() })
+            }
+        } catch is HTTPRequestBody.Failure {
+            throw CancellationError()
+        }
+        guard summary.status == .completed else {
+            throw TransferProblem.outcome(summary.status, context: what, actualLength: summary.actualLength)
+        }
+        var headers = TransferAnswer.headers(status: summary.status, actualLength: summary.actualLength)
+        headers.add("X-USB-Iso-Failed-Packets", String(summary.failedPackets))
+        return try .json(
+            IsoUploadAnswer(
+                status: summary.status.rawValue, actualLength: summary.actualLength,
+                requestedLength: max(offered, body.received), packets: summary.packets,
+                failedPackets: summary.failedPackets,
+                failures: summary.failures.map { IsoUploadAnswer.Failure(index: $0.index, status: $0.status.rawValue) }),
+            headers: headers)
+    }
+
+    /// How a stream cuts isochronous data into packets.
+    struct IsoStreamPackets {
+        var size: Int
+        var perTransfer: Int
+    }
+
+    /// For an endpoint that is isochronous in its current alternate setting: `packet_size`
+    /// (default: what it carries per interval) and `packets` per transfer (1-128, default 32);
+    /// nil for the other endpoints. `excluding` are parameters that do not apply to it.
+    private static func isoPackets(
+        _ query: QueryParameters, session: DeviceSession, endpoint: UInt8, excluding: [String]
+    ) async throws -> IsoStreamPackets? {
+        guard let descriptor = await session.state.currentEndpoint(endpoint), descriptor.transferType == .isochronous
+        else { return nil }
+        try refuse(query, excluding, for: "an isochronous endpoint (it takes packets and packet_size)")
+        let size = try query.integer("packet_size", in: 1...65535) ?? max(DeviceState.maxIsoPacketBytes(descriptor), 1)
+        let perTransfer = try query.integer("packets", in: 1...128) ?? 32
+        return IsoStreamPackets(size: size, perTransfer: perTransfer)
+    }
+
+    /// `transfers` (1-32) of an isochronous stream, with at most ``maxBytesInFlight`` bytes in flight.
+    private static func isoTransfers(_ query: QueryParameters, packets: IsoStreamPackets, default: Int) throws(RoutingProblem) -> Int {
+        let transfers = try query.integer("transfers", in: 1...32) ?? `default`
+        guard transfers * packets.size * packets.perTransfer <= maxBytesInFlight else {
+            throw .invalidParameter(
+                name: "packets", value: String(packets.perTransfer),
+                expected: "transfers × packets × packet_size of at most \(maxBytesInFlight) bytes")
+        }
+        return transfers
+    }
+
+    /// 400 invalid-parameter for a parameter that does not apply to this kind of endpoint.
+    private static func refuse(_ query: QueryParameters, _ names: [String], for what: String) throws(RoutingProblem) {
+        if let name = names.first(where: { query.string($0) != nil }) {
+            throw .invalidParameter(name: name, value: query.string(name) ?? "", expected: "nothing: it does not apply to \(what)")
+        }
+    }
+
     func stream(_ request: RoutedRequest) async throws -> HTTPResponse {
         let query = request.query
-        try query.allow(only: ["transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms"])
+        try query.allow(only: [
+            "transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms", "packets", "packet_size",
+        ])
         let endpoint = try context.byte(request, "endpoint")
         var options = BulkInStream.Options()
-        (options.transfers, options.transferSize) = try Self.transfers(
-            query, defaults: (options.transfers, options.transferSize))
         options.maxBytes = try query.integer("max_bytes", in: 1...Int(Int64.max))
         options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
         let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
         let session = try await context.session(request)
+        if let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size"]) {
+            options.transfers = try Self.isoTransfers(query, packets: iso, default: options.transfers)
+            options.isoPacketSize = iso.size
+            options.transferSize = iso.size * iso.perTransfer
+        } else {
+            try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
+            (options.transfers, options.transferSize) = try Self.transfers(
+                query, defaults: (options.transfers, options.transferSize))
+        }
         try await context.checkLease(request, session: session, endpoint: endpoint)
         let slot = try context.streamSlots.acquire(device: session.id)
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {

@@ -25,6 +25,8 @@ enum RouteScopes {
         "POST /v1/devices/{id}/endpoints/{endpoint}/data": .transfer,
         "GET /v1/devices/{id}/endpoints/{endpoint}/stream": .transfer,
         "POST /v1/devices/{id}/endpoints/{endpoint}/stream": .transfer,
+        "GET /v1/devices/{id}/endpoints/{endpoint}/iso": .transfer,
+        "POST /v1/devices/{id}/endpoints/{endpoint}/iso": .transfer,
         "POST /v1/devices/{id}/endpoints/{endpoint}/clear-halt": .transfer,
         "POST /v1/devices/{id}/reset": .admin,
         "PUT /v1/devices/{id}/configuration": .admin,

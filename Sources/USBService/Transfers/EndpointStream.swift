@@ -44,7 +44,9 @@ final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
                 return .fail(reason: "\(ending.name) after \(bytes) bytes from endpoint \(hex(stream.endpoint))")
             }
             guard trailers else { return .end(trailers: [:]) }
-            return .end(trailers: ["X-USB-Stream-End": ending.name, "X-USB-Stream-Bytes": String(bytes)])
+            var fields: HTTPHeaders = ["X-USB-Stream-End": ending.name, "X-USB-Stream-Bytes": String(bytes)]
+            if stream.options.isoPacketSize != nil { fields.add("X-USB-Iso-Failed-Packets", String(stream.isoFailedPackets)) }
+            return .end(trailers: fields)
         }
     }
 
@@ -53,12 +55,12 @@ final class EndpointStream: HTTPBodyStream, @unchecked Sendable {
         stream.cancel()
         slot.release()
         let statistics = stream.statistics
-        logger.info(
-            "stream closed",
-            metadata: [
-                "usb.endpoint": "\(hex(stream.endpoint))", "usb.stream.bytes": "\(statistics.bytes)",
-                "usb.stream.transfers": "\(statistics.chunks)",
-                "usb.stream.submit_hop_us": "\((statistics.meanSubmitHopMicroseconds * 10).rounded() / 10)",
-            ])
+        var metadata: Logger.Metadata = [
+            "usb.endpoint": "\(hex(stream.endpoint))", "usb.stream.bytes": "\(statistics.bytes)",
+            "usb.stream.transfers": "\(statistics.chunks)",
+            "usb.stream.submit_hop_us": "\((statistics.meanSubmitHopMicroseconds * 10).rounded() / 10)",
+        ]
+        if stream.options.isoPacketSize != nil { metadata["usb.iso.failed_packets"] = "\(stream.isoFailedPackets)" }
+        logger.info("stream closed", metadata: metadata)
     }
 }

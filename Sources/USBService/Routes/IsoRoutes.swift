@@ -1,0 +1,94 @@
+import FoundationEssentials
+import HTTPRouting
+import HTTPServer
+import USB
+
+/// Isochronous transfers: one URB of up to 128 packets, IN (GET) or OUT (POST), answered with
+/// every packet's outcome. Longer isochronous data goes through …/stream.
+struct IsoRoutes: Sendable {
+    let context: RouteContext
+
+    func register(in router: inout Router) {
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/iso") { try await read($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/iso") { try await write($0) }
+    }
+
+    /// The answer: the transfer's status and each packet's; for IN the packets' bytes, packed.
+    struct Answer: Encodable, Sendable {
+        struct Packet: Encodable, Sendable {
+            var length: Int
+            var actualLength: Int
+            var status: String
+        }
+        var endpoint: String
+        var status: String
+        var actualLength: Int
+        var requestedLength: Int
+        var failedPackets: Int
+        var packets: [Packet]
+        var dataBase64: String?
+    }
+
+    func read(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["packet_lengths", "packet_size", "packets", "timeout_ms"])
+        let endpoint = try context.byte(request, "endpoint")
+        let timeout = try context.limits.timeout(request.query)
+        let session = try await context.session(request)
+        let lengths = try IsoPacketQuery.inLengths(request.query, defaultPacketSize: await packetSize(session, endpoint))
+        guard lengths.reduce(0, +) <= context.limits.maxReadLength else {
+            throw RoutingProblem.invalidParameter(
+                name: "packets", value: String(lengths.count),
+                expected: "packets of at most \(context.limits.maxReadLength) bytes in all (--max-read-length)")
+        }
+        try await context.checkLease(request, session: session, endpoint: endpoint)
+        let what = "Isochronous read of \(lengths.count) packets from endpoint \(hex(endpoint)) of \(session.id)"
+        let result = try await context.usb(what, device: session.id) {
+            try await session.isoTransfer(
+                endpoint, packetLengths: lengths, data: nil, timeout: timeout, logger: request.request.logger)
+        }
+        return try answer(result, endpoint: endpoint, requested: lengths.reduce(0, +), context: what, withData: true)
+    }
+
+    func write(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: ["packet_lengths", "packet_size", "timeout_ms"])
+        let endpoint = try context.byte(request, "endpoint")
+        let timeout = try context.limits.timeout(request.query)
+        let data = request.request.body
+        let session = try await context.session(request)
+        let lengths = try IsoPacketQuery.outLengths(
+            request.query, count: data.count, defaultPacketSize: await packetSize(session, endpoint))
+        try await context.checkLease(request, session: session, endpoint: endpoint)
+        let what = "Isochronous write of \(lengths.count) packets to endpoint \(hex(endpoint)) of \(session.id)"
+        let result = try await context.usb(what, device: session.id) {
+            try await session.isoTransfer(
+                endpoint, packetLengths: lengths, data: data, timeout: timeout, logger: request.request.logger)
+        }
+        return try answer(result, endpoint: endpoint, requested: data.count, context: what, withData: false)
+    }
+
+    /// What one packet of `endpoint` carries by default: its bytes per interval in the current
+    /// alternate setting (1 if it is not there: the device then says what is wrong).
+    private func packetSize(_ session: DeviceSession, _ endpoint: UInt8) async -> Int {
+        let descriptor = await session.state.currentEndpoint(endpoint)
+        return max(descriptor.map(DeviceState.maxIsoPacketBytes) ?? 1, 1)
+    }
+
+    private func answer(
+        _ result: IsoTransferResult, endpoint: UInt8, requested: Int, context: String, withData: Bool
+    ) throws -> HTTPResponse {
+        guard result.status == .completed else {
+            throw TransferProblem.outcome(result.status, context: context, actualLength: result.actualLength)
+        }
+        var headers = TransferAnswer.headers(status: result.status, actualLength: result.actualLength)
+        headers.add("X-USB-Iso-Failed-Packets", String(result.failedPackets))
+        return try .json(
+            Answer(
+                endpoint: hex(endpoint), status: result.status.rawValue, actualLength: result.actualLength,
+                requestedLength: requested, failedPackets: result.failedPackets,
+                packets: result.packets.map {
+                    Answer.Packet(length: $0.length, actualLength: $0.actualLength, status: $0.status.rawValue)
+                },
+                dataBase64: withData ? Data(result.data).base64EncodedString() : nil),
+            headers: headers)
+    }
+}
