@@ -73,6 +73,48 @@ extension InTheLab {
             print("iso: \(seconds) s of 48 kHz stereo audio streamed in \(elapsed)")
         }
 
+        /// A client that hangs up mid-stream stops it: the URBs in flight are cancelled, the log
+        /// says so, and the endpoint takes packets again at once. (The client sends slower than
+        /// the device plays: data already in the socket's buffers is played before the hang-up
+        /// shows, and at 192 KB/s a few megabytes of it take a while.)
+        @Test func aClientThatHangsUpMidStreamStopsIt() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, endpoint) = try await audio(lab)
+            let output = try await lab.exec(
+                """
+                head -c 2000000 /dev/zero | timeout 3 curl -s --limit-rate 100K -H 'X-Request-Id: hung-iso' -X POST -T - \
+                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream?packet_size=192'
+                echo "rc=$?"
+                """)
+            #expect(output.stdout.contains("rc=124"), "\(output.stdout)")
+            let deadline = ContinuousClock.now + .seconds(10)
+            var ended = false
+            while !ended && ContinuousClock.now < deadline {
+                ended = try await lab.daemonLog().split(separator: "\n").contains {
+                    $0.contains("hung-iso") && $0.contains("isochronous stream to the device ended early")
+                }
+                if !ended { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(ended, "the stream was stopped when its client went away")
+            let again = try await lab.post(
+                "/v1/devices/\(id)/endpoints/\(endpoint)/iso?packet_size=192", body: [UInt8](repeating: 0, count: 384))
+            #expect(again.status == 200 && (try? again.object()["failed_packets"] as? Int) == 0, "\(again.text)")
+        }
+
+        /// usb-audio takes only whole 192-byte frames: what it does not take is reported packet
+        /// by packet (a completed packet with fewer bytes), not hidden.
+        @Test func packetsTheDeviceDoesNotTakeAreReportedShort() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, endpoint) = try await audio(lab)
+            let result = try await lab.post(
+                "/v1/devices/\(id)/endpoints/\(endpoint)/iso?packet_lengths=192,100,192", body: [UInt8](repeating: 0, count: 484))
+            #expect(result.status == 200, "\(result.text)")
+            let packets = try #require(try result.object()["packets"] as? [[String: Any]])
+            let actual = packets.compactMap { $0["actual_length"] as? Int }
+            #expect(actual.count == 3 && actual[0] == 192 && actual[1] < 100 && actual[2] == 192, "\(result.text)")
+            #expect(result.header("X-USB-Actual-Length") == String(actual.reduce(0, +)))
+        }
+
         static let badRequests: [(String, String, Int, String)] = [
             ("POST", "iso?packet_size=4000", 400, "packet-too-large"),
             ("POST", "iso?packet_lengths=192,100", 400, "invalid-parameter"),  // 292 bytes, not the body's 384
