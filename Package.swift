@@ -83,6 +83,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // Runs the real daemon in the virtual USB lab (lab/lab), booted once for the suite.
-        .testTarget(name: "LabTests", dependencies: ["usbhttpd", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["usbhttpd", "TestSupport", "CLinux"]),
     ]
 )

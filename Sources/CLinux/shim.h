@@ -5,11 +5,20 @@
 //   wait on the hot-plug sources;
 // - eventfd, to wake those epoll loops;
 // - netlink, for the kernel's uevents (devices added and removed);
-// - inotify, to watch /dev/bus/usb where netlink is not allowed.
+// - inotify, to watch /dev/bus/usb where netlink is not allowed;
+// - posix_spawn's closefrom action, for the lab tests' child processes.
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34), which Swift's Glibc module does
+/// not declare: the spawned child closes every descriptor from `from` on, so that it keeps
+/// none of the parent's pipes open.
+static inline int usbhttpd_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
 
 #endif

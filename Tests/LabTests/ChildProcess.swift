@@ -1,9 +1,13 @@
+import CLinux
 import Glibc
 import TestSupport
 
 /// A child started with posix_spawn, with no blocked and no ignored signals: Foundation's
 /// Process passes on the test runner's blocked signal mask, and a QEMU started that way
-/// cannot be stopped with SIGTERM. Output (stdout and stderr) goes to a file.
+/// cannot be stopped with SIGTERM. Output (stdout and stderr) goes to a file, and the child
+/// gets no other file of the test process: a pipe another test had open at that moment (to
+/// read a program's output to its end) would otherwise stay open in the child, and that test
+/// would wait for it as long as the child lives (the lab: the whole run).
 struct ChildProcess: Sendable {
     let pid: pid_t
 
@@ -14,6 +18,7 @@ struct ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        usbhttpd_spawn_add_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
