@@ -45,9 +45,15 @@ extension DeviceSession {
         try ensurePresent()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
-        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: false)
+        // `transfers` buffers, filled straight from the body's pieces and used again as their
+        // transfers end: no allocation (and no page faults) per transfer, and from usbfs where
+        // the kernel allows it, so the URBs' data is not copied again into the kernel.
+        let buffers = TransferBuffers(handle: handle, count: transfers, size: transferSize)
+        defer { buffers.free() }  // every path below has settled its transfers by then
+        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: buffers.zeroCopy)
         defer { USBMetrics.streamClosed(endpoint: endpoint) }
-        var queue: [PendingTransfer] = []
+        var free = Array(buffers.pointers.indices.reversed())
+        var queue: [(transfer: PendingTransfer, buffer: Int?)] = []
         var chunk: [UInt8] = []
         var chunkOffset = 0
         var ended = false
@@ -63,10 +69,15 @@ extension DeviceSession {
 
         do {
             while failure == nil && !(ended && chunkOffset == chunk.count) {
+                if free.isEmpty {
+                    let first = queue.removeFirst()
+                    add(await settle(first.transfer))
+                    if let buffer = first.buffer { free.append(buffer) }
+                    if failure != nil { break }
+                }
+                let index = free.removeLast()
+                let buffer = buffers.pointers[index]
                 // Fill the next transfer's buffer straight from the body's pieces.
-                let transfer = try PendingTransfer(
-                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: transferSize,
-                    timeout: timeout)
                 var filled = 0
                 while filled < transferSize {
                     if chunkOffset == chunk.count {
@@ -81,20 +92,29 @@ extension DeviceSession {
                     }
                     let count = min(transferSize - filled, chunk.count - chunkOffset)
                     chunk.withUnsafeBytes { bytes in
-                        (transfer.buffer.baseAddress! + filled).copyMemory(
-                            from: bytes.baseAddress! + chunkOffset, byteCount: count)
+                        (buffer + filled).update(
+                            from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + chunkOffset, count: count)
                     }
                     filled += count
                     chunkOffset += count
                 }
-                if filled == 0 { break }
-                transfer.setLength(filled)
+                guard filled > 0 else {
+                    free.append(index)
+                    break
+                }
+                let transfer = try PendingTransfer(
+                    handle: handle, endpoint: endpoint, type: libusbType(descriptor),
+                    buffer: UnsafeMutableRawBufferPointer(start: buffer, count: transferSize), length: filled,
+                    timeout: timeout)
                 lastLength = filled
-                if queue.count == transfers { add(await settle(queue.removeFirst())) }
-                if failure != nil { break }
                 inFlight[ObjectIdentifier(transfer)] = transfer
-                try transfer.submit()
-                queue.append(transfer)
+                do {
+                    try transfer.submit()
+                } catch {
+                    free.append(index)
+                    throw error
+                }
+                queue.append((transfer, index))
             }
             // A zero-length packet after data that fills its last packet, if asked for.
             let packetSize = max(packet, 1)
@@ -103,19 +123,19 @@ extension DeviceSession {
                     handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: 0, timeout: timeout)
                 inFlight[ObjectIdentifier(zlp)] = zlp
                 try zlp.submit()
-                queue.append(zlp)
+                queue.append((zlp, nil))
             }
         } catch {
             // The client went away (or a submission failed): nothing more goes out.
-            for transfer in queue { transfer.cancel() }
-            for transfer in queue { add(await settle(transfer)) }
+            for (transfer, _) in queue { transfer.cancel() }
+            for (transfer, _) in queue { add(await settle(transfer)) }
             logger.notice(
                 "stream to the device ended early",
                 metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
             throw error
         }
-        if failure != nil { for transfer in queue { transfer.cancel() } }
-        for transfer in queue { add(await settle(transfer)) }
+        if failure != nil { for (transfer, _) in queue { transfer.cancel() } }
+        for (transfer, _) in queue { add(await settle(transfer)) }
         if failure == .noDevice { goneFlag.store(true, ordering: .releasing) }
         logger.debug(
             "stream to the device",

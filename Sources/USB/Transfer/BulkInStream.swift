@@ -83,7 +83,7 @@ public final class BulkInStream: @unchecked Sendable {
     let handle: USBDeviceHandle
     public let endpoint: UInt8
     private let transfers: [UnsafeMutablePointer<libusb_transfer>]
-    private let buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)]
+    private let buffers: TransferBuffers
     private let submitter: @Sendable (@escaping @Sendable () -> Void) -> Void
     private let state: Mutex<State>
     /// The packets of each transfer, for an isochronous endpoint.
@@ -103,22 +103,17 @@ public final class BulkInStream: @unchecked Sendable {
         }
         self.iso = iso
         var transfers: [UnsafeMutablePointer<libusb_transfer>] = []
-        var buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)] = []
         for _ in 0..<options.transfers {
             guard let transfer = libusb_alloc_transfer(Int32(iso?.lengths.count ?? 0)) else {
-                Self.free(transfers, buffers, handle: handle, size: options.transferSize)
+                for transfer in transfers { libusb_free_transfer(transfer) }
                 throw .noMemory
             }
             transfers.append(transfer)
-            if let mapped = libusb_dev_mem_alloc(handle.pointer, options.transferSize) {
-                buffers.append((mapped, true))
-            } else {
-                buffers.append((UnsafeMutablePointer<UInt8>.allocate(capacity: options.transferSize), false))
-            }
         }
+        let buffers = TransferBuffers(handle: handle, count: options.transfers, size: options.transferSize)
         self.transfers = transfers
         self.buffers = buffers
-        self.zeroCopy = buffers.allSatisfy(\.usbfs)
+        self.zeroCopy = buffers.zeroCopy
         self.state = Mutex(State(inFlight: Array(repeating: false, count: options.transfers)))
         USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
         for (index, transfer) in transfers.enumerated() {
@@ -127,7 +122,7 @@ public final class BulkInStream: @unchecked Sendable {
             transfer.pointee.type = UInt8(type.rawValue)
             transfer.pointee.timeout = options.timeout
             transfer.pointee.length = Int32(options.transferSize)
-            transfer.pointee.buffer = buffers[index].pointer
+            transfer.pointee.buffer = buffers.pointers[index]
             transfer.pointee.callback = streamTransferFinished
             iso?.apply(to: transfer)
         }
@@ -142,21 +137,8 @@ public final class BulkInStream: @unchecked Sendable {
             USBMetrics.transfers(type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: status.rawValue, bytes: 0)
         }
         USBMetrics.streamClosed(endpoint: endpoint)
-        Self.free(transfers, buffers, handle: handle, size: options.transferSize)
-    }
-
-    private static func free(
-        _ transfers: [UnsafeMutablePointer<libusb_transfer>], _ buffers: [(pointer: UnsafeMutablePointer<UInt8>, usbfs: Bool)],
-        handle: USBDeviceHandle, size: Int
-    ) {
         for transfer in transfers { libusb_free_transfer(transfer) }
-        for buffer in buffers {
-            if buffer.usbfs {
-                _ = libusb_dev_mem_free(handle.pointer, buffer.pointer, size)
-            } else {
-                buffer.pointer.deallocate()
-            }
-        }
+        buffers.free()
     }
 
     /// Sets the handler called (on any thread) when a ``read(into:)`` that answered `.wait`
@@ -179,7 +161,7 @@ public final class BulkInStream: @unchecked Sendable {
                 if let maxBytes = options.maxBytes { available = min(available, maxBytes - state.delivered) }
                 let count = min(available, buffer.count)
                 if count > 0 {
-                    buffer.baseAddress!.copyMemory(from: buffers[first.index].pointer + state.offset, byteCount: count)
+                    buffer.baseAddress!.copyMemory(from: buffers.pointers[first.index] + state.offset, byteCount: count)
                     state.offset += count
                     state.delivered += count
                 }
@@ -281,7 +263,7 @@ public final class BulkInStream: @unchecked Sendable {
             // Each packet's bytes sit at the packet's own offset: pack them.
             let packets = iso.results(of: transfer)
             isoFailed = packets.count(where: { $0.status != .completed })
-            count = IsoLayout.pack(packets, in: buffers[index].pointer)
+            count = IsoLayout.pack(packets, in: buffers.pointers[index])
         }
         let (wake, failed) = state.withLock { state -> ((@Sendable () -> Void)?, Bool) in
             state.inFlight[index] = false

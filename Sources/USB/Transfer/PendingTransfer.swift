@@ -33,6 +33,8 @@ final class PendingTransfer: @unchecked Sendable {
     let buffer: UnsafeMutableRawBufferPointer
     /// The packets of an isochronous transfer (nil for the other types).
     let iso: IsoLayout?
+    /// Whether `buffer` is this transfer's own (else a stream's, used again after it).
+    private let ownsBuffer: Bool
     private let state = Mutex(State())
 
     /// libusb_alloc_transfer and a buffer of `length` bytes.
@@ -40,7 +42,20 @@ final class PendingTransfer: @unchecked Sendable {
         handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
         flags: libusb_transfer_flags? = nil
     ) throws(USBError) {
-        try self.init(handle: handle, endpoint: endpoint, type: type, length: length, timeout: timeout, flags: flags, iso: nil)
+        try self.init(
+            handle: handle, endpoint: endpoint, type: type, length: length, timeout: timeout, flags: flags, iso: nil,
+            buffer: nil)
+    }
+
+    /// A transfer of `length` bytes in `buffer`, which the caller owns and keeps until the
+    /// transfer has ended (a stream's buffers, used again and again).
+    convenience init(
+        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, buffer: UnsafeMutableRawBufferPointer,
+        length: Int, timeout: UInt32
+    ) throws(USBError) {
+        try self.init(
+            handle: handle, endpoint: endpoint, type: type, length: length, timeout: timeout, flags: nil, iso: nil,
+            buffer: buffer)
     }
 
     /// An isochronous transfer of these packets (libusb_alloc_transfer with their count), with
@@ -49,12 +64,12 @@ final class PendingTransfer: @unchecked Sendable {
         let layout = IsoLayout(lengths: isoPackets)
         try self.init(
             handle: handle, endpoint: endpoint, type: LIBUSB_TRANSFER_TYPE_ISOCHRONOUS, length: layout.totalLength,
-            timeout: timeout, flags: nil, iso: layout)
+            timeout: timeout, flags: nil, iso: layout, buffer: nil)
     }
 
     private init(
         handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
-        flags: libusb_transfer_flags?, iso: IsoLayout?
+        flags: libusb_transfer_flags?, iso: IsoLayout?, buffer: UnsafeMutableRawBufferPointer?
     ) throws(USBError) {
         guard let transfer = libusb_alloc_transfer(Int32(iso?.lengths.count ?? 0)) else { throw .noMemory }
         self.iso = iso
@@ -62,13 +77,14 @@ final class PendingTransfer: @unchecked Sendable {
         self.transfer = transfer
         self.type = UInt8(type.rawValue)
         self.endpoint = endpoint
-        self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
+        self.ownsBuffer = buffer == nil
+        self.buffer = buffer ?? UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
         transfer.pointee.dev_handle = handle.pointer
         transfer.pointee.endpoint = endpoint
         transfer.pointee.type = UInt8(type.rawValue)
         transfer.pointee.timeout = timeout
         transfer.pointee.length = Int32(length)
-        transfer.pointee.buffer = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        transfer.pointee.buffer = self.buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         transfer.pointee.flags = UInt8(flags?.rawValue ?? 0)
         transfer.pointee.callback = transferFinished
         iso?.apply(to: transfer)
@@ -81,7 +97,7 @@ final class PendingTransfer: @unchecked Sendable {
 
     deinit {
         libusb_free_transfer(transfer)
-        buffer.deallocate()
+        if ownsBuffer { buffer.deallocate() }
     }
 
     /// Submits the transfer and waits for its end. Cancelling the calling task cancels the
