@@ -8,10 +8,12 @@ public enum API {
     /// `metrics` is what `/metrics` shows: the registry the program bootstrapped swift-metrics
     /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`). With `tokens`,
     /// every route but /healthz, /readyz and /openapi.yaml needs a bearer token with the
-    /// route's scope (``RouteScopes``).
+    /// route's scope (``RouteScopes``); with `rateLimit` too, each token may make that many
+    /// requests a second (429 `rate-limited` past it).
     public static func router(
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
-        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil,
+        rateLimit: Int? = nil
     ) -> Router {
         let context = RouteContext(
             catalog: catalog, limits: limits,
@@ -26,7 +28,10 @@ public enum API {
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)
-        if let tokens { router.routeGuard = BearerAuthenticator(tokens: tokens) }
+        if let tokens {
+            router.routeGuard = BearerAuthenticator(
+                tokens: tokens, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil })
+        }
         return router
     }
 }

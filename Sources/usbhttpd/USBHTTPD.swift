@@ -41,6 +41,9 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "Bearer tokens, one per line: <name> <scopes> <token> (see README, Securing a deployment).")
     var tokenFile: String?
 
+    @Option(help: "Requests a second each token may make (a burst of as many); 0 for no limit. Needs --token-file.")
+    var rateLimit = 0
+
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
 
@@ -93,6 +96,9 @@ struct USBHTTPD: AsyncParsableCommand {
             } catch {
                 throw ValidationError(error.description)
             }
+        }
+        guard rateLimit >= 0, rateLimit == 0 || tokenFile != nil else {
+            throw ValidationError("--rate-limit counts requests per token: give --token-file too (and a limit of at least 0).")
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -157,7 +163,7 @@ struct USBHTTPD: AsyncParsableCommand {
         limits.maxStreamsPerDevice = maxStreamsPerDevice
         limits.maxStreams = maxStreams
         let server = HTTPServer(
-            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens),
+            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit),
             logger: Logger(label: "usbhttpd.http"))
 
         let group = ServiceGroup(

@@ -22,6 +22,16 @@ import TestSupport
         #expect(text.contains("--insecure"), "\(text)")
     }
 
+    /// A request rate counts per token: without a token file it means nothing, and the daemon says so.
+    @Test func aRateLimitNeedsATokenFile() async throws {
+        let log = temporary("rate.log").path
+        let daemon = try ChildProcess(LabSession.daemonBinary, ["--port", "0", "--rate-limit", "10"], output: log)
+        let code = try await daemon.waitForExit()
+        #expect(code != nil && code != 0)
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("--rate-limit") && text.contains("--token-file"), "\(text)")
+    }
+
     @Test func aBadTokenFileStopsTheStartNamingTheLineNotTheToken() async throws {
         let file = temporary("tokens")
         try "ci read,transfer short-secret\n".write(to: file, atomically: true, encoding: .utf8)

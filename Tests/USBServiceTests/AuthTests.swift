@@ -81,6 +81,39 @@ import USB
         }
     }
 
+    /// With --rate-limit, each token may make that many requests a second, in a burst too; the
+    /// next gets 429 rate-limited with Retry-After, and other tokens are not held back.
+    @Test func aTokenPastItsRateIsToldWhenToComeBack() async throws {
+        let api = API.router(
+            catalog: FakeCatalog(list: [FakeCatalog.keyboard]), tokens: try TokenFile(text: Self.file), rateLimit: 3)
+        func get(_ token: String) async -> HTTPResponse {
+            var headers = HTTPHeaders()
+            headers.add("Authorization", "Bearer \(token)")
+            return await api.response(to: HTTPRequest(method: "GET", path: "/v1/devices", headers: headers))
+        }
+        for _ in 0..<3 { #expect(await get("read-token-0123456789abcdef").status == 200) }
+        let refused = await get("read-token-0123456789abcdef")
+        #expect(refused.status == 429 && code(refused) == "rate-limited")
+        #expect(refused.headers["Retry-After"] == "1")
+        #expect(refused.headers["Content-Type"] == "application/problem+json")
+        #expect(await get("transfer-token-fedcba9876543210").status == 200, "another token has its own rate")
+        // /healthz needs no token and is never limited.
+        #expect(await api.response(to: HTTPRequest(method: "GET", path: "/healthz")).status == 200)
+    }
+
+    @Test func theBucketRefillsAtTheRate() {
+        let limiter = RateLimiter(perSecond: 2)
+        let start = ContinuousClock.now
+        #expect(limiter.admit("a", now: start) == nil)
+        #expect(limiter.admit("a", now: start) == nil)
+        #expect(limiter.admit("a", now: start) == .milliseconds(500))
+        #expect(limiter.admit("a", now: start + .milliseconds(500)) == nil, "one more after half a second")
+        #expect(limiter.admit("a", now: start + .milliseconds(500)) != nil)
+        #expect(limiter.admit("a", now: start + .seconds(10)) == nil, "full again, but never above the rate")
+        #expect(limiter.admit("a", now: start + .seconds(10)) == nil)
+        #expect(limiter.admit("a", now: start + .seconds(10)) != nil)
+    }
+
     @Test func digestsCompareEveryByte() {
         let a = TokenDigest(of: Array("x".utf8))
         #expect(a.matches(TokenDigest(of: Array("x".utf8))))

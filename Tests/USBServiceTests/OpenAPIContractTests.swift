@@ -57,6 +57,7 @@ import USB
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
             NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid,
             AuthProblem.insufficientScope(needed: .admin, name: "x"),
+            AuthProblem.rateLimited(name: "x", perSecond: 1, wait: .seconds(1)),
             TooManyStreams(device: "1-1", limit: 8, perDevice: true), LeaseProblem.notFound("x"),
             LeaseProblem.held(Self.lease), LeaseProblem.wrongToken(Self.lease),
             TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),

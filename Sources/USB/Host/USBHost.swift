@@ -115,15 +115,18 @@ public actor USBHost {
         stopping = true
     }
 
-    /// Stops following changes, closes every session (transfers cancelled, claims released,
-    /// kernel drivers attached again), then stops the event thread.
+    /// Stops following changes, closes every session at once (transfers cancelled, claims
+    /// released, kernel drivers attached again), then stops the event thread.
     public func shutdown() async {
         stopping = true
         monitor?.stop()
         monitor = nil
         let open = sessions.values.map(\.session)
         sessions = [:]
-        for session in open { await session.close() }
+        // All at once: each may wait (up to 2 s) for its transfers to come back.
+        await withTaskGroup(of: Void.self) { group in
+            for session in open { group.addTask { await session.close() } }
+        }
         events.stop()
     }
 
