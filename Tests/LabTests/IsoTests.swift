@@ -87,14 +87,7 @@ extension InTheLab {
                 echo "rc=$?"
                 """)
             #expect(output.stdout.contains("rc=124"), "\(output.stdout)")
-            let deadline = ContinuousClock.now + .seconds(10)
-            var ended = false
-            while !ended && ContinuousClock.now < deadline {
-                ended = try await lab.daemonLog().split(separator: "\n").contains {
-                    $0.contains("hung-iso") && $0.contains("isochronous stream to the device ended early")
-                }
-                if !ended { try await Task.sleep(for: .milliseconds(200)) }
-            }
+            let ended = try await lab.logLine(containing: ["hung-iso", "isochronous stream to the device ended early"]) != nil
             #expect(ended, "the stream was stopped when its client went away")
             let again = try await lab.post(
                 "/v1/devices/\(id)/endpoints/\(endpoint)/iso?packet_size=192", body: [UInt8](repeating: 0, count: 384))

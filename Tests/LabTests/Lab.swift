@@ -95,6 +95,20 @@ struct LabSession: Sendable {
     /// The daemon's log in the guest.
     func daemonLog() async throws -> String { try await run("cat \"$TMPDIR/usbhttpd.log\"") }
 
+    /// Waits up to `seconds` for a line of the daemon's log that contains every one of
+    /// `parts`; that line, nil if none came.
+    func logLine(containing parts: [String], within seconds: Int = 10) async throws -> String? {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while true {
+            let log = try await daemonLog()
+            if let line = log.split(separator: "\n").first(where: { line in parts.allSatisfy { line.contains($0) } }) {
+                return String(line)
+            }
+            guard ContinuousClock.now < deadline else { return nil }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     private static func waitFor(
         _ what: String, seconds: Int, process: ChildProcess, log: String, _ ready: () async -> Bool
     ) async throws {

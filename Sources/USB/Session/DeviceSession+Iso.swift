@@ -71,38 +71,24 @@ extension DeviceSession {
         defer { USBMetrics.streamClosed(endpoint: endpoint) }
         let transferSize = packetSize * packetsPerTransfer
         var queue: [PendingTransfer] = []
-        var chunk: [UInt8] = []
-        var chunkOffset = 0
-        var ended = false
-        var offered = 0
+        var body = BodyPieces()
         var summary = IsoStreamSummary()
 
         do {
-            while summary.status == .completed && !ended {
-                // The next transfer's bytes, straight from the body's pieces.
-                var staged = [UInt8](repeating: 0, count: transferSize)
-                var filled = 0
-                while filled < transferSize {
-                    if chunkOffset == chunk.count {
-                        guard let piece = try await next() else {
-                            ended = true
-                            break
-                        }
-                        chunk = piece
-                        chunkOffset = 0
-                        offered += piece.count
-                        continue
-                    }
-                    let count = min(transferSize - filled, chunk.count - chunkOffset)
-                    staged.replaceSubrange(filled..<filled + count, with: chunk[chunkOffset..<chunkOffset + count])
-                    filled += count
-                    chunkOffset += count
-                }
+            while summary.status == .completed && !body.ended {
+                let transfer = try PendingTransfer(
+                    handle: handle, endpoint: endpoint, isoPackets: Array(repeating: packetSize, count: packetsPerTransfer),
+                    timeout: timeout)
+                // The next transfer's bytes, straight from the body's pieces into its buffer.
+                let filled = try await body.fill(
+                    transfer.buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), capacity: transferSize, next: next)
                 if filled == 0 { break }
-                var lengths = Array(repeating: packetSize, count: filled / packetSize)
-                if filled % packetSize != 0 { lengths.append(filled % packetSize) }
-                let transfer = try PendingTransfer(handle: handle, endpoint: endpoint, isoPackets: lengths, timeout: timeout)
-                transfer.buffer.copyBytes(from: staged[..<filled])
+                if filled < transferSize {
+                    // The last transfer: fewer packets, the last one perhaps shorter.
+                    var lengths = Array(repeating: packetSize, count: filled / packetSize)
+                    if filled % packetSize != 0 { lengths.append(filled % packetSize) }
+                    transfer.setIsoPackets(lengths)
+                }
                 if queue.count == transfers { summary.add(await settleIso(queue.removeFirst())) }
                 if summary.status != .completed { break }
                 inFlight[ObjectIdentifier(transfer)] = transfer
@@ -128,7 +114,7 @@ extension DeviceSession {
                 "usb.iso.packets": "\(summary.packets)", "usb.iso.failed_packets": "\(summary.failedPackets)",
                 "usb.transfer.status": "\(summary.status.rawValue)",
             ])
-        return (summary, offered)
+        return (summary, body.offered)
     }
 
     /// Waits for an isochronous transfer started with `submit()`: its packets and how it ended.

@@ -54,12 +54,9 @@ extension DeviceSession {
         defer { USBMetrics.streamClosed(endpoint: endpoint) }
         var free = Array(buffers.pointers.indices.reversed())
         var queue: [(transfer: PendingTransfer, buffer: Int?)] = []
-        var chunk: [UInt8] = []
-        var chunkOffset = 0
-        var ended = false
+        var body = BodyPieces()
         var lastLength = -1
         var sent = 0
-        var offered = 0
         var failure: TransferStatus?
 
         func add(_ outcome: (count: Int, status: TransferStatus)) {
@@ -68,7 +65,7 @@ extension DeviceSession {
         }
 
         do {
-            while failure == nil && !(ended && chunkOffset == chunk.count) {
+            while failure == nil && !body.exhausted {
                 if free.isEmpty {
                     let first = queue.removeFirst()
                     add(await settle(first.transfer))
@@ -77,27 +74,7 @@ extension DeviceSession {
                 }
                 let index = free.removeLast()
                 let buffer = buffers.pointers[index]
-                // Fill the next transfer's buffer straight from the body's pieces.
-                var filled = 0
-                while filled < transferSize {
-                    if chunkOffset == chunk.count {
-                        guard !ended, let piece = try await next() else {
-                            ended = true
-                            break
-                        }
-                        chunk = piece
-                        chunkOffset = 0
-                        offered += piece.count
-                        continue
-                    }
-                    let count = min(transferSize - filled, chunk.count - chunkOffset)
-                    chunk.withUnsafeBytes { bytes in
-                        (buffer + filled).update(
-                            from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + chunkOffset, count: count)
-                    }
-                    filled += count
-                    chunkOffset += count
-                }
+                let filled = try await body.fill(buffer, capacity: transferSize, next: next)
                 guard filled > 0 else {
                     free.append(index)
                     break
@@ -143,7 +120,7 @@ extension DeviceSession {
                 "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.stream.bytes": "\(sent)",
                 "usb.transfer.status": "\((failure ?? .completed).rawValue)",
             ])
-        return (TransferResult(status: failure ?? .completed, actualLength: sent), offered)
+        return (TransferResult(status: failure ?? .completed, actualLength: sent), body.offered)
     }
 
     /// Waits for a transfer started with `submit()`: the bytes it moved and how it ended.

@@ -33,6 +33,8 @@ final class PendingTransfer: @unchecked Sendable {
     let buffer: UnsafeMutableRawBufferPointer
     /// The packets of an isochronous transfer (nil for the other types).
     let iso: IsoLayout?
+    /// The packets actually sent, when ``setIsoPackets(_:)`` changed them.
+    private var isoOverride: IsoLayout?
     /// Whether `buffer` is this transfer's own (else a stream's, used again after it).
     private let ownsBuffer: Bool
     private let state = Mutex(State())
@@ -90,9 +92,18 @@ final class PendingTransfer: @unchecked Sendable {
         iso?.apply(to: transfer)
     }
 
+    /// Sends fewer or shorter isochronous packets than allocated (before submitting): at most
+    /// as many, adding up to at most the buffer.
+    func setIsoPackets(_ lengths: [Int]) {
+        precondition(lengths.count <= iso?.lengths.count ?? 0 && lengths.reduce(0, +) <= buffer.count)
+        isoOverride = IsoLayout(lengths: lengths)
+        isoOverride?.apply(to: transfer)
+        transfer.pointee.length = Int32(lengths.reduce(0, +))
+    }
+
     /// Each packet's outcome, once an isochronous transfer has ended.
     func isoResults() -> [IsoPacketResult] {
-        iso?.results(of: transfer) ?? []
+        (isoOverride ?? iso)?.results(of: transfer) ?? []
     }
 
     deinit {
