@@ -53,5 +53,60 @@ extension InTheLab {
             #expect(released.status == 200)
             #expect(try await lab.daemon.request("DELETE", "/v1/devices/\(id)/interfaces/0/claim").status == 200)
         }
+
+        /// A lease covers streams already running too: taking it cuts them (the client sees an
+        /// incomplete body, an upload gets 423 lease-held), and its holder streams under it.
+        @Test func aLeaseCutsTheStreamsAlreadyRunningOnWhatItCovers() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            try await lab.run(
+                """
+                rm -f "$TMPDIR/leased.rc"
+                (curl -sN -o /dev/null -H 'X-Request-Id: leased-stream' \\
+                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream'; echo "rc=$?" > "$TMPDIR/leased.rc") > /dev/null 2>&1 &
+                """)
+            try await Task.sleep(for: .seconds(1))
+            let taken = try await lab.post("/v1/devices/\(id)/leases?interface=0&ttl_ms=60000")
+            #expect(taken.status == 201, "\(taken.text)")
+            let lease = try taken.object()
+            let leaseID = try #require(lease["id"] as? String)
+            let token = try #require(lease["token"] as? String)
+            let ended = try await lab.run(
+                "for i in $(seq 100); do [ -s \"$TMPDIR/leased.rc\" ] && break; sleep 0.1; done; cat \"$TMPDIR/leased.rc\"")
+            #expect(ended.hasPrefix("rc=18") || ended.hasPrefix("rc=56"), "curl reports an incomplete body: \(ended)")
+            #expect(try await lab.logLine(containing: ["leased-stream", "stream cut: a lease now covers its interface"]) != nil)
+            let holder = try await lab.daemon.request(
+                "GET", "/v1/devices/\(id)/endpoints/\(endpoint)/stream?max_bytes=65536", headers: ["X-USB-Lease": token])
+            #expect(holder.status == 200 && holder.body.count == 65536, "the holder streams under its lease")
+            let released = try await lab.daemon.request("DELETE", "/v1/leases/\(leaseID)", headers: ["X-USB-Lease": token])
+            #expect(released.status == 200)
+        }
+
+        @Test func aLeaseStopsAnUploadAlreadyRunning() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            try await lab.claimed(id)
+            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
+            try await lab.run(
+                """
+                rm -f "$TMPDIR/upload.out"
+                (head -c 6000000 /dev/zero | curl -s --limit-rate 2M -X POST -T - -H 'X-Request-Id: leased-upload' \\
+                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream' > "$TMPDIR/upload.body"; \\
+                  echo "rc=$?" > "$TMPDIR/upload.out") > /dev/null 2>&1 &
+                """)
+            try await Task.sleep(for: .seconds(1))
+            let taken = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000")
+            #expect(taken.status == 201, "\(taken.text)")
+            let lease = try taken.object()
+            let answer = try await lab.run(
+                "for i in $(seq 150); do [ -s \"$TMPDIR/upload.out\" ] && break; sleep 0.1; done; cat \"$TMPDIR/upload.body\"")
+            #expect(answer.contains("\"lease-held\""), "the upload's answer: \(answer)")
+            #expect(try await lab.logLine(containing: ["leased-upload", "upload cut: a lease now covers its interface"]) != nil)
+            let released = try await lab.daemon.request(
+                "DELETE", "/v1/leases/\(lease["id"] as? String ?? "")", headers: ["X-USB-Lease": lease["token"] as? String ?? ""])
+            #expect(released.status == 200)
+        }
     }
 }

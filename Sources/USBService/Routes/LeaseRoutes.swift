@@ -27,9 +27,14 @@ struct LeaseRoutes: Sendable {
         let lease = try context.leases.grant(
             device: session.id, interface: interface, holder: request.principal ?? "anonymous", ttl: ttl)
         expire(lease)
+        // Streams already running on what the lease covers were started without its token: they end.
+        let cut = context.streamSlots.cut(device: session.id, interface: interface)
         request.request.logger.info(
             "lease granted",
-            metadata: ["usb.device": "\(session.id)", "usb.lease": "\(lease.id)", "usb.lease.fencing": "\(lease.fencing)"])
+            metadata: [
+                "usb.device": "\(session.id)", "usb.lease": "\(lease.id)", "usb.lease.fencing": "\(lease.fencing)",
+                "usb.lease.streams_cut": "\(cut)",
+            ])
         return try .json(LeaseModel(lease, withToken: true), status: 201)
     }
 

@@ -2,6 +2,9 @@ import HTTPRouting
 import HTTPServer
 import USB
 
+/// A stream stopped because a lease now covers it.
+struct CutByLease: Error {}
+
 /// Bulk and interrupt IN streamed into a chunked response, and request bodies of any size
 /// streamed OUT.
 struct StreamRoutes: Sendable {
@@ -29,7 +32,8 @@ struct StreamRoutes: Sendable {
         let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
         let zeroLengthPacket = try query.boolean("zlp") ?? false
         try await context.checkLease(request, session: session, endpoint: endpoint)
-        let slot = try context.streamSlots.acquire(device: session.id)
+        let interface = await session.state.interface(ofEndpoint: endpoint)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
         let result: TransferResult
@@ -38,8 +42,14 @@ struct StreamRoutes: Sendable {
             (result, offered) = try await context.usb(what, device: session.id) {
                 try await session.writeStream(
                     endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
-                    timeout: timeout, logger: request.request.logger, next: { try await body.read() })
+                    timeout: timeout, logger: request.request.logger, next: {
+                        // A lease granted over this upload stops it (at the next piece).
+                        if slot.isCut { throw CutByLease() }
+                        return try await body.read()
+                    })
             }
+        } catch is CutByLease {
+            try cutByLease(request, device: session.id, interface: interface)
         } catch is HTTPRequestBody.Failure {
             // The client went away mid-body: nobody reads this answer.
             throw CancellationError()
@@ -49,6 +59,14 @@ struct StreamRoutes: Sendable {
             while try await body.read() != nil {}
         }
         return try TransferAnswer.sent(result, requested: max(offered, body.received), context: what)
+    }
+
+    /// A lease granted over an upload stopped it: 423 lease-held, naming the lease (or, if it is
+    /// already gone, 503 as for any cancelled request).
+    private func cutByLease(_ request: RoutedRequest, device: String, interface: UInt8?) throws -> Never {
+        request.request.logger.notice("upload cut: a lease now covers its interface")
+        try context.checkLease(request, device: device, interface: interface)
+        throw CancellationError()
     }
 
     /// The answer to an isochronous upload: how the stream went, packet by packet.
@@ -72,7 +90,8 @@ struct StreamRoutes: Sendable {
     ) async throws -> HTTPResponse {
         let transfers = try Self.isoTransfers(request.query, packets: packets, default: 4)
         try await context.checkLease(request, session: session, endpoint: endpoint)
-        let slot = try context.streamSlots.acquire(device: session.id)
+        let interface = await session.state.interface(ofEndpoint: endpoint)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
         let summary: DeviceSession.IsoStreamSummary
@@ -81,8 +100,14 @@ struct StreamRoutes: Sendable {
             (summary, offered) = try await context.usb(what, device: session.id) {
                 try await session.isoWriteStream(
                     endpoint, packetSize: packets.size, packetsPerTransfer: packets.perTransfer, transfers: transfers,
-                    timeout: timeout, logger: request.request.logger, next: { try await body.read() })
+                    timeout: timeout, logger: request.request.logger, next: {
+                        // A lease granted over this upload stops it (at the next piece).
+                        if slot.isCut { throw CutByLease() }
+                        return try await body.read()
+                    })
             }
+        } catch is CutByLease {
+            try cutByLease(request, device: session.id, interface: interface)
         } catch is HTTPRequestBody.Failure {
             throw CancellationError()
         }
@@ -159,12 +184,18 @@ struct StreamRoutes: Sendable {
                 query, defaults: (options.transfers, options.transferSize))
         }
         try await context.checkLease(request, session: session, endpoint: endpoint)
-        let slot = try context.streamSlots.acquire(device: session.id)
+        let slot = try context.streamSlots.acquire(
+            device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)
         }
         var logger = request.request.logger
         logger[metadataKey: "usb.device"] = .string(session.id)
+        // A lease granted over this stream cuts it: the client sees an incomplete body.
+        slot.onCut { [logger] in
+            logger.notice("stream cut: a lease now covers its interface")
+            stream.cancel()
+        }
         let trailers = request.request.headers["TE"]?.lowercased().contains("trailers") ?? false
         var headers: HTTPHeaders = [
             "Content-Type": "application/octet-stream",
