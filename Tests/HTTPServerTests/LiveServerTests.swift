@@ -9,6 +9,16 @@ import TestSupport
 @Suite struct LiveServerTests {
     /// Requests whose task saw its cancellation, by the `tag` in their query.
     static let cancelled = Mutex<Set<String>>([])
+    /// Requests to /slow and /until-cancelled that reached their handler, by the `tag` in their query.
+    static let started = Mutex<Set<String>>([])
+
+    /// Waits (up to 10 s: a loaded machine can take a while) until the request tagged `tag` runs.
+    static func waitUntilStarted(_ tag: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !started.withLock({ $0.contains(tag) }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
 
     struct Echo: HTTPResponder {
         func streamsBody(method: String, path: String) -> Bool { path.hasPrefix("/refuse") }
@@ -28,9 +38,13 @@ import TestSupport
                 try await Task.sleep(for: .milliseconds(100))
                 return HTTPResponse(status: 400, body: Array("refused".utf8))
             case "/slow":
+                let tag = request.query.first { $0.name == "tag" }?.value ?? ""
+                _ = LiveServerTests.started.withLock { $0.insert(tag) }
                 try await Task.sleep(for: .seconds(30))
                 return HTTPResponse(status: 200)
             case "/until-cancelled":
+                let tag = request.query.first { $0.name == "tag" }?.value ?? ""
+                _ = LiveServerTests.started.withLock { $0.insert(tag) }
                 do {
                     try await Task.sleep(for: .seconds(30))
                 } catch {
@@ -119,8 +133,8 @@ import TestSupport
         let server = HTTPServer(configuration: configuration, responder: Echo(), logger: Logger(label: "test"))
         try server.start()
         let client = TestHTTPClient(port: Int(server.port))
-        async let slow = client.request("GET", "/slow", timeout: 20)
-        try await Task.sleep(for: .milliseconds(300))
+        async let slow = client.request("GET", "/slow?tag=shutdown", timeout: 20)
+        try await Self.waitUntilStarted("shutdown")
         let started = ContinuousClock.now
         await server.shutdown()
         #expect(ContinuousClock.now - started < .seconds(3))
@@ -135,7 +149,7 @@ import TestSupport
         try await withServer { server, client in
             let connection = try RawConnection(port: Int(server.port))
             try connection.send("GET /until-cancelled?tag=hangup HTTP/1.1\r\nHost: test\r\n\r\n")
-            try await Task.sleep(for: .milliseconds(200))
+            try await Self.waitUntilStarted("hangup")
             connection.close()
             let deadline = ContinuousClock.now + .seconds(10)
             while !Self.cancelled.withLock({ $0.contains("hangup") }) && ContinuousClock.now < deadline {
