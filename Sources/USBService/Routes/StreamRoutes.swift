@@ -36,23 +36,11 @@ struct StreamRoutes: Sendable {
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
-        let result: TransferResult
-        let offered: Int
-        do {
-            (result, offered) = try await context.usb(what, device: session.id) {
-                try await session.writeStream(
-                    endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
-                    timeout: timeout, logger: request.request.logger, next: {
-                        // A lease granted over this upload stops it (at the next piece).
-                        if slot.isCut { throw CutByLease() }
-                        return try await body.read()
-                    })
-            }
-        } catch is CutByLease {
-            try cutByLease(request, device: session.id, interface: interface)
-        } catch is HTTPRequestBody.Failure {
-            // The client went away mid-body: nobody reads this answer.
-            throw CancellationError()
+        let (result, offered) = try await pump(request, session: session, interface: interface, slot: slot, body: body, what) {
+            next in
+            try await session.writeStream(
+                endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
+                timeout: timeout, logger: request.request.logger, next: next)
         }
         if result.status == .completed {
             // Read what is left, if anything (there is nothing, unless the transfers stopped early).
@@ -61,12 +49,27 @@ struct StreamRoutes: Sendable {
         return try TransferAnswer.sent(result, requested: max(offered, body.received), context: what)
     }
 
-    /// A lease granted over an upload stopped it: 423 lease-held, naming the lease (or, if it is
-    /// already gone, 503 as for any cancelled request).
-    private func cutByLease(_ request: RoutedRequest, device: String, interface: UInt8?) throws -> Never {
-        request.request.logger.notice("upload cut: a lease now covers its interface")
-        try context.checkLease(request, device: device, interface: interface)
-        throw CancellationError()
+    /// Runs an upload's USB work (`work`, given the body's pieces one by one). A client that
+    /// goes away mid-body cancels it (nobody reads the answer); a lease granted over it stops it
+    /// at the next piece, and it answers 423 lease-held, naming the lease (or, if that is gone
+    /// already, 503 as any cancelled request).
+    private func pump<T>(
+        _ request: RoutedRequest, session: DeviceSession, interface: UInt8?, slot: StreamSlots.Slot,
+        body: HTTPRequestBody, _ what: String, _ work: (@escaping @Sendable () async throws -> [UInt8]?) async throws -> T
+    ) async throws -> T {
+        let next: @Sendable () async throws -> [UInt8]? = {
+            if slot.isCut { throw CutByLease() }
+            return try await body.read()
+        }
+        do {
+            return try await context.usb(what, device: session.id) { try await work(next) }
+        } catch is CutByLease {
+            request.request.logger.notice("upload cut: a lease now covers its interface")
+            try context.checkLease(request, device: session.id, interface: interface)
+            throw CancellationError()
+        } catch is HTTPRequestBody.Failure {
+            throw CancellationError()
+        }
     }
 
     /// The answer to an isochronous upload: how the stream went, packet by packet.
@@ -94,22 +97,11 @@ struct StreamRoutes: Sendable {
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
-        let summary: DeviceSession.IsoStreamSummary
-        let offered: Int
-        do {
-            (summary, offered) = try await context.usb(what, device: session.id) {
-                try await session.isoWriteStream(
-                    endpoint, packetSize: packets.size, packetsPerTransfer: packets.perTransfer, transfers: transfers,
-                    timeout: timeout, logger: request.request.logger, next: {
-                        // A lease granted over this upload stops it (at the next piece).
-                        if slot.isCut { throw CutByLease() }
-                        return try await body.read()
-                    })
-            }
-        } catch is CutByLease {
-            try cutByLease(request, device: session.id, interface: interface)
-        } catch is HTTPRequestBody.Failure {
-            throw CancellationError()
+        let (summary, offered) = try await pump(request, session: session, interface: interface, slot: slot, body: body, what) {
+            next in
+            try await session.isoWriteStream(
+                endpoint, packetSize: packets.size, packetsPerTransfer: packets.perTransfer, transfers: transfers,
+                timeout: timeout, logger: request.request.logger, next: next)
         }
         guard summary.status == .completed else {
             throw TransferProblem.outcome(summary.status, context: what, actualLength: summary.actualLength)
