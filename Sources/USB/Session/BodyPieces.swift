@@ -3,13 +3,10 @@
 struct BodyPieces {
     private var piece: [UInt8] = []
     private var offset = 0
-    /// `next` said there is no more.
+    /// `next` said there is no more, and every byte it gave has been copied out.
     private(set) var ended = false
     /// Bytes the body has given so far.
     private(set) var offered = 0
-
-    /// Whether every byte given has been copied out and no more will come.
-    var exhausted: Bool { ended && offset == piece.count }
 
     /// Copies up to `capacity` bytes into `buffer`, asking `next` for pieces as needed (nil:
     /// the end of the body); how many it copied (fewer only at the end).

@@ -65,7 +65,7 @@ extension DeviceSession {
         }
 
         do {
-            while failure == nil && !body.exhausted {
+            while failure == nil && !body.ended {
                 if free.isEmpty {
                     let first = queue.removeFirst()
                     add(await settle(first.transfer))

@@ -152,6 +152,13 @@ public struct DeviceState: Sendable, Equatable {
         return size * (1 + Int((endpoint.maxPacketSize >> 11) & 0x3))
     }
 
+    /// What one isochronous packet of endpoint `address` carries unless a request says
+    /// otherwise: its bytes per interval in the current alternate setting (1 where it is not
+    /// there, or has none: the checks before the URB then say what is wrong).
+    public func defaultIsoPacketSize(_ address: UInt8) -> Int {
+        max(currentEndpoint(address).map(Self.maxIsoPacketBytes) ?? 1, 1)
+    }
+
     /// Checks the packets of one isochronous transfer: 1 to 128 of them (usbfs's limit per URB),
     /// none over what the endpoint carries per interval.
     public static func checkIsoPackets(_ lengths: [Int], for endpoint: EndpointDescriptor) throws(DeviceStateError) {

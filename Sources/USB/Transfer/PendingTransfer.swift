@@ -32,9 +32,7 @@ final class PendingTransfer: @unchecked Sendable {
     /// setup packet comes first.
     let buffer: UnsafeMutableRawBufferPointer
     /// The packets of an isochronous transfer (nil for the other types).
-    let iso: IsoLayout?
-    /// The packets actually sent, when ``setIsoPackets(_:)`` changed them.
-    private var isoOverride: IsoLayout?
+    private(set) var iso: IsoLayout?
     /// Whether `buffer` is this transfer's own (else a stream's, used again after it).
     private let ownsBuffer: Bool
     private let state = Mutex(State())
@@ -96,14 +94,14 @@ final class PendingTransfer: @unchecked Sendable {
     /// as many, adding up to at most the buffer.
     func setIsoPackets(_ lengths: [Int]) {
         precondition(lengths.count <= iso?.lengths.count ?? 0 && lengths.reduce(0, +) <= buffer.count)
-        isoOverride = IsoLayout(lengths: lengths)
-        isoOverride?.apply(to: transfer)
+        iso = IsoLayout(lengths: lengths)
+        iso?.apply(to: transfer)
         transfer.pointee.length = Int32(lengths.reduce(0, +))
     }
 
     /// Each packet's outcome, once an isochronous transfer has ended.
     func isoResults() -> [IsoPacketResult] {
-        (isoOverride ?? iso)?.results(of: transfer) ?? []
+        iso?.results(of: transfer) ?? []
     }
 
     deinit {

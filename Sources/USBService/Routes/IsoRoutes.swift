@@ -34,7 +34,8 @@ struct IsoRoutes: Sendable {
         let endpoint = try context.byte(request, "endpoint")
         let timeout = try context.limits.timeout(request.query)
         let session = try await context.session(request)
-        let lengths = try IsoPacketQuery.inLengths(request.query, defaultPacketSize: await packetSize(session, endpoint))
+        let lengths = try IsoPacketQuery.inLengths(
+            request.query, defaultPacketSize: await session.state.defaultIsoPacketSize(endpoint))
         guard lengths.reduce(0, +) <= context.limits.maxReadLength else {
             throw RoutingProblem.invalidParameter(
                 name: "packets", value: String(lengths.count),
@@ -56,7 +57,7 @@ struct IsoRoutes: Sendable {
         let data = request.request.body
         let session = try await context.session(request)
         let lengths = try IsoPacketQuery.outLengths(
-            request.query, count: data.count, defaultPacketSize: await packetSize(session, endpoint))
+            request.query, count: data.count, defaultPacketSize: await session.state.defaultIsoPacketSize(endpoint))
         try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = "Isochronous write of \(lengths.count) packets to endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
@@ -64,13 +65,6 @@ struct IsoRoutes: Sendable {
                 endpoint, packetLengths: lengths, data: data, timeout: timeout, logger: request.request.logger)
         }
         return try answer(result, endpoint: endpoint, requested: data.count, context: what, withData: false)
-    }
-
-    /// What one packet of `endpoint` carries by default: its bytes per interval in the current
-    /// alternate setting (1 if it is not there: the device then says what is wrong).
-    private func packetSize(_ session: DeviceSession, _ endpoint: UInt8) async -> Int {
-        let descriptor = await session.state.currentEndpoint(endpoint)
-        return max(descriptor.map(DeviceState.maxIsoPacketBytes) ?? 1, 1)
     }
 
     private func answer(

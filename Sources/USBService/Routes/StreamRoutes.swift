@@ -31,8 +31,8 @@ struct StreamRoutes: Sendable {
         try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
         let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
         let zeroLengthPacket = try query.boolean("zlp") ?? false
-        try await context.checkLease(request, session: session, endpoint: endpoint)
         let interface = await session.state.interface(ofEndpoint: endpoint)
+        try context.checkLease(request, device: session.id, interface: interface)
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
@@ -92,8 +92,8 @@ struct StreamRoutes: Sendable {
         body: HTTPRequestBody, timeout: UInt32
     ) async throws -> HTTPResponse {
         let transfers = try Self.isoTransfers(request.query, packets: packets, default: 4)
-        try await context.checkLease(request, session: session, endpoint: endpoint)
         let interface = await session.state.interface(ofEndpoint: endpoint)
+        try context.checkLease(request, device: session.id, interface: interface)
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
         let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
@@ -129,10 +129,10 @@ struct StreamRoutes: Sendable {
     private static func isoPackets(
         _ query: QueryParameters, session: DeviceSession, endpoint: UInt8, excluding: [String]
     ) async throws -> IsoStreamPackets? {
-        guard let descriptor = await session.state.currentEndpoint(endpoint), descriptor.transferType == .isochronous
-        else { return nil }
+        let state = await session.state
+        guard state.currentEndpoint(endpoint)?.transferType == .isochronous else { return nil }
         try refuse(query, excluding, for: "an isochronous endpoint (it takes packets and packet_size)")
-        let size = try query.integer("packet_size", in: 1...65535) ?? max(DeviceState.maxIsoPacketBytes(descriptor), 1)
+        let size = try query.integer("packet_size", in: 1...65535) ?? state.defaultIsoPacketSize(endpoint)
         let perTransfer = try query.integer("packets", in: 1...128) ?? 32
         return IsoStreamPackets(size: size, perTransfer: perTransfer)
     }
@@ -175,9 +175,9 @@ struct StreamRoutes: Sendable {
             (options.transfers, options.transferSize) = try Self.transfers(
                 query, defaults: (options.transfers, options.transferSize))
         }
-        try await context.checkLease(request, session: session, endpoint: endpoint)
-        let slot = try context.streamSlots.acquire(
-            device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
+        let interface = await session.state.interface(ofEndpoint: endpoint)
+        try context.checkLease(request, device: session.id, interface: interface)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)
         }
