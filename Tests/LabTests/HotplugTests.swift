@@ -47,7 +47,8 @@ extension InTheLab {
             let claim = "http://127.0.0.1:8080/v1/devices/\(id)/interfaces/0/claim"
             let follow =
                 "curl -sN 'http://127.0.0.1:8080/v1/events?serial=\(LabSession.loopback)' > \"$TMPDIR/events.txt\" 2>&1 &"
-                + " echo $! > \"$TMPDIR/events.pid\""
+                + " echo $! > \"$TMPDIR/events.pid\";"
+                + " for i in $(seq 200); do grep -q retry: \"$TMPDIR/events.txt\" && break; sleep 0.1; done"
             let stopFollowing = "kill $(cat \"$TMPDIR/events.pid\"); sleep 1; cat \"$TMPDIR/events.txt\""
             // Ten cycles first, followed and claimed: what the first of these allocate for good
             // (Dispatch's timer, malloc's per-thread arenas for the device threads) is not a leak.
@@ -57,7 +58,6 @@ extension InTheLab {
             let before = try await lab.daemonUsage()
 
             try await lab.run(follow)
-            try await Task.sleep(for: .seconds(2))
             let cycles = try await lab.replug("cycles loopback 50 \(claim)")
             #expect(cycles["ids"] as? [String] == [id], "the same port, the same id: \(cycles)")
             #expect((cycles["statuses"] as? [String: Int])?["200"] == 50, "each time claimed anew: \(cycles)")
@@ -189,10 +189,15 @@ extension InTheLab {
             let port = source == "inotify" ? 8091 : 8092
             try await lab.run(
                 "setsid \(LabSession.daemonBinary) --port \(port) --hotplug \(source) > \"$TMPDIR/\(source).log\" 2>&1 &"
-                    + " echo $! > \"$TMPDIR/\(source).pid\"; sleep 2")
+                    + " echo $! > \"$TMPDIR/\(source).pid\"")
+            // Wait for the daemon to listen and for its feed to be open (the feed's first
+            // line is `retry:`), not a fixed time: a loaded CI machine took longer than 2 s.
+            try await lab.run(
+                "for i in $(seq 200); do curl -sf http://127.0.0.1:\(port)/readyz > /dev/null && break; sleep 0.1; done")
             try await lab.run(
                 "curl -sN 'http://127.0.0.1:\(port)/v1/events?serial=\(LabSession.gadget)' > \"$TMPDIR/\(source).events\" 2>&1 &"
-                    + " echo $! > \"$TMPDIR/\(source).curl\"; sleep 1")
+                    + " echo $! > \"$TMPDIR/\(source).curl\";"
+                    + " for i in $(seq 200); do grep -q retry: \"$TMPDIR/\(source).events\" && break; sleep 0.1; done")
             // Polling sees a device only if it stays longer than a poll (1 s); inotify rescans
             // every 20 ms after a change.
             try await lab.run("HOLD=\(source == "polling" ? "1.5" : "0.1") python3 \(LabSession.root.path)/lab/guest/replug.py cycles ffs \(source == "polling" ? 2 : 3)")
@@ -202,7 +207,7 @@ extension InTheLab {
             let log = try await lab.run("cat \"$TMPDIR/\(source).log\"")
             #expect(log.contains("usb.hotplug.source=\(source)"), "\(log)")
             let expected = Array(repeating: ["removed", "added"], count: source == "polling" ? 2 : 3).flatMap { $0 }
-            #expect(Self.events(text).map(\.name) == expected, "\(text)")
+            #expect(Self.events(text).map(\.name) == expected, "\(text)\n\(log)")
         }
     }
 }
