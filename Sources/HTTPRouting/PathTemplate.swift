@@ -18,24 +18,34 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
 
     /// The parameters when `path` matches, else nil. A trailing slash is ignored.
     public func match(_ path: String) -> [String: String]? {
-        let parts = PathTemplate.split(path)
+        match(parts: PathTemplate.parts(path))
+    }
+
+    /// ``match(_:)`` for a path already cut by ``parts(_:)``: a router cuts each request's path
+    /// once, not once per route it tries.
+    func match(parts: [Substring]) -> [String: String]? {
         guard parts.count == segments.count else { return nil }
+        for (segment, part) in zip(segments, parts) {
+            if case .literal(let literal) = segment, literal != part { return nil }
+        }
         var parameters: [String: String] = [:]
         for (segment, part) in zip(segments, parts) {
-            switch segment {
-            case .literal(let literal): guard literal == part else { return nil }
-            case .parameter(let name):
-                guard !part.isEmpty else { return nil }
-                parameters[name] = part
-            }
+            guard case .parameter(let name) = segment else { continue }
+            guard !part.isEmpty else { return nil }
+            parameters[name] = String(part)
         }
         return parameters
     }
 
-    static func split(_ path: String) -> [String] {
-        var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    /// A path's segments between slashes, without the leading slash and one trailing slash.
+    static func parts(_ path: String) -> [Substring] {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if parts.first == "" { parts.removeFirst() }
         if parts.count > 0 && parts.last == "" { parts.removeLast() }
         return parts
+    }
+
+    static func split(_ path: String) -> [String] {
+        parts(path).map(String.init)
     }
 }

@@ -15,7 +15,7 @@ public struct HTTPRequest: Sendable {
     public var bodyStream: HTTPRequestBody?
     /// The id this request carries in the `X-Request-Id` response header and in every log line.
     public var id: String
-    /// A logger with `request.id` set.
+    /// A logger with `request.id` (and the metadata given to the initializer) set.
     public var logger: Logger
     /// What the responder learned about the request that the server's closing "request" log
     /// line should carry too (the route template, who made it). Shared by every copy.
@@ -24,7 +24,7 @@ public struct HTTPRequest: Sendable {
     public init(
         method: String, path: String, query: [(name: String, value: String)] = [],
         headers: HTTPHeaders = [:], body: [UInt8] = [], id: String = RequestID.make(),
-        logger: Logger = Logger(label: "usbhttpd.http")
+        logger: Logger = Logger(label: "usbhttpd.http"), metadata: Logger.Metadata = [:]
     ) {
         self.method = method
         self.path = path
@@ -33,7 +33,12 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.id = id
         self.logger = logger
-        self.logger[metadataKey: "request.id"] = .string(id)
+        // One assignment for all of them: a log handler may redo work on every change
+        // (StreamLogHandler formats its whole metadata each time).
+        var all = logger.handler.metadata
+        all.merge(metadata) { $1 }
+        all["request.id"] = .string(id)
+        self.logger.handler.metadata = all
     }
 }
 
