@@ -72,7 +72,7 @@ let package = Package(
 
         // Helpers shared by the test targets (an HTTP client, problem checks).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "Threads", "TestSupport"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
         .testTarget(name: "USBTests", dependencies: ["USB"]),
         .testTarget(

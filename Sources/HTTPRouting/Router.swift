@@ -16,6 +16,9 @@ public struct Router: HTTPResponder {
     private var routes: [Route] = []
     /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
     public var routeGuard: (any RouteGuard)?
+    /// Picks the executor a matched request's task prefers, from its route template and path
+    /// parameters (``HTTPResponder/executor(for:)``); must answer at once. Nil: Swift's global one.
+    public var executorForRoute: (@Sendable (_ route: String, _ parameters: [String: String]) -> (any TaskExecutor)?)?
 
     public init() {}
 
@@ -39,7 +42,21 @@ public struct Router: HTTPResponder {
     }
 
     public func streamsBody(method: String, path: String) -> Bool {
-        routes.contains { $0.streamsBody && $0.method == method && $0.template.match(path) != nil }
+        guard routes.contains(where: { $0.streamsBody && $0.method == method }) else { return false }
+        let parts = PathTemplate.parts(path)
+        return routes.contains { $0.streamsBody && $0.method == method && $0.template.match(parts: parts) != nil }
+    }
+
+    public func executor(for request: HTTPRequest) -> (any TaskExecutor)? {
+        guard let executorForRoute else { return nil }
+        let method = request.method == "HEAD" ? "GET" : request.method
+        let parts = PathTemplate.parts(request.path)
+        for route in routes where route.method == method {
+            if let parameters = route.template.match(parts: parts) {
+                return executorForRoute(route.template.description, parameters)
+            }
+        }
+        return nil
     }
 
     /// Dispatches `request`, and counts it by route template, method and status (``RequestMetrics``).
@@ -63,8 +80,9 @@ public struct Router: HTTPResponder {
         -> HTTPResponse
     {
         var allowed: [String] = []
+        let parts = PathTemplate.parts(request.path)
         for route in routes {
-            guard let parameters = route.template.match(request.path) else { continue }
+            guard let parameters = route.template.match(parts: parts) else { continue }
             guard route.method == method else {
                 allowed.append(route.method)
                 if allowed.count == 1 { matched = route.template.description }

@@ -8,10 +8,17 @@ public protocol HTTPResponder: Sendable {
     /// (``HTTPRequest/bodyStream``) rather than whole, and so of any size. Asked when the
     /// headers arrive.
     func streamsBody(method: String, path: String) -> Bool
+
+    /// The executor `request`'s task should prefer (`Task(executorPreference:)`), or nil for
+    /// Swift's global one. Asked on the server's thread once the request is whole (for a
+    /// streamed body, when its headers arrive), so it must answer at once: e.g. the thread of
+    /// the device a request is for, which the request then reaches without a thread switch.
+    func executor(for request: HTTPRequest) -> (any TaskExecutor)?
 }
 
 extension HTTPResponder {
     public func streamsBody(method: String, path: String) -> Bool { false }
+    public func executor(for request: HTTPRequest) -> (any TaskExecutor)? { nil }
 
     /// `respond(to:)` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``).
     public func response(to request: HTTPRequest) async -> HTTPResponse {

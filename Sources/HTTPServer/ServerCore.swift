@@ -94,7 +94,7 @@ final class ServerCore: Sendable {
             inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
             MHD_suspend_connection(connection)
             let responder = self.responder
-            let task = Task { [shuttingDown = self.isShuttingDown] in
+            let task = Task(executorPreference: responder.executor(for: request)) { [shuttingDown = self.isShuttingDown] in
                 let response = await responder.response(to: request)
                 // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
                 exchange.answer(
@@ -124,7 +124,7 @@ final class ServerCore: Sendable {
         exchange.state.withLock { $0.phase = .processing }
         inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         let responder = self.responder
-        let task = Task { [shuttingDown = self.isShuttingDown] in
+        let task = Task(executorPreference: responder.executor(for: request)) { [shuttingDown = self.isShuttingDown] in
             let response = await responder.response(to: request)
             exchange.answer(
                 Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
@@ -259,11 +259,9 @@ final class ServerCore: Sendable {
             _ = MHD_get_connection_values(connection, MHD_ValueKind.GET_ARGUMENT_KIND, collectPairs, $0)
         }
         let httpHeaders = HTTPHeaders(headers)
-        var logger = self.logger
-        logger[metadataKey: "http.method"] = .string(method)
         return HTTPRequest(
             method: method, path: url, query: query, headers: httpHeaders, body: [],
-            id: RequestID.accept(httpHeaders["X-Request-Id"]), logger: logger)
+            id: RequestID.accept(httpHeaders["X-Request-Id"]), logger: logger, metadata: ["http.method": .string(method)])
     }
 
     private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {

@@ -11,12 +11,18 @@ public protocol DeviceCatalog: Sendable {
     func rawDescriptors(id: String) async throws -> [UInt8]?
     /// The open session of device `id`, nil if absent.
     func session(id: String) async throws -> DeviceSession?
+    /// The session of device `id` if one is open now, at once (nil: ask ``session(id:)``).
+    func openSession(id: String) -> DeviceSession?
     /// When device `id` went away (seconds since the epoch); nil if present or never seen.
     func removedAt(id: String) async -> Double?
     /// Every arrival and removal, in order, and the devices they leave present.
     var changes: ChangeLog { get }
     /// Whether devices are followed (and by what), or why not.
     var readiness: (isReady: Bool, reason: String) { get async }
+}
+
+extension DeviceCatalog {
+    public func openSession(id: String) -> DeviceSession? { nil }
 }
 
 extension USBHost: DeviceCatalog {}

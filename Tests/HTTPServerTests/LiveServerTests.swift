@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import Testing
 import TestSupport
+import Threads
 
 /// The libmicrohttpd server itself, on a loopback port.
 @Suite struct LiveServerTests {
@@ -20,8 +21,15 @@ import TestSupport
         }
     }
 
+    /// The executor that requests to /on-thread prefer.
+    static let preferred = ThreadExecutor(name: "test-preferred")
+
     struct Echo: HTTPResponder {
         func streamsBody(method: String, path: String) -> Bool { path.hasPrefix("/refuse") }
+
+        func executor(for request: HTTPRequest) -> (any TaskExecutor)? {
+            request.path == "/on-thread" ? LiveServerTests.preferred : nil
+        }
 
         func respond(to request: HTTPRequest) async throws -> HTTPResponse {
             switch request.path {
@@ -53,6 +61,8 @@ import TestSupport
                     throw error
                 }
                 return HTTPResponse(status: 200)
+            case "/on-thread", "/elsewhere":
+                return HTTPResponse(status: 200, body: Array("\(LiveServerTests.preferred.isCurrent)".utf8))
             case "/query":
                 return HTTPResponse(
                     status: 200, body: Array(request.query.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8))
@@ -92,6 +102,15 @@ import TestSupport
             #expect(result.text == "hello")
             #expect(result.header("X-Method") == "POST")
             #expect(result.header("X-Request-Id")?.count == 16)
+        }
+    }
+
+    @Test func aRequestRunsOnTheExecutorItsResponderPicks() async throws {
+        try await withServer { _, client in
+            let preferred = try await client.get("/on-thread")
+            let elsewhere = try await client.get("/elsewhere")
+            #expect(preferred.text == "true")
+            #expect(elsewhere.text == "false")
         }
     }
 

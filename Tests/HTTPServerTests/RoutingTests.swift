@@ -1,6 +1,7 @@
 import HTTPRouting
 import HTTPServer
 import Testing
+import Threads
 
 @Suite struct PathTemplateTests {
     @Test func matchesLiteralsAndParameters() {
@@ -34,6 +35,21 @@ import Testing
         #expect(one.status == 200 && one.body == Array("42".utf8))
         let gone = await router.response(to: HTTPRequest(method: "DELETE", path: "/things/42"))
         #expect(gone.status == 204)
+    }
+
+    @Test func theExecutorIsPickedFromTheMatchedRoute() {
+        let executor = ThreadExecutor(name: "test-route")
+        var router = self.router
+        router.executorForRoute = { route, parameters in
+            route == "/things/{id}" && parameters["id"] == "7" ? executor : nil
+        }
+        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/things/7")) as? ThreadExecutor === executor)
+        #expect(router.executor(for: HTTPRequest(method: "HEAD", path: "/things/7/")) as? ThreadExecutor === executor)
+        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/things/8")) == nil)
+        #expect(router.executor(for: HTTPRequest(method: "POST", path: "/things/7")) == nil, "no such route")
+        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/nothing")) == nil)
+        #expect(self.router.executor(for: HTTPRequest(method: "GET", path: "/things/7")) == nil, "none picked")
+        executor.stop()
     }
 
     @Test func headIsServedByGet() async {

@@ -25,6 +25,30 @@ import Testing
         #expect(!actor.executor.isCurrent)
     }
 
+    @Test func aTaskThatPrefersItRunsOnItsThreadInAndOutOfTheActor() async {
+        let actor = OnItsThread()
+        let executor = actor.executor
+        let places = await Task(executorPreference: executor) { () -> [Bool] in
+            let before = executor.isCurrent
+            let inside = await actor.increment()
+            return [before, inside, executor.isCurrent]
+        }.value
+        #expect(places == [true, true, true])
+    }
+
+    @Test func aTaskThatPrefersAStoppedExecutorStillRuns() async throws {
+        let executor = ThreadExecutor(name: "test-stopped")
+        executor.stop()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !executor.hasEnded && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(executor.hasEnded)
+        let answer = await Task(executorPreference: executor) { () -> Int in
+            try? await Task.sleep(for: .milliseconds(1))
+            return 42
+        }.value
+        #expect(answer == 42)
+    }
+
     @Test func namedThreadsRunTheirBody() async {
         let ran = await withCheckedContinuation { continuation in
             NamedThread.start(name: "test-thread") { continuation.resume(returning: true) }

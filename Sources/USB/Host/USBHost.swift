@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import Threads
 
 /// The machine's USB devices, found in sysfs and kept current by a ``HotplugMonitor``.
@@ -23,7 +24,11 @@ public actor USBHost {
     /// Present devices, as the last scan found them.
     private var roster: DeviceRoster
     /// Open sessions by id, each for one address (a replugged device has a new address).
-    private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:]
+    private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:] {
+        didSet { openSessions.withLock { [sessions] in $0 = sessions.mapValues(\.session) } }
+    }
+    /// `sessions`, readable from any thread without entering the actor (``openSession(id:)``).
+    private nonisolated let openSessions = Mutex<[String: DeviceSession]>([:])
     /// When each id that went away was last removed, until it is back.
     private var removals: [String: Double] = [:]
 
@@ -93,6 +98,14 @@ public actor USBHost {
         if roster[id] == nil { refresh(id: id) }
         guard let entry = roster[id] else { return nil }
         return try session(entry)
+    }
+
+    /// The session of device `id` if one is open and its device has not gone, without
+    /// entering the actor (so without a thread switch); nil otherwise, and then
+    /// ``session(id:)`` opens one.
+    public nonisolated func openSession(id: String) -> DeviceSession? {
+        guard let session = openSessions.withLock({ $0[id] }), !session.isGone else { return nil }
+        return session
     }
 
     /// When device `id` was last removed (seconds since the epoch), nil if it is present or

@@ -28,6 +28,9 @@ public actor DeviceSession {
     }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    /// The device's thread as a task executor: a task that prefers it reaches this actor, and
+    /// leaves it, without a thread switch (see ``ThreadExecutor``).
+    public nonisolated var taskExecutor: any TaskExecutor { executor }
 
     /// The device was unplugged, came back as a new device after a reset, or the session was closed:
     /// every request answers LIBUSB_ERROR_NO_DEVICE.

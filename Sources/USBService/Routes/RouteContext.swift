@@ -66,6 +66,7 @@ struct RouteContext: Sendable {
     /// The open session of the device `{id}`; 404 when absent, 410 when it went away.
     func session(_ request: RoutedRequest) async throws -> DeviceSession {
         let id = try await deviceID(request)
+        if let open = catalog.openSession(id: id) { return open }
         guard let session = try await usb("Opening device \(id)", device: id, { try await catalog.session(id: id) })
         else { throw await absent(id) }
         return session
