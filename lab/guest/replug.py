@@ -9,7 +9,7 @@ configured).
                                    plug (e.g. a claim, so that the daemon opens the device)
                                    (HOLD=seconds in the environment: stay plugged and unplugged
                                    that long each time; 0 by default)
-  replug.py usage PID              the open file descriptors and resident memory (KiB) of PID
+  replug.py usage PID              the open file descriptors, resident memory (KiB) and threads of PID
 
 GADGET is sourcesink, loopback or ffs. Prints one JSON line.
 """
@@ -76,7 +76,14 @@ def usage(pid):
             pass
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return {"fds": len(targets), "targets": sorted(targets), "rss_kib": rss}
+    threads = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                threads.append(f.read().strip())
+        except OSError:
+            pass
+    return {"fds": len(targets), "targets": sorted(targets), "rss_kib": rss, "threads": sorted(threads)}
 
 
 def main(argv):
