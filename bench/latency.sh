@@ -8,6 +8,7 @@ BIN=${1:-}
 [ -n "$BIN" ] || { [ -x .build/release/usbhttpd ] && BIN=.build/release/usbhttpd || BIN=.build/debug/usbhttpd; }
 W=${TMPDIR:-/tmp}
 "$BIN" --host 127.0.0.1 --port 8080 --log-level warning > "$W/usbhttpd.log" 2>&1 &
+DAEMON=$!
 B=http://127.0.0.1:8080
 i=0; until curl -s -o /dev/null $B/v1/devices; do i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.1; done
 id() { curl -s "$B/v1/devices?serial=$1" | sed -n 's/.*"id" : "\(.*\)".*/\1/p'; }
@@ -36,6 +37,13 @@ int main(void) {
 C
 gcc -O2 -o "$W/native" "$W/native.c" $(pkg-config --cflags --libs libusb-1.0)
 native=$("$W/native")
+gcc -O2 -o "$W/http-floor" bench/http-floor.c $(pkg-config --cflags --libs libmicrohttpd) -lpthread
+"$W/http-floor" 8090 inline & FLOOR_INLINE=$!
+"$W/http-floor" 8091 hop & FLOOR_HOP=$!
+sleep 0.5
+floor_inline=$("$W/keepalive" 8090 GET /floor 200)
+floor_hop=$("$W/keepalive" 8091 GET /floor 200)
+kill $FLOOR_INLINE $FLOOR_HOP
 list=$(each GET /v1/devices)
 notfound=$(each GET /nothing)
 control=$(each POST "/v1/devices/$SS/control?direction=in&type=standard&request=6&value=0x100&length=18")
@@ -43,4 +51,7 @@ echo "GET /v1/devices (12 devices):       $list us"
 echo "GET /nothing (404):                  $notfound us"
 echo "control GET_DESCRIPTOR, daemon:      $control us"
 echo "control GET_DESCRIPTOR, native:      $native us"
+echo "libmicrohttpd alone, at once:        $floor_inline us"
+echo "libmicrohttpd alone, one hop:        $floor_hop us"
 echo "ratio daemon/native:                 $(awk "BEGIN { printf \"%.1f\", $control / $native }")"
+kill $DAEMON

@@ -13,6 +13,7 @@ gcc -o "$W/native-stream" bench/native-stream.c $CFLAGS
 gcc -o "$W/native-control" bench/native-control.c $CFLAGS
 gcc -O2 -o "$W/keepalive" bench/keepalive.c
 gcc -O2 -o "$W/pattern" bench/pattern.c
+gcc -O2 -o "$W/http-floor" bench/http-floor.c $(pkg-config --cflags --libs libmicrohttpd) -lpthread
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
@@ -27,6 +28,14 @@ OUT_MIB=$((N / 1048576))
 pattern() { "$W/pattern" "$OUT_MIB"; }
 native_out=$(repeat "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)) | median)
 native_control=$(repeat "$W/native-control" 0x1209 0x0001 200 | median)
+# What libmicrohttpd alone costs for a keep-alive round trip, set up as the daemon sets it up
+# (bench/http-floor.c): answered at once, and answered from another thread (one hop each way).
+"$W/http-floor" 8090 inline & FLOOR_INLINE=$!
+"$W/http-floor" 8091 hop & FLOOR_HOP=$!
+sleep 0.5
+floor_inline=$(repeat "$W/keepalive" 8090 GET /floor 200 | median)
+floor_hop=$(repeat "$W/keepalive" 8091 GET /floor 200 | median)
+kill $FLOOR_INLINE $FLOOR_HOP
 
 "$BIN" --host 127.0.0.1 --port 8080 --log-level warning > "$W/usbhttpd.log" 2>&1 &
 DAEMON=$!
@@ -70,5 +79,6 @@ echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, median of $RUNS runs, daemon
 echo "(a) bulk IN stream     daemon $daemon_in MB/s   native $native_in MB/s   ratio $(ratio "$daemon_in" "$native_in")   (target >= 0.90)"
 echo "(b) bulk OUT stream    daemon $daemon_out MB/s   native $native_out MB/s   ratio $(ratio "$daemon_out" "$native_out")   (target >= 0.85)"
 echo "(c) control round trip daemon $daemon_control us   native $native_control us   ratio $(ratio "$daemon_control" "$native_control")   (target <= 1.5)"
+echo "    for scale, libmicrohttpd alone: $floor_inline us answering at once ($(ratio "$floor_inline" "$native_control") x native), $floor_hop us from another thread ($(ratio "$floor_hop" "$native_control") x)"
 echo "(d) peak RSS, 16 streams: $((peak / 1024)) MiB (VmHWM; $((before / 1024)) MiB before)   (target <= 64 MiB)"
 kill $DAEMON
