@@ -51,6 +51,13 @@ stream_once() {
     awk '{ printf "%.1f\n", $1 / 1e6 }'
 }
 daemon_in=$(repeat stream_once | median)
+# The per-chunk cost of resubmitting through the device actor: the daemon's own count of
+# resubmissions and their summed wait from being read to being submitted again (/metrics).
+sleep 0.5
+hop=$(curl -s http://127.0.0.1:8080/metrics | awk '
+  /^usbhttpd_stream_resubmissions_total/ { n = $2 }
+  /^usbhttpd_stream_resubmission_wait_seconds_total/ { s = $2 }
+  END { if (n > 0) printf "%.0f us mean over %d resubmissions", s / n * 1e6, n; else print "none recorded" }')
 
 out_once() {
   pattern | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - \
@@ -77,6 +84,7 @@ peak=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
 
 echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, median of $RUNS runs, daemon $BIN"
 echo "(a) bulk IN stream     daemon $daemon_in MB/s   native $native_in MB/s   ratio $(ratio "$daemon_in" "$native_in")   (target >= 0.90)"
+echo "    device-actor hop per resubmitted chunk: $hop"
 echo "(b) bulk OUT stream    daemon $daemon_out MB/s   native $native_out MB/s   ratio $(ratio "$daemon_out" "$native_out")   (target >= 0.85)"
 echo "(c) control round trip daemon $daemon_control us   native $native_control us   ratio $(ratio "$daemon_control" "$native_control")   (target <= 1.5)"
 echo "    for scale, libmicrohttpd alone: $floor_inline us answering at once ($(ratio "$floor_inline" "$native_control") x native), $floor_hop us from another thread ($(ratio "$floor_hop" "$native_control") x)"

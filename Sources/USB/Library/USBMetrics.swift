@@ -9,6 +9,8 @@ import CoreMetrics
 /// - `usbhttpd_usb_bytes_total{direction}`: bytes moved, `in` or `out`;
 /// - `usbhttpd_streams_active{direction}` and `usbhttpd_stream_buffers_total{source}`
 ///   (`zero_copy` from libusb_dev_mem_alloc, or `fallback`);
+/// - `usbhttpd_stream_resubmissions_total` and `usbhttpd_stream_resubmission_wait_seconds_total`:
+///   streamed IN buffers resubmitted through the device actor, and their summed wait;
 /// - `usbhttpd_devices_present`, `usbhttpd_device_changes_total{kind}`.
 enum USBMetrics {
     static func transfers(type: UInt8, endpoint: UInt8, outcome: String, bytes: Int, count: Int = 1) {
@@ -26,6 +28,16 @@ enum USBMetrics {
             .increment()
         Counter(label: "usbhttpd_stream_buffers_total", dimensions: [("source", zeroCopy ? "zero_copy" : "fallback")])
             .increment()
+    }
+
+    /// What resubmitting a streamed IN buffer through the device actor costs: `count` buffers
+    /// resubmitted, having waited `waitNanoseconds` in all between being read and being
+    /// submitted again (the hop onto the device's thread). Mean wait = sum / count.
+    static func streamResubmissions(count: Int, waitNanoseconds: Int64) {
+        guard count > 0 else { return }
+        Counter(label: "usbhttpd_stream_resubmissions_total").increment(by: count)
+        FloatingPointCounter(label: "usbhttpd_stream_resubmission_wait_seconds_total")
+            .increment(by: Double(waitNanoseconds) / 1e9)
     }
 
     static func streamClosed(endpoint: UInt8) {

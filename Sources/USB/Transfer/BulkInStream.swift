@@ -73,6 +73,9 @@ public final class BulkInStream: @unchecked Sendable {
         var delivered = 0
         var wake: (@Sendable () -> Void)?
         var chunks = 0
+        /// Resubmissions (of a buffer read by the HTTP writer) and their summed wait to get
+        /// onto the device actor's thread.
+        var resubmissions = 0
         var submitHopNanoseconds: Int64 = 0
         var isoFailedPackets = 0
     }
@@ -129,7 +132,10 @@ public final class BulkInStream: @unchecked Sendable {
     }
 
     deinit {
-        let (chunks, delivered, ending) = state.withLock { ($0.chunks, $0.delivered, $0.ending) }
+        let (chunks, delivered, ending, resubmissions, waited) = state.withLock {
+            ($0.chunks, $0.delivered, $0.ending, $0.resubmissions, $0.submitHopNanoseconds)
+        }
+        USBMetrics.streamResubmissions(count: resubmissions, waitNanoseconds: waited)
         USBMetrics.transfers(
             type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: "completed", bytes: delivered,
             count: chunks)
@@ -202,7 +208,8 @@ public final class BulkInStream: @unchecked Sendable {
     /// onto the device actor's thread.
     public var statistics: (bytes: Int, chunks: Int, meanSubmitHopMicroseconds: Double) {
         state.withLock {
-            ($0.delivered, $0.chunks, $0.chunks == 0 ? 0 : Double($0.submitHopNanoseconds) / Double($0.chunks) / 1000)
+            ($0.delivered, $0.chunks,
+             $0.resubmissions == 0 ? 0 : Double($0.submitHopNanoseconds) / Double($0.resubmissions) / 1000)
         }
     }
 
@@ -234,6 +241,7 @@ public final class BulkInStream: @unchecked Sendable {
             if let queuedAt {
                 let hop = ContinuousClock.now - queuedAt
                 state.submitHopNanoseconds += hop.components.seconds * 1_000_000_000 + hop.components.attoseconds / 1_000_000_000
+                state.resubmissions += 1
             }
             guard state.ending == nil else { return nil }
             let retained = Unmanaged.passRetained(self)
