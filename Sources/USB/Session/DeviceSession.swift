@@ -226,14 +226,18 @@ public actor DeviceSession {
         case .finished(let status, let actualLength):
             USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: status.rawValue, bytes: actualLength)
             if status == .noDevice { goneFlag.store(true, ordering: .releasing) }
-            let metadata: Logger.Metadata = [
-                "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.transfer.status": "\(status.rawValue)",
-                "usb.transfer.length": "\(actualLength)",
-            ]
+            // Made only if the line is logged (a debug line for every transfer otherwise costs
+            // four strings per control request).
+            func metadata() -> Logger.Metadata {
+                [
+                    "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))",
+                    "usb.transfer.status": "\(status.rawValue)", "usb.transfer.length": "\(actualLength)",
+                ]
+            }
             if status == .cancelled {
-                logger.notice("transfer cancelled", metadata: metadata)
+                logger.notice("transfer cancelled", metadata: metadata())
             } else {
-                logger.debug("transfer", metadata: metadata)
+                logger.debug("transfer", metadata: metadata())
             }
             return TransferResult(status: status, actualLength: actualLength)
         }

@@ -65,6 +65,8 @@ struct RouteContext: Sendable {
 
     /// The open session of the device `{id}`; 404 when absent, 410 when it went away.
     func session(_ request: RoutedRequest) async throws -> DeviceSession {
+        // An id with an open session is well formed: no need to check it or to ask the host.
+        if let open = request.parameters["id"].flatMap(catalog.openSession(id:)) { return open }
         let id = try await deviceID(request)
         if let open = catalog.openSession(id: id) { return open }
         guard let session = try await usb("Opening device \(id)", device: id, { try await catalog.session(id: id) })
@@ -73,12 +75,12 @@ struct RouteContext: Sendable {
     }
 
     /// Runs `body`, turning libusb call errors and device-state errors into problems that say
-    /// what was attempted.
-    func usb<T>(_ context: String, device: String, _ body: () async throws -> T) async throws -> T {
+    /// what was attempted (`context`, made only then).
+    func usb<T>(_ context: @autoclosure () -> String, device: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as USBError {
-            throw USBProblem.usb(error, context: context)
+            throw USBProblem.usb(error, context: context())
         } catch let error as DeviceStateError {
             throw DeviceStateProblem(error, device: device)
         }
