@@ -35,6 +35,20 @@ extension LabSession {
         return try #require(endpoint["address"] as? Int)
     }
 
+    /// Waits (up to 20 s) until the daemon has at least `count` streams open in `direction`
+    /// ("in" or "out"), so that a test acts on a stream that runs rather than after a fixed
+    /// time (a loaded machine starts one late). True once they are.
+    func streamsActive(_ direction: String, atLeast count: Int = 1) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if (try await metric(["usbhttpd_streams_active{", "direction=\"\(direction)\""]) ?? 0) >= Double(count) {
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
     /// The value of the first sample line of the daemon's /metrics that contains every part
     /// (a metric name with `{`, labels as `name="value"`), nil if none.
     func metric(_ parts: [String], in text: String? = nil) async throws -> Double? {

@@ -66,12 +66,14 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.gadget)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let streamsBefore = try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0
             async let streamed = lab.run(
                 """
                 curl -sN --limit-rate 2M -o /dev/null -H 'X-Request-Id: halted-stream' \
                   'http://127.0.0.1:8080\(streamPath(id, endpoint, "transfers=2&transfer_size=4096"))'; echo "rc=$?"
                 """)
-            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await lab.streamsActive("in", atLeast: Int(streamsBefore) + 1), "the stream runs before the halt")
+            try await Task.sleep(for: .milliseconds(300))
             let halt = try await lab.vendor(id, "out", request: Gadget.halt, value: Gadget.bulkInFile)
             #expect(halt.status == 200, "\(halt.text)")
             let output = try await streamed
