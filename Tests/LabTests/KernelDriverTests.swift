@@ -38,7 +38,7 @@ extension InTheLab {
                 B=http://127.0.0.1:8091/v1/devices/\(id)
                 \(LabSession.daemonBinary) --host 127.0.0.1 --port 8091 --expose-risky-devices > "$TMPDIR/second.log" 2>&1 &
                 pid=$!
-                i=0; until curl -s -o /dev/null "$B"; do i=$((i + 1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done
+                i=0; until curl -s -o /dev/null "$B"; do i=$((i + 1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done
                 curl -s -X POST "$B/interfaces/0/claim" > /dev/null
                 echo "claimed: $(basename $(readlink \(driver)))"
                 curl -s -o /dev/null "$B/endpoints/\(interrupt)/data?length=8&timeout_ms=60000" > /dev/null 2>&1 &

@@ -14,7 +14,7 @@ extension InTheLab {
                 """
                 setsid \(LabSession.daemonBinary) --port \(port) \(arguments) > "$TMPDIR/policy-\(port).log" 2>&1 &
                 pid=$!
-                for i in $(seq 50); do curl -sf http://127.0.0.1:\(port)/readyz > /dev/null && break; sleep 0.1; done
+                for i in $(seq 300); do curl -sf http://127.0.0.1:\(port)/readyz > /dev/null && break; sleep 0.1; done
                 curl -s http://127.0.0.1:\(port)/v1/devices > "$TMPDIR/policy-\(port).json"
                 echo "gadget=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(port)/v1/devices/\(gadgetID))"
                 kill $pid
