@@ -159,15 +159,21 @@ public final class BulkInStream: @unchecked Sendable {
     }
 
     /// Copies the next bytes into `buffer`. Called by the HTTP writer, on its thread.
+    ///
+    /// The copy is made after the lock is let go, so that the event thread (a transfer ending)
+    /// and the device thread (a resubmission) do not wait behind it: the bytes are in a buffer
+    /// that is out of `ready` or not yet consumed, which nothing else touches until this reader
+    /// resubmits it, after the copy.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Read {
         var resubmit: Int?
+        var copy: (from: UnsafeRawPointer, count: Int)?
         let result = state.withLock { state -> Read in
             while let first = state.ready.first {
                 var available = first.count - state.offset
                 if let maxBytes = options.maxBytes { available = min(available, maxBytes - state.delivered) }
                 let count = min(available, buffer.count)
                 if count > 0 {
-                    buffer.baseAddress!.copyMemory(from: buffers.pointers[first.index] + state.offset, byteCount: count)
+                    copy = (UnsafeRawPointer(buffers.pointers[first.index] + state.offset), count)
                     state.offset += count
                     state.delivered += count
                 }
@@ -189,6 +195,7 @@ public final class BulkInStream: @unchecked Sendable {
             if let ending = state.ending { return .end(ending) }
             return .wait
         }
+        if let copy { buffer.baseAddress!.copyMemory(from: copy.from, byteCount: copy.count) }
         if let resubmit { scheduleSubmit(resubmit) }
         if case .end = result { cancelInFlight() }
         return result
