@@ -50,7 +50,11 @@ stream_once() {
   curl -sN -o /dev/null -w '%{speed_download}\n' "$B/$SS/endpoints/0x81/stream?transfers=$K&transfer_size=$L&max_bytes=$N" |
     awk '{ printf "%.1f\n", $1 / 1e6 }'
 }
+# The daemon's own CPU time (all its threads, /proc/PID/task/*/schedstat) over the IN runs.
+cpu_ns() { cat /proc/$DAEMON/task/*/schedstat | awk '{ s += $1 } END { print s }'; }
+cpu_before=$(cpu_ns)
 daemon_in=$(repeat stream_once | median)
+cpu_in=$(awk "BEGIN { printf \"%.1f\", ($(cpu_ns) - $cpu_before) / 1e6 / ($RUNS * $N / 1e6) }")
 # The per-chunk cost of resubmitting through the device actor: the daemon's own count of
 # resubmissions and their summed wait from being read to being submitted again (/metrics).
 sleep 0.5
@@ -84,7 +88,7 @@ peak=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
 
 echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, median of $RUNS runs, daemon $BIN"
 echo "(a) bulk IN stream     daemon $daemon_in MB/s   native $native_in MB/s   ratio $(ratio "$daemon_in" "$native_in")   (target >= 0.90)"
-echo "    device-actor hop per resubmitted chunk: $hop"
+echo "    device-actor hop per resubmitted chunk: $hop; daemon CPU $cpu_in ms per MB"
 echo "(b) bulk OUT stream    daemon $daemon_out MB/s   native $native_out MB/s   ratio $(ratio "$daemon_out" "$native_out")   (target >= 0.85)"
 echo "(c) control round trip daemon $daemon_control us   native $native_control us   ratio $(ratio "$daemon_control" "$native_control")   (target <= 1.5)"
 echo "    for scale, libmicrohttpd alone: $floor_inline us answering at once ($(ratio "$floor_inline" "$native_control") x native), $floor_hop us from another thread ($(ratio "$floor_hop" "$native_control") x)"
