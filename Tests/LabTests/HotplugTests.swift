@@ -169,11 +169,11 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.sourceSink)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
-            let streamsBefore = try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0
+            let streamsBefore = try await lab.openStreams("in")
             try await lab.run(
                 "(curl -sN -o \"$TMPDIR/s.bin\" 'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream'; echo \"rc=$?\" > \"$TMPDIR/s.rc\") > /dev/null 2>&1 &"
             )
-            #expect(try await lab.streamsActive("in", atLeast: Int(streamsBefore) + 1), "the stream runs before the unplug")
+            #expect(try await lab.streamsActive("in", atLeast: streamsBefore + 1), "the stream runs before the unplug")
             try await Task.sleep(for: .milliseconds(500))
             try await lab.replug("unplug sourcesink")
             let ended = try await lab.run(

@@ -35,15 +35,18 @@ extension LabSession {
         return try #require(endpoint["address"] as? Int)
     }
 
-    /// Waits (up to 20 s) until the daemon has at least `count` streams open in `direction`
-    /// ("in" or "out"), so that a test acts on a stream that runs rather than after a fixed
-    /// time (a loaded machine starts one late). True once they are.
-    func streamsActive(_ direction: String, atLeast count: Int = 1) async throws -> Bool {
+    /// The streams the daemon has open now in `direction` ("in" or "out"), from its metrics.
+    func openStreams(_ direction: String) async throws -> Int {
+        Int(try await metric(["usbhttpd_streams_active{", "direction=\"\(direction)\""]) ?? 0)
+    }
+
+    /// Waits (up to 20 s) until the daemon has at least `count` streams open in `direction`,
+    /// so that a test acts on a stream that runs rather than after a fixed time (a loaded
+    /// machine starts one late). True once they are.
+    func streamsActive(_ direction: String, atLeast count: Int) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if (try await metric(["usbhttpd_streams_active{", "direction=\"\(direction)\""]) ?? 0) >= Double(count) {
-                return true
-            }
+            if try await openStreams(direction) >= count { return true }
             try await Task.sleep(for: .milliseconds(100))
         }
         return false

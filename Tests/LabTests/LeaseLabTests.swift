@@ -61,14 +61,14 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.sourceSink)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
-            let streamsBefore = try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0
+            let streamsBefore = try await lab.openStreams("in")
             try await lab.run(
                 """
                 rm -f "$TMPDIR/leased.rc"
                 (curl -sN -o /dev/null -H 'X-Request-Id: leased-stream' \\
                   'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream'; echo "rc=$?" > "$TMPDIR/leased.rc") > /dev/null 2>&1 &
                 """)
-            #expect(try await lab.streamsActive("in", atLeast: Int(streamsBefore) + 1), "the stream runs before the lease is taken")
+            #expect(try await lab.streamsActive("in", atLeast: streamsBefore + 1), "the stream runs before the lease is taken")
             let taken = try await lab.post("/v1/devices/\(id)/leases?interface=0&ttl_ms=60000")
             #expect(taken.status == 201, "\(taken.text)")
             let lease = try taken.object()
@@ -90,7 +90,7 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.gadget)
             try await lab.claimed(id)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let streamsBefore = try await lab.metric(["usbhttpd_streams_active{", "direction=\"out\""]) ?? 0
+            let streamsBefore = try await lab.openStreams("out")
             try await lab.run(
                 """
                 rm -f "$TMPDIR/upload.out"
@@ -98,7 +98,7 @@ extension InTheLab {
                   'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream' > "$TMPDIR/upload.body"; \\
                   echo "rc=$?" > "$TMPDIR/upload.out") > /dev/null 2>&1 &
                 """)
-            #expect(try await lab.streamsActive("out", atLeast: Int(streamsBefore) + 1), "the upload runs before the lease is taken")
+            #expect(try await lab.streamsActive("out", atLeast: streamsBefore + 1), "the upload runs before the lease is taken")
             let taken = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000")
             #expect(taken.status == 201, "\(taken.text)")
             let lease = try taken.object()

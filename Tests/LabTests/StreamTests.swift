@@ -66,13 +66,13 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.gadget)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
-            let streamsBefore = try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0
+            let streamsBefore = try await lab.openStreams("in")
             async let streamed = lab.run(
                 """
                 curl -sN --limit-rate 2M -o /dev/null -H 'X-Request-Id: halted-stream' \
                   'http://127.0.0.1:8080\(streamPath(id, endpoint, "transfers=2&transfer_size=4096"))'; echo "rc=$?"
                 """)
-            #expect(try await lab.streamsActive("in", atLeast: Int(streamsBefore) + 1), "the stream runs before the halt")
+            #expect(try await lab.streamsActive("in", atLeast: streamsBefore + 1), "the stream runs before the halt")
             try await Task.sleep(for: .milliseconds(300))
             let halt = try await lab.vendor(id, "out", request: Gadget.halt, value: Gadget.bulkInFile)
             #expect(halt.status == 200, "\(halt.text)")
@@ -160,10 +160,6 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.sourceSink)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
-            /// Streams open in the daemon now, from its metrics.
-            func open() async throws -> Int {
-                Int(try await lab.metric(["usbhttpd_streams_active{", "direction=\"in\""]) ?? 0)
-            }
             // Eight slow readers hold the device's eight stream slots for a few seconds.
             try await lab.run(
                 "for i in 1 2 3 4 5 6 7 8; do timeout 20 curl -sN --limit-rate 20K -o /dev/null "
@@ -172,7 +168,7 @@ extension InTheLab {
             var count = 0
             for _ in 0..<60 where count < 8 {
                 try await Task.sleep(for: .milliseconds(100))
-                count = try await open()
+                count = try await lab.openStreams("in")
             }
             #expect(count == 8, "eight streams open")
             let ninth = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512"))
@@ -181,7 +177,7 @@ extension InTheLab {
             // Once they end, a slot is free again (and nothing is left open for the next test).
             for _ in 0..<150 where count > 0 {
                 try await Task.sleep(for: .milliseconds(100))
-                count = try await open()
+                count = try await lab.openStreams("in")
             }
             #expect(count == 0)
             #expect(try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=512")).status == 200)
