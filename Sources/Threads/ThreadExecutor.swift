@@ -101,12 +101,12 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
         // The thread holds its executor until stopped.
         while true {
             available.wait()
-            let next = jobs.withLock { queue -> Work? in
+            let (next, finished) = jobs.withLock { queue -> (Work?, Bool) in
                 if queue.work.isEmpty {
                     if stopRequested.load(ordering: .acquiring) { queue.finished = true }
-                    return nil
+                    return (nil, queue.finished)
                 }
-                return queue.work.removeFirst()
+                return (queue.work.removeFirst(), false)
             }
             switch next {
             case .job(let job):
@@ -115,7 +115,7 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
                 job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
             case .closure(let body): body()
             case nil:
-                if jobs.withLock({ $0.finished }) { return }
+                if finished { return }
             }
         }
     }
