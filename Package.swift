@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // C libraries, each with a shim for what Swift cannot import.
@@ -31,10 +32,25 @@ let package = Package(
         // Dedicated threads and an executor on them, for work that must not block the pool.
         .target(name: "Threads"),
 
+        // Typed wrappers over the Linux calls the daemon makes itself (epoll, eventfd, sendmsg),
+        // on swift-system's Errno and FileDescriptor: one path to each C call, results never ignored.
+        .target(
+            name: "LinuxSystem",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]),
+
+        // The one thread that serves libmicrohttpd, libusb and client sockets, and the
+        // executor of device actors and request tasks.
+        .target(
+            name: "EventLoop",
+            dependencies: ["LinuxSystem", "Threads", .product(name: "Logging", package: "swift-log")]),
+
         // HTTP, knowing nothing of USB: the libmicrohttpd server, then routing and problems.
         .target(
             name: "HTTPServer",
-            dependencies: ["CMicroHTTPD", "CLinux", "Threads", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CMicroHTTPD", "CLinux", "EventLoop", "LinuxSystem", "Threads",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "HTTPRouting",
             dependencies: ["HTTPServer", .product(name: "CoreMetrics", package: "swift-metrics")]),
@@ -43,7 +59,7 @@ let package = Package(
         .target(
             name: "USB",
             dependencies: [
-                "CLibUSB", "CLinux", "Threads", .product(name: "Logging", package: "swift-log"),
+                "CLibUSB", "CLinux", "EventLoop", "LinuxSystem", "Threads", .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]),
 
@@ -62,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "usbhttpd",
             dependencies: [
-                "USBService", "HTTPServer", "USB",
+                "USBService", "HTTPServer", "USB", "EventLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,7 +89,7 @@ let package = Package(
         // Helpers shared by the test targets (an HTTP client, problem checks).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "Threads", "TestSupport"]),
-        .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
+        .testTarget(name: "ThreadsTests", dependencies: ["Threads", "EventLoop", "LinuxSystem"]),
         .testTarget(name: "USBTests", dependencies: ["USB"]),
         .testTarget(
             name: "USBServiceTests",

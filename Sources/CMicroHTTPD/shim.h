@@ -40,6 +40,21 @@ static inline uint16_t usbhttpd_mhd_bound_port(struct MHD_Daemon *daemon) {
     return info ? info->port : 0;
 }
 
+/// The epoll descriptor of a daemon started with MHD_USE_EPOLL (external), from a union
+/// member as above; -1 if there is none.
+static inline int usbhttpd_mhd_epoll_fd(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info ? info->epoll_fd : -1;
+}
+
+/// MHD_get_timeout as milliseconds capped to an int, or -1 when libmicrohttpd has no timeout:
+/// MHD_UNSIGNED_LONG_LONG and its out-parameter are awkward from Swift.
+static inline int usbhttpd_mhd_timeout_ms(struct MHD_Daemon *daemon) {
+    MHD_UNSIGNED_LONG_LONG timeout = 0;
+    if (MHD_get_timeout(daemon, &timeout) != MHD_YES) return -1;
+    return timeout > 0x7fffffff ? 0x7fffffff : (int)timeout;
+}
+
 /// The socket of a connection, from a union member as above.
 static inline int usbhttpd_mhd_connection_fd(struct MHD_Connection *connection) {
     const union MHD_ConnectionInfo *info =

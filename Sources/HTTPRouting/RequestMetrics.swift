@@ -9,6 +9,15 @@ enum RequestMetrics {
     /// The route label of a request that matched no route.
     static let unmatched = "unmatched"
 
+    /// The method as a label: one of the methods HTTP defines, else `other` (a client's made-up
+    /// methods must not grow the metrics).
+    static func methodLabel(_ method: String) -> String {
+        switch method {
+        case "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE": method
+        default: "other"
+        }
+    }
+
     static func record(route: String, method: String, status: Int, duration: Duration) {
         Counter(
             label: "usbhttpd_http_requests_total",

@@ -16,9 +16,6 @@ public struct Router: HTTPResponder {
     private var routes: [Route] = []
     /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
     public var routeGuard: (any RouteGuard)?
-    /// Picks the executor a matched request's task prefers, from its route template and path
-    /// parameters (``HTTPResponder/executor(for:)``); must answer at once. Nil: Swift's global one.
-    public var executorForRoute: (@Sendable (_ route: String, _ parameters: [String: String]) -> (any TaskExecutor)?)?
 
     public init() {}
 
@@ -41,64 +38,52 @@ public struct Router: HTTPResponder {
         routes.map { ($0.method, $0.template.description) }
     }
 
-    public func streamsBody(method: String, path: String) -> Bool {
-        guard routes.contains(where: { $0.streamsBody && $0.method == method }) else { return false }
+    /// Matches the path once, when the headers arrive: the handler that runs the route (after
+    /// the ``routeGuard``), or answers 404 or 405. Every request is counted by route template,
+    /// method and status (``RequestMetrics``).
+    public func handler(method: String, path: String) -> HTTPHandler {
+        let matching = method == "HEAD" ? "GET" : method
+        let label = RequestMetrics.methodLabel(matching)
         let parts = PathTemplate.parts(path)
-        return routes.contains { $0.streamsBody && $0.method == method && $0.template.match(parts: parts) != nil }
-    }
-
-    public func executor(for request: HTTPRequest) -> (any TaskExecutor)? {
-        guard let executorForRoute else { return nil }
-        let method = request.method == "HEAD" ? "GET" : request.method
-        let parts = PathTemplate.parts(request.path)
-        for route in routes where route.method == method {
-            if let parameters = route.template.match(parts: parts) {
-                return executorForRoute(route.template.description, parameters)
-            }
-        }
-        return nil
-    }
-
-    /// Dispatches `request`, and counts it by route template, method and status (``RequestMetrics``).
-    public func respond(to request: HTTPRequest) async throws -> HTTPResponse {
-        let started = ContinuousClock.now
-        let method = request.method == "HEAD" ? "GET" : request.method
-        var route = RequestMetrics.unmatched
-        do {
-            let response = try await dispatch(request, method: method, route: &route)
-            RequestMetrics.record(
-                route: route, method: method, status: response.status, duration: .now - started)
-            return response
-        } catch {
-            RequestMetrics.record(
-                route: route, method: method, status: RequestMetrics.status(of: error), duration: .now - started)
-            throw error
-        }
-    }
-
-    private func dispatch(_ request: HTTPRequest, method: String, route matched: inout String) async throws
-        -> HTTPResponse
-    {
         var allowed: [String] = []
-        let parts = PathTemplate.parts(request.path)
+        var firstTemplate: String?
         for route in routes {
             guard let parameters = route.template.match(parts: parts) else { continue }
-            guard route.method == method else {
+            guard route.method == matching else {
                 allowed.append(route.method)
-                if allowed.count == 1 { matched = route.template.description }
+                if firstTemplate == nil { firstTemplate = route.template.description }
                 continue
             }
-            var request = request
-            matched = route.template.description
-            request.logger[metadataKey: "http.route"] = .string(matched)
-            request.annotations["http.route"] = .string(matched)
-            var routed = RoutedRequest(request: request, route: matched, parameters: parameters)
-            if let routeGuard { routed = try await routeGuard.admit(routed) }
-            return try await route.handler(routed)
+            let routeGuard = self.routeGuard
+            return HTTPHandler(streamsBody: route.streamsBody) { request in
+                let started = ContinuousClock.now
+                let template = route.template.description
+                do {
+                    request.annotations["http.route"] = .string(template)
+                    var routed = RoutedRequest(request: request, route: template, parameters: parameters)
+                    if let routeGuard { routed = try await routeGuard.admit(routed) }
+                    let response = try await route.handler(routed)
+                    RequestMetrics.record(route: template, method: label, status: response.status, duration: .now - started)
+                    return response
+                } catch {
+                    RequestMetrics.record(
+                        route: template, method: label, status: RequestMetrics.status(of: error), duration: .now - started)
+                    throw error
+                }
+            }
         }
-        if allowed.isEmpty { throw RoutingProblem.notFound(path: request.path) }
-        if allowed.contains("GET") { allowed.append("HEAD") }
-        throw RoutingProblem.methodNotAllowed(method: request.method, allowed: allowed)
+        let problem: RoutingProblem
+        if allowed.isEmpty {
+            problem = .notFound(path: path)
+        } else {
+            if allowed.contains("GET") { allowed.append("HEAD") }
+            problem = .methodNotAllowed(method: method, allowed: allowed)
+        }
+        let template = firstTemplate ?? RequestMetrics.unmatched
+        return HTTPHandler { _ in
+            RequestMetrics.record(route: template, method: label, status: problem.status, duration: .zero)
+            throw problem
+        }
     }
 }
 

@@ -7,11 +7,14 @@ import Glibc
 /// MHD_AccessHandlerCallback: called for the headers, for each piece of body, and once more
 /// when the body is complete (and again after a resume).
 let accessHandler: MHD_AccessHandlerCallback = {
-    cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
+    cls, connection, url, method, version, uploadData, uploadDataSize, conCls in
     guard let cls, let connection, let url, let method, let uploadDataSize, let conCls else { return MHD_Result.NO }
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    // Strings only for the first call (the headers); later calls need none.
+    let first = conCls.pointee == nil
     return core.handle(
-        connection: connection, url: String(cString: url), method: String(cString: method),
+        connection: connection, url: first ? String(cString: url) : "", method: first ? String(cString: method) : "",
+        version: first ? version.map { String(cString: $0) } ?? "" : "",
         uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
 }
 

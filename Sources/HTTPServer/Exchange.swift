@@ -1,134 +1,125 @@
 import CMicroHTTPD
+import EventLoop
 import Synchronization
 
-/// A libmicrohttpd connection pointer, handed across threads only to
-/// MHD_resume_connection, which is thread-safe.
+/// A libmicrohttpd connection pointer, handed across threads only to be used on the server's
+/// event loop.
 struct ConnectionRef: @unchecked Sendable {
     let pointer: OpaquePointer
 }
 
 /// One request on one connection, from its headers to its completion: the object
-/// libmicrohttpd keeps in the connection's `con_cls` (retained while MHD holds it).
+/// libmicrohttpd keeps in the connection's `con_cls` (retained while MHD holds it). Its
+/// ``ExchangeMachine`` decides; this class makes the calls, outside the machine's lock and on
+/// the event loop (the one thread that suspends and resumes connections, so a resume never
+/// overtakes the suspend it answers).
 final class Exchange: Sendable {
-    enum Phase {
-        /// Headers arrived; body bytes may follow.
-        case receiving
-        /// The responder runs; the connection is suspended.
-        case processing
-        /// The responder answered; the connection is resumed and the next
-        /// access-handler call queues the response.
-        case ready(HTTPResponse)
-        /// A response was queued with this status.
-        case sent(status: Int)
-    }
-
     struct State {
-        var phase: Phase = .receiving
-        var body: [UInt8] = []
-        var bodyTooLarge = false
+        var machine: ExchangeMachine
         /// The task running the responder, cancelled if the client goes away.
         var task: Task<Void, Never>?
-        /// The watch on the socket while the connection is suspended.
-        var hangupWatch: DisconnectWatcher.Registration?
-        /// The client hung up before the task was stored.
-        var clientGone = false
-        /// A streamed-body exchange whose connection is suspended (held back, or waiting for
-        /// the answer after the body): whoever clears this resumes it. Set only together with
-        /// the call that suspends, under this lock.
-        var suspended = false
-        /// A resume was asked for while the connection was not suspended: the next suspend
-        /// is undone at once.
-        var resumeWanted = false
-        var bodyFinished = false
+        /// The watch on the socket while the connection is suspended waiting for the answer.
+        var hangupWatch: EventLoop.Watch?
+        /// The client hung up (or the server stops) before the task was stored.
+        var cancelled = false
     }
 
     let connection: ConnectionRef
     let request: HTTPRequest
-    /// Set for routes that read the body as it arrives; the responder runs from the headers on,
-    /// and the connection is suspended only when held back or waiting for the answer.
+    let handler: HTTPHandler
+    /// Set for routes that read the body as it arrives.
     let bodyStream: HTTPRequestBody?
+    let resumer: ConnectionResumer
+    var loop: EventLoop { resumer.loop }
     let started = ContinuousClock.now
-    let state = Mutex(State())
+    let state: Mutex<State>
 
-    init(connection: ConnectionRef, request: HTTPRequest, bodyStream: HTTPRequestBody? = nil) {
+    init(
+        connection: ConnectionRef, request: HTTPRequest, handler: HTTPHandler, bodyLimit: Int, resumer: ConnectionResumer
+    ) {
         self.connection = connection
         self.request = request
-        self.bodyStream = bodyStream
+        self.handler = handler
+        self.bodyStream = handler.streamsBody ? HTTPRequestBody() : nil
+        self.resumer = resumer
+        self.state = Mutex(State(machine: ExchangeMachine(streamsBody: handler.streamsBody, bodyLimit: bodyLimit)))
     }
 
-    /// Suspends a streamed-body connection (MHD_suspend_connection), on libmicrohttpd's thread
-    /// inside its access handler. The call and the flag change under one lock, so a resumer
-    /// that sees the flag resumes a connection that is suspended: libmicrohttpd leaves resuming
-    /// one that is not undefined, and in practice that resume stays pending and swallows the
-    /// suspend of the next request on the keep-alive connection, which then never answers. A
-    /// resume asked for before the suspend undoes it at once.
+    /// Runs `event` on the machine, under the lock.
+    func event<T>(_ event: (inout ExchangeMachine) -> T) -> T {
+        state.withLock { event(&$0.machine) }
+    }
+
+    /// MHD_suspend_connection, on the machine's word, inside libmicrohttpd's callback; the
+    /// socket is watched meanwhile (libmicrohttpd does not look at it): a client that hangs up
+    /// cancels the request.
     func suspend() {
-        let undo = state.withLock { state -> Bool in
-            MHD_suspend_connection(connection.pointer)
-            if state.resumeWanted {
-                state.resumeWanted = false
-                return true
-            }
-            state.suspended = true
-            return false
-        }
-        if undo { MHD_resume_connection(connection.pointer) }
+        MHD_suspend_connection(connection.pointer)
+        watchForHangup()
     }
 
-    /// Resumes a streamed-body connection if it is suspended, or has the next suspend undone.
-    func resumeIfSuspended() {
-        let resume = state.withLock { state -> Bool in
-            guard state.suspended else {
-                state.resumeWanted = true
-                return false
-            }
-            state.suspended = false
-            return true
+    /// MHD_resume_connection (the hang-up watch ended first), on the loop.
+    func resume() {
+        resumer.resume(connection) { [self] in
+            if let watch = state.withLock({ $0.hangupWatch.take() }) { loop.unwatch(watch) }
         }
-        if resume { MHD_resume_connection(connection.pointer) }
     }
 
-    /// Stores the answer, stops watching the socket and resumes the connection, once: later
-    /// calls do nothing.
+    /// The handler of a streamed body read enough: a held-back client may send more.
+    func bodyDrained() {
+        if case .resume = event({ $0.wantResume() }) { resume() }
+    }
+
+    /// Stores the answer and resumes the connection if it waits for it; later answers do nothing.
     func answer(_ response: HTTPResponse) {
-        let streamed = bodyStream != nil
-        let answered = state.withLock { state -> (Bool, DisconnectWatcher.Registration?) in
-            guard case .processing = state.phase else { return (false, nil) }
-            state.phase = .ready(response)
+        let action = state.withLock { state -> ExchangeMachine.Action in
             state.task = nil
-            defer { state.hangupWatch = nil }
-            // A streamed-body connection is suspended only at times (if it is about to be, that
-            // suspend is undone); the others always are here.
-            let resume = streamed ? state.suspended : true
-            if streamed && !state.suspended { state.resumeWanted = true }
-            state.suspended = false
-            return (resume, state.hangupWatch)
+            return state.machine.answered(response)
         }
-        answered.1?.cancel()
-        if answered.0 { MHD_resume_connection(connection.pointer) }
+        if case .resume = action { resume() }
     }
 
     /// Keeps the responder's task, to cancel it if the client goes away.
-    func started(_ task: Task<Void, Never>, watch: DisconnectWatcher.Registration?) {
-        enum Next { case none, cancelTask, unwatch }
-        let next = state.withLock { state -> Next in
-            // The task may have answered already: then there is nothing left to watch.
-            guard case .processing = state.phase else { return .unwatch }
-            state.hangupWatch = watch
+    func started(_ task: Task<Void, Never>) {
+        let cancel = state.withLock { state -> Bool in
+            guard case .running = state.machine.phase else { return false }
             state.task = task
-            return state.clientGone ? .cancelTask : .none
+            return state.cancelled
         }
-        switch next {
-        case .none: break
-        case .cancelTask: task.cancel()
-        case .unwatch: watch?.cancel()
+        if cancel { task.cancel() }
+    }
+
+    /// Watches the suspended connection's socket: a client that hangs up cancels the task (and
+    /// fails a streamed body, so that a handler waiting for it stops).
+    private func watchForHangup() {
+        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
+        guard fd >= 0 else { return }
+        let watch: EventLoop.Watch
+        do {
+            watch = try loop.watch(.init(rawValue: fd), for: [.readHangup, .oneShot]) { [weak self] _ in
+                guard let self else { return }
+                self.request.logger.notice("client hung up; cancelling its request")
+                if let watch = self.state.withLock({ $0.hangupWatch.take() }) { self.loop.unwatch(watch) }
+                self.bodyStream?.fail()
+                self.cancelTask()
+            }
+        } catch {
+            request.logger.warning("cannot watch the client's socket for a hang-up", metadata: ["error": "\(error)"])
+            return
         }
+        let stale = state.withLock { state -> Bool in
+            // Resumed between the suspend and now: nothing to watch.
+            guard state.machine.suspended else { return true }
+            state.hangupWatch = watch
+            return false
+        }
+        if stale { loop.unwatch(watch) }
     }
 
     /// Cancels the responder's task: its client is gone, or the server is shutting down.
     func cancelTask() {
         let task = state.withLock { state -> Task<Void, Never>? in
-            state.clientGone = true
+            state.cancelled = true
             return state.task
         }
         task?.cancel()

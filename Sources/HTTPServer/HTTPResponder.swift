@@ -1,35 +1,49 @@
-/// Anything that answers requests: the one method the server calls.
+/// Anything that answers requests: its one method resolves what answers a request, once,
+/// when the request's headers arrive (its route, say), and the server runs what it gives.
 public protocol HTTPResponder: Sendable {
-    /// Answers `request`. A thrown ``HTTPResponseError`` becomes its problem response, a
-    /// `CancellationError` (the client hung up) a 503, any other error a 500 problem.
-    func respond(to request: HTTPRequest) async throws -> HTTPResponse
-
-    /// Whether a request to `path` with `method` takes its body as it arrives
-    /// (``HTTPRequest/bodyStream``) rather than whole, and so of any size. Asked when the
-    /// headers arrive.
-    func streamsBody(method: String, path: String) -> Bool
-
-    /// The executor `request`'s task should prefer (`Task(executorPreference:)`), or nil for
-    /// Swift's global one. Asked on the server's thread once the request is whole (for a
-    /// streamed body, when its headers arrive), so it must answer at once: e.g. the thread of
-    /// the device a request is for, which the request then reaches without a thread switch.
-    func executor(for request: HTTPRequest) -> (any TaskExecutor)?
+    /// What answers requests with `method` to `path`. Asked on the server's thread when the
+    /// headers arrive, so it must answer at once.
+    func handler(method: String, path: String) -> HTTPHandler
 }
 
-extension HTTPResponder {
-    public func streamsBody(method: String, path: String) -> Bool { false }
-    public func executor(for request: HTTPRequest) -> (any TaskExecutor)? { nil }
+/// How one request is answered, as its responder resolved it from the request's head.
+public struct HTTPHandler: Sendable {
+    /// The body is read as it arrives (``HTTPRequest/bodyStream``) rather than whole, and so
+    /// may be of any size.
+    public var streamsBody: Bool
+    /// The executor the request's task prefers; nil for the server's event loop (where the
+    /// request then runs from its first line without a thread switch).
+    public var executor: (any TaskExecutor)?
+    /// Answers the request. A thrown ``HTTPResponseError`` becomes its problem response, a
+    /// `CancellationError` (the client hung up) a 503, any other error a 500 problem.
+    public var respond: @Sendable (HTTPRequest) async throws -> HTTPResponse
 
-    /// `respond(to:)` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``).
+    public init(
+        streamsBody: Bool = false, executor: (any TaskExecutor)? = nil,
+        respond: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
+    ) {
+        self.streamsBody = streamsBody
+        self.executor = executor
+        self.respond = respond
+    }
+
+    /// `respond` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``).
     public func response(to request: HTTPRequest) async -> HTTPResponse {
         do {
-            return try await respond(to: request)
+            return try await respond(request)
         } catch {
             if !(error is HTTPResponseError || error is CancellationError) {
                 request.logger.error("unhandled error", metadata: ["error": "\(error)"])
             }
             return HTTPProblem.answer(for: error).response(for: request)
         }
+    }
+}
+
+extension HTTPResponder {
+    /// Resolves and answers `request` in one step (for callers that hold a whole request, such as tests).
+    public func response(to request: HTTPRequest) async -> HTTPResponse {
+        await handler(method: request.method, path: request.path).response(to: request)
     }
 }
 

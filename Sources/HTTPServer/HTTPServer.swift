@@ -1,35 +1,65 @@
 import CMicroHTTPD
 import Glibc
 import Logging
+import EventLoop
 import Synchronization
 
-/// An HTTP/1.1 server on libmicrohttpd: one epoll thread inside libmicrohttpd, connections
-/// suspended while a ``HTTPResponder`` works on them and resumed when it has answered.
+/// An HTTP/1.1 server on libmicrohttpd in external epoll mode, served by an ``EventLoop``:
+/// libmicrohttpd's own epoll descriptor is one of the loop's, and `MHD_run` runs on the loop
+/// whenever it is readable or libmicrohttpd's next timeout comes. Each request's handler runs
+/// as a task on the loop too; a connection is suspended while its handler waits for
+/// something and resumed once it has answered.
 public final class HTTPServer: Sendable {
-    private let core: ServerCore
+    private struct Running: Sendable {
+        let core: ServerCore
+        let daemon: DaemonRef
+        let watch: EventLoop.Watch
+        let deadlineSource: UInt64
+    }
+
+    private let configuration: HTTPServerConfiguration
+    private let responder: any HTTPResponder
+    private let logger: Logger
+    /// The loop given, or (nil) one of the server's own, made at start and stopped at shutdown.
+    private let givenLoop: EventLoop?
     /// C strings handed to libmicrohttpd (the TLS certificate and key), freed with the server.
     private let tlsMemory = Mutex<[UInt]>([])
-    private let daemon = Mutex<DaemonRef?>(nil)
+    private let running = Mutex<Running?>(nil)
 
-    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
-        self.core = ServerCore(responder: responder, configuration: configuration, logger: logger)
+    /// A server answering with `responder`, on `loop` (nil: a loop of its own).
+    public init(
+        configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger, loop: EventLoop? = nil
+    ) {
+        self.configuration = configuration
+        self.responder = responder
+        self.logger = logger
+        self.givenLoop = loop
     }
 
     /// The port the server listens on (the chosen one when configured with port 0).
     public var port: UInt16 {
-        daemon.withLock { $0.map { usbhttpd_mhd_bound_port($0.pointer) } ?? 0 }
+        running.withLock { $0.map { usbhttpd_mhd_bound_port($0.daemon.pointer) } ?? 0 }
     }
 
     deinit {
         for address in tlsMemory.withLock({ $0 }) { free(UnsafeMutableRawPointer(bitPattern: address)) }
     }
 
-    /// Binds and starts serving (MHD_start_daemon).
+    /// Binds and starts serving (MHD_start_daemon), on the loop.
     public func start() throws(HTTPServerError) {
-        let configuration = core.configuration
         let address = try SocketAddress.resolve(host: configuration.host, port: configuration.port)
-        var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
-            | MHD_USE_ERROR_LOG.rawValue
+        let loop: EventLoop
+        if let givenLoop {
+            loop = givenLoop
+        } else {
+            do {
+                loop = try EventLoop(name: "http-loop", logger: logger)
+            } catch {
+                throw .eventLoop(errno: error.rawValue)
+            }
+        }
+        let core = ServerCore(responder: responder, configuration: configuration, logger: logger, loop: loop)
+        var flags = MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
         if configuration.tls != nil { flags |= MHD_USE_TLS.rawValue }
         let cls = Unmanaged.passUnretained(core).toOpaque()
@@ -37,6 +67,7 @@ public final class HTTPServer: Sendable {
         let certificate = strdup(configuration.tls?.certificatePEM ?? "")
         let key = strdup(configuration.tls?.privateKeyPEM ?? "")
         tlsMemory.withLock { $0 += [certificate, key].map { UInt(bitPattern: $0) } }
+        let configuration = configuration
         let started = address.withSockaddr { sockaddr -> OpaquePointer? in
             var options: [MHD_OptionItem] = [
                 usbhttpd_mhd_option_logger(mhdLog, cls),
@@ -61,46 +92,87 @@ public final class HTTPServer: Sendable {
             }
         }
         guard let started else {
-            throw .cannotListen(host: configuration.host, port: configuration.port, errno: errno)
+            let code = errno
+            if givenLoop == nil { loop.stop() }
+            throw .cannotListen(host: configuration.host, port: configuration.port, errno: code)
         }
-        daemon.withLock { $0 = DaemonRef(pointer: started) }
-        core.logger.info(
+        let daemon = DaemonRef(pointer: started)
+        let epollFD = usbhttpd_mhd_epoll_fd(started)
+        let watch: EventLoop.Watch
+        do {
+            watch = try loop.watch(.init(rawValue: epollFD), for: .input) { [resumer = core.resumer] _ in
+                _ = resumer.takeRunRequest()
+                _ = MHD_run(daemon.pointer)
+            }
+        } catch {
+            MHD_stop_daemon(started)
+            if givenLoop == nil { loop.stop() }
+            throw .eventLoop(errno: error.rawValue)
+        }
+        // libmicrohttpd must run again by its next timeout (an idle connection to close), and at
+        // once when data it read already waits to be processed or a connection was resumed.
+        let resumer = core.resumer
+        let deadlineSource = loop.addDeadlineSource(
+            next: {
+                if resumer.runRequested { return 0 }
+                let milliseconds = usbhttpd_mhd_timeout_ms(daemon.pointer)
+                return milliseconds < 0 ? nil : Int(milliseconds)
+            },
+            expired: {
+                _ = resumer.takeRunRequest()
+                _ = MHD_run(daemon.pointer)
+            })
+        running.withLock { $0 = Running(core: core, daemon: daemon, watch: watch, deadlineSource: deadlineSource) }
+        logger.info(
             "listening", metadata: ["http.host": .string(configuration.host), "http.port": .stringConvertible(port)])
     }
 
     /// Stops in order: no new connections (MHD_quiesce_daemon), requests in progress get
     /// ``HTTPServerConfiguration/shutdownGrace`` to finish, the rest are cancelled and, if they
-    /// do not answer within a second, answer 503; all are resumed, then MHD_stop_daemon (which
-    /// must never see a suspended connection).
+    /// do not answer within a second, answer 503; all are resumed, streams are ended, then
+    /// MHD_stop_daemon (which must never see a suspended connection), on the loop.
     public func shutdown() async {
-        guard let daemonRef = daemon.withLock({ $0 }) else { return }
+        guard let running = running.withLock({ $0 }) else { return }
+        let core = running.core
+        let loop = core.loop
         core.shuttingDown.store(true, ordering: .relaxed)
-        let listenFD = MHD_quiesce_daemon(daemonRef.pointer)
-        await waitUntilIdle(for: .milliseconds(Int(core.configuration.shutdownGrace * 1000)))
+        let listenFD = await Self.onLoop(loop) { MHD_quiesce_daemon(running.daemon.pointer) }
+        await waitUntilIdle(core, for: .milliseconds(Int(configuration.shutdownGrace * 1000)))
         for exchange in core.inProgress.withLock({ Array($0.values) }) { exchange.cancelTask() }
-        await waitUntilIdle(for: .seconds(1))
+        await waitUntilIdle(core, for: .seconds(1))
         let stuck = core.inProgress.withLock { Array($0.values) }
         for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
         // Give the resumed connections a moment to be written out.
-        await waitUntilIdle(for: .seconds(1))
+        await waitUntilIdle(core, for: .seconds(1))
         // End every stream and wait for its response to be freed: none may stay suspended.
         for stream in core.streams.withLock({ Array($0.values) }) { stream.stopForShutdown() }
         let deadline = ContinuousClock.now + .seconds(2)
         while !core.streams.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        daemon.withLock { $0 = nil }
-        MHD_stop_daemon(daemonRef.pointer)
-        core.hangups?.stop()
+        await Self.onLoop(loop) {
+            loop.unwatch(running.watch)
+            loop.removeDeadlineSource(running.deadlineSource)
+            self.running.withLock { $0 = nil }
+            MHD_stop_daemon(running.daemon.pointer)
+        }
         if listenFD >= 0 { close(listenFD) }
-        core.logger.info("stopped")
+        if givenLoop == nil { loop.stop() }
+        logger.info("stopped")
     }
 
     /// Returns once no request is in progress, or after `limit`.
-    private func waitUntilIdle(for limit: Duration) async {
+    private func waitUntilIdle(_ core: ServerCore, for limit: Duration) async {
         let deadline = ContinuousClock.now + limit
         while !core.inProgress.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Runs `body` on the loop's thread and returns its result.
+    private static func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            loop.execute { continuation.resume(returning: body()) }
         }
     }
 }
@@ -113,9 +185,12 @@ struct DaemonRef: @unchecked Sendable {
 public enum HTTPServerError: Error, CustomStringConvertible {
     case badAddress(String)
     case cannotListen(host: String, port: UInt16, errno: Int32)
+    /// The event loop could not be made, or could not watch libmicrohttpd's descriptor.
+    case eventLoop(errno: Int32)
 
     public var description: String {
         switch self {
+        case .eventLoop(let code): "cannot serve on the event loop: \(String(cString: strerror(code)))"
         case .badAddress(let host): "cannot resolve the listen address '\(host)'"
         case .cannotListen(let host, let port, let code):
             "cannot listen on \(host):\(port): \(String(cString: strerror(code)))"

@@ -6,11 +6,12 @@ public struct HTTPServerConfiguration: Sendable {
     public var port: UInt16 = 8080
     /// The largest request body read into memory, in bytes; larger ones get 413.
     public var maxBodySize: Int = 1 << 20
-    /// libmicrohttpd's per-connection memory (MHD_OPTION.CONNECTION_MEMORY_LIMIT).
-    /// A streamed body is written from this buffer: a chunk is at most this minus about
-    /// 300 bytes, so it is sized for one 256 KiB transfer per chunk. (Pages a connection does
-    /// not touch are never resident.)
-    public var connectionMemoryLimit: Int = 264 * 1024
+    /// libmicrohttpd's per-connection memory (MHD_OPTION.CONNECTION_MEMORY_LIMIT): the
+    /// request's headers, libmicrohttpd's read and write buffers. libmicrohttpd zeroes all of it
+    /// between the requests of a keep-alive connection, so it is kept small: streamed responses
+    /// on plain HTTP/1.1 write their chunks themselves and need none of it; over TLS a chunk is
+    /// at most this minus about 300 bytes.
+    public var connectionMemoryLimit: Int = 32 * 1024
     /// Seconds a connection may go without sending or receiving a byte
     /// (MHD_OPTION.CONNECTION_TIMEOUT), whether idle between requests or a client that stopped
     /// halfway through one; 0 for never. (A suspended connection, waiting on the server, is

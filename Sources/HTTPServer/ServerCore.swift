@@ -1,44 +1,49 @@
 import CMicroHTTPD
+import EventLoop
 import Logging
 import Synchronization
 
-/// What libmicrohttpd's callbacks reach through their `cls` pointer: turns callbacks into
-/// ``HTTPRequest``s, runs the responder off libmicrohttpd's thread (the connection suspended
-/// meanwhile), and queues the answers.
+/// What libmicrohttpd's callbacks reach through their `cls` pointer, on the event loop: turns
+/// callbacks into ``HTTPRequest``s, runs each request's handler as a task on the loop (the work
+/// it can do at once runs before the callback returns, so that a request that waits for
+/// nothing is answered without suspending its connection), and queues the answers.
 final class ServerCore: Sendable {
     let responder: any HTTPResponder
     let configuration: HTTPServerConfiguration
     let logger: Logger
-    /// Exchanges whose connection is suspended while the responder runs.
+    let loop: EventLoop
+    let resumer: ConnectionResumer
+    /// Exchanges whose handler runs.
     let inProgress = Mutex<[ObjectIdentifier: Exchange]>([:])
     let shuttingDown = Atomic<Bool>(false)
     /// Streamed responses not yet freed, ended first when the server stops.
     let streams = Mutex<[ObjectIdentifier: StreamResponse]>([:])
-    /// Notices clients that hang up while their request is processed (nil if epoll failed).
-    let hangups: DisconnectWatcher?
 
-    init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger) {
+    init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger, loop: EventLoop) {
         self.responder = responder
         self.configuration = configuration
         self.logger = logger
-        self.hangups = DisconnectWatcher()
-        if hangups == nil { logger.warning("cannot watch for clients that hang up: epoll failed") }
+        self.loop = loop
+        self.resumer = ConnectionResumer(loop: loop)
     }
 
     func handle(
-        connection: OpaquePointer, url: String, method: String,
+        connection: OpaquePointer, url: String, method: String, version: String,
         uploadData: UnsafePointer<CChar>?, uploadDataSize: UnsafeMutablePointer<Int>,
         conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
         guard let pointer = conCls.pointee else {
-            // First call: headers only.
-            let streamsBody = responder.streamsBody(method: method, path: url)
+            // First call: the headers. The route is resolved once, here.
+            let handler = responder.handler(method: method, path: url)
             let exchange = Exchange(
                 connection: ConnectionRef(pointer: connection),
-                request: makeRequest(connection: connection, url: url, method: method),
-                bodyStream: streamsBody ? HTTPRequestBody() : nil)
+                request: makeRequest(connection: connection, url: url, method: method, version: version),
+                handler: handler, bodyLimit: configuration.maxBodySize, resumer: resumer)
             conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
-            if streamsBody { return startStreamedBody(exchange) }
+            if shuttingDown.load(ordering: .relaxed) {
+                return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
+            }
+            if case .start = exchange.event({ $0.headersArrived() }) { return start(exchange, body: []) }
             if let length = exchange.request.headers["Content-Length"].flatMap(Int.init),
                 length > configuration.maxBodySize
             {
@@ -51,139 +56,83 @@ final class ServerCore: Sendable {
         if let body = exchange.bodyStream {
             return continueStreamedBody(exchange, body: body, uploadData: uploadData, uploadDataSize: uploadDataSize)
         }
-
         if uploadDataSize.pointee > 0 {
-            let count = uploadDataSize.pointee
+            let bytes = UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee)
+            exchange.event { $0.wholeBodyPiece(bytes) }
             uploadDataSize.pointee = 0
-            let limit = configuration.maxBodySize
-            exchange.state.withLock { state in
-                guard !state.bodyTooLarge else { return }
-                if state.body.count + count > limit {
-                    state.bodyTooLarge = true
-                    state.body = []
-                } else if let uploadData {
-                    uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
-                        state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
-                    }
-                }
-            }
             return MHD_Result.YES
         }
+        if exchange.event({ $0.bodyTooLarge && $0.sentStatus == nil }) { return refuseBody(exchange) }
+        if case .receiving = exchange.event({ $0.phase }), shuttingDown.load(ordering: .relaxed) {
+            return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
+        }
+        switch exchange.event({ $0.bodyComplete() }) {
+        case .start(let body): return start(exchange, body: body)
+        case .queue(let response): return queue(response, exchange: exchange)
+        default: return MHD_Result.YES
+        }
+    }
 
-        enum Next { case start([UInt8]), tooLarge, queue(HTTPResponse), wait }
-        let next = exchange.state.withLock { state -> Next in
-            switch state.phase {
-            case .receiving:
-                if state.bodyTooLarge { return .tooLarge }
-                state.phase = .processing
-                let body = state.body
-                state.body = []
-                return .start(body)
-            case .ready(let response): return .queue(response)
-            case .processing, .sent: return .wait
-            }
+    /// Starts the exchange's handler as a task on the loop, runs the work it can do at once, and
+    /// queues its answer now if it has one, else suspends the connection until it does.
+    private func start(_ exchange: Exchange, body: [UInt8]) -> MHD_Result {
+        var request = exchange.request
+        request.body = body
+        request.bodyStream = exchange.bodyStream
+        inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
+        let handler = exchange.handler
+        let task = Task(executorPreference: handler.executor ?? loop) { [shuttingDown = self.isShuttingDown] in
+            let response = await handler.response(to: request)
+            // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
+            exchange.answer(
+                Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
         }
-        switch next {
-        case .start(let body):
-            if shuttingDown.load(ordering: .relaxed) {
-                exchange.state.withLock { $0.phase = .receiving }
-                return queue(HTTPProblem.shuttingDown.response(for: exchange.request), exchange: exchange)
-            }
-            var request = exchange.request
-            request.body = body
-            inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
-            MHD_suspend_connection(connection)
-            let responder = self.responder
-            let task = Task(executorPreference: responder.executor(for: request)) { [shuttingDown = self.isShuttingDown] in
-                let response = await responder.response(to: request)
-                // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
-                exchange.answer(
-                    Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
-            }
-            exchange.started(task, watch: watchForHangup(exchange))
-            return MHD_Result.YES
-        case .tooLarge:
-            return refuseBody(exchange)
-        case .queue(let response):
-            inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
-            return queue(response, exchange: exchange)
-        case .wait:
-            return MHD_Result.YES
+        exchange.started(task)
+        loop.runPendingWork()
+        switch exchange.event({ $0.startedInline() }) {
+        case .queue(let response): return queue(response, exchange: exchange)
+        case .suspend: exchange.suspend()
+        default: break
         }
+        return MHD_Result.YES
     }
 
     @Sendable func isShuttingDown() -> Bool { shuttingDown.load(ordering: .relaxed) }
 
-    /// A route that reads its body as it arrives: the responder starts now, with the headers.
-    private func startStreamedBody(_ exchange: Exchange) -> MHD_Result {
-        if shuttingDown.load(ordering: .relaxed) {
-            return queue(HTTPProblem.shuttingDown.response(for: exchange.request), exchange: exchange)
-        }
-        var request = exchange.request
-        request.bodyStream = exchange.bodyStream
-        exchange.state.withLock { $0.phase = .processing }
-        inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
-        let responder = self.responder
-        let task = Task(executorPreference: responder.executor(for: request)) { [shuttingDown = self.isShuttingDown] in
-            let response = await responder.response(to: request)
-            exchange.answer(
-                Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
-        }
-        exchange.started(task, watch: nil)
-        return MHD_Result.YES
-    }
-
-    /// Later calls for a streamed body: offer each piece (suspending while the handler is
-    /// behind), end the body on the last call, and send the answer once there is one.
+    /// Later calls for a streamed body: offer each piece (the client held back while the handler
+    /// is behind), end the body on the last call, and send the answer once there is one.
     private func continueStreamedBody(
         _ exchange: Exchange, body: HTTPRequestBody, uploadData: UnsafePointer<CChar>?,
         uploadDataSize: UnsafeMutablePointer<Int>
     ) -> MHD_Result {
         let count = uploadDataSize.pointee
-        enum Next { case queue(HTTPResponse), offer, suspend, wait }
-        let next = exchange.state.withLock { state -> Next in
-            switch state.phase {
-            case .ready(let response): return .queue(response)
-            case .sent: return .wait
-            case .receiving, .processing:
-                if count > 0 { return .offer }
-                if !state.bodyFinished {
-                    state.bodyFinished = true
-                    body.finish()
-                }
-                return .suspend
-            }
-        }
-        switch next {
-        case .queue(let response):
+        if count > 0 {
             // An answer before the whole body (an error, most likely): libmicrohttpd takes a
             // response only before the body or after all of it, so the rest is read and dropped.
-            if count > 0 {
-                uploadDataSize.pointee = 0
-                return MHD_Result.YES
+            var accepted = true
+            if exchange.event({ $0.wantsBody }) {
+                accepted = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
+                    [exchange] in exchange.bodyDrained()
+                }
+                if accepted { loop.runPendingWork() }
             }
-            inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
-            return queue(response, exchange: exchange)
-        case .wait:
-            uploadDataSize.pointee = 0
-            return MHD_Result.YES
-        case .suspend:
-            // Until the answer (which resumes; one that came meanwhile undoes the suspend).
-            exchange.suspend()
-            return MHD_Result.YES
-        case .offer:
-            let accepted = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
-                [exchange] in exchange.resumeIfSuspended()
-            }
-            if accepted {
-                uploadDataSize.pointee = 0
-            } else {
-                // Held back: the same bytes come again once the handler has read (or answered);
-                // a release that came before this suspend undoes it.
-                exchange.suspend()
+            switch exchange.event({ $0.streamedBodyPiece(accepted: accepted) }) {
+            case .consume: uploadDataSize.pointee = 0
+            case .suspend: exchange.suspend()
+            default: break  // offered again at once
             }
             return MHD_Result.YES
         }
+        if exchange.event({ $0.streamedBodyEnded() }) {
+            body.finish()
+            loop.runPendingWork()
+        }
+        switch exchange.event({ $0.streamedBodyComplete() }) {
+        case .queue(let response): return queue(response, exchange: exchange)
+        case .suspend: exchange.suspend()
+        default: break
+        }
+        return MHD_Result.YES
     }
 
     func completed(_ exchange: Exchange, termination: MHD_RequestTerminationCode) {
@@ -192,10 +141,7 @@ final class ServerCore: Sendable {
             body.fail()
             exchange.cancelTask()
         }
-        let status = exchange.state.withLock { state -> Int? in
-            if case .sent(let status) = state.phase { return status }
-            return nil
-        }
+        let status = exchange.event { $0.sentStatus }
         let elapsed = ContinuousClock.now - exchange.started
         var metadata: Logger.Metadata = exchange.request.annotations.metadata
         metadata["http.path"] = .string(exchange.request.path)
@@ -218,12 +164,12 @@ final class ServerCore: Sendable {
     /// An MHD_Response of unknown size (chunked) whose content reader reads `stream`.
     private func streamResponse(_ stream: any HTTPBodyStream, exchange: Exchange) -> OpaquePointer? {
         let box = StreamResponse(
-            stream: stream, connection: exchange.connection, logger: exchange.request.logger, hangups: hangups,
+            stream: stream, connection: exchange.connection, logger: exchange.request.logger, resumer: resumer,
             onFree: { [weak self] box in _ = self?.streams.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) } })
         let retained = Unmanaged.passRetained(box)
         guard
             let response = MHD_create_response_from_callback(
-                usbhttpd_mhd_size_unknown, 256 * 1024, streamReader, retained.toOpaque(), streamFreed)
+                usbhttpd_mhd_size_unknown, 32 * 1024, streamReader, retained.toOpaque(), streamFreed)
         else {
             retained.release()
             stream.close()
@@ -235,21 +181,18 @@ final class ServerCore: Sendable {
         return response
     }
 
-    /// Cancels the exchange's task if its client hangs up while the connection is suspended.
-    private func watchForHangup(_ exchange: Exchange) -> DisconnectWatcher.Registration? {
-        return hangups?.watch(exchange.connection) { [weak exchange] in
-            guard let exchange else { return }
-            exchange.request.logger.notice("client hung up; cancelling its request")
-            exchange.cancelTask()
-        }
-    }
-
     /// 413 for a body over the configured limit.
     private func refuseBody(_ exchange: Exchange) -> MHD_Result {
-        queue(HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request), exchange: exchange)
+        refuse(exchange, with: HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request))
     }
 
-    private func makeRequest(connection: OpaquePointer, url: String, method: String) -> HTTPRequest {
+    /// Queues `response` without running the handler.
+    private func refuse(_ exchange: Exchange, with response: HTTPResponse) -> MHD_Result {
+        exchange.event { $0.refused(status: response.status) }
+        return queue(response, exchange: exchange)
+    }
+
+    private func makeRequest(connection: OpaquePointer, url: String, method: String, version: String) -> HTTPRequest {
         var headers: [(name: String, value: String)] = []
         var query: [(name: String, value: String)] = []
         withUnsafeMutablePointer(to: &headers) {
@@ -265,6 +208,7 @@ final class ServerCore: Sendable {
     }
 
     private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
+        inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
         let made: OpaquePointer?
         if let stream = response.stream {
             made = streamResponse(stream, exchange: exchange)
@@ -279,7 +223,6 @@ final class ServerCore: Sendable {
         defer { MHD_destroy_response(mhdResponse) }
         for field in response.headers { _ = MHD_add_response_header(mhdResponse, field.name, field.value) }
         _ = MHD_add_response_header(mhdResponse, "X-Request-Id", exchange.request.id)
-        exchange.state.withLock { $0.phase = .sent(status: response.status) }
         return MHD_queue_response(exchange.connection.pointer, UInt32(response.status), mhdResponse)
     }
 }

@@ -1,10 +1,11 @@
 import CMicroHTTPD
+import EventLoop
 import Logging
 import Synchronization
 
 /// A streamed response as libmicrohttpd's content reader sees it (its `cls`): asks the
 /// stream for bytes, suspends the connection while the stream has none (watching the socket
-/// for a hang-up meanwhile), and resumes it when the stream wakes it.
+/// for a hang-up meanwhile), and resumes it, on the event loop, when the stream wakes it.
 final class StreamResponse: @unchecked Sendable {
     private struct State {
         var suspended = false
@@ -12,26 +13,27 @@ final class StreamResponse: @unchecked Sendable {
         var woken = false
         var stopping = false
         var clientGone = false
-        var watch: DisconnectWatcher.Registration?
+        var watch: EventLoop.Watch?
     }
 
     let stream: any HTTPBodyStream
     let connection: ConnectionRef
     let logger: Logger
-    private let hangups: DisconnectWatcher?
+    private let resumer: ConnectionResumer
+    private var loop: EventLoop { resumer.loop }
     private let onFree: @Sendable (StreamResponse) -> Void
     /// The MHD_Response, set once right after it is created (for trailers).
     var response: OpaquePointer?
     private let state = Mutex(State())
 
     init(
-        stream: any HTTPBodyStream, connection: ConnectionRef, logger: Logger, hangups: DisconnectWatcher?,
+        stream: any HTTPBodyStream, connection: ConnectionRef, logger: Logger, resumer: ConnectionResumer,
         onFree: @escaping @Sendable (StreamResponse) -> Void
     ) {
         self.stream = stream
         self.connection = connection
         self.logger = logger
-        self.hangups = hangups
+        self.resumer = resumer
         self.onFree = onFree
     }
 
@@ -47,18 +49,19 @@ final class StreamResponse: @unchecked Sendable {
         case .bytes(let count):
             return count
         case .wait:
-            // Suspended under the lock, with the flag: wake() resumes only a suspended connection.
-            let suspended = state.withLock { state -> Bool in
+            // Decided under the lock, suspended outside it (on the loop, the only thread that
+            // resumes: a wake from elsewhere is queued there, so it comes after this suspend).
+            let suspend = state.withLock { state -> Bool in
                 if state.woken {
                     state.woken = false
                     return false
                 }
-                MHD_suspend_connection(connection.pointer)
                 state.suspended = true
                 return true
             }
             // Returning 0 without suspending makes libmicrohttpd ask again at once: only when woken meanwhile.
-            guard suspended else { return 0 }
+            guard suspend else { return 0 }
+            MHD_suspend_connection(connection.pointer)
             watchForHangup()
             return 0
         case .end(let trailers):
@@ -74,17 +77,18 @@ final class StreamResponse: @unchecked Sendable {
 
     /// The stream has something (or has ended): resume the connection if it is suspended.
     func wake() {
-        let (resume, watch) = state.withLock { state -> (Bool, DisconnectWatcher.Registration?) in
+        let resume = state.withLock { state -> Bool in
             guard state.suspended else {
                 state.woken = true
-                return (false, nil)
+                return false
             }
             state.suspended = false
-            defer { state.watch = nil }
-            return (true, state.watch)
+            return true
         }
-        watch?.cancel()
-        if resume { MHD_resume_connection(connection.pointer) }
+        guard resume else { return }
+        resumer.resume(connection) { [self] in
+            if let watch = state.withLock({ $0.watch.take() }) { loop.unwatch(watch) }
+        }
     }
 
     /// Ends the stream at the next read (the server is stopping).
@@ -95,11 +99,7 @@ final class StreamResponse: @unchecked Sendable {
 
     /// MHD_ContentReaderFreeCallback: the response is gone.
     func freed() {
-        let watch = state.withLock { state -> DisconnectWatcher.Registration? in
-            defer { state.watch = nil }
-            return state.watch
-        }
-        watch?.cancel()
+        if let watch = state.withLock({ $0.watch.take() }) { loop.unwatch(watch) }
         stream.close()
         onFree(self)
     }
@@ -108,19 +108,26 @@ final class StreamResponse: @unchecked Sendable {
     /// resume: resume it then and end the body, so that libmicrohttpd closes the connection and
     /// frees the response (which cancels the stream).
     private func watchForHangup() {
-        guard let hangups else { return }
-        let registration = hangups.watch(connection) { [weak self] in
-            // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
-            // end the body at that next read.
-            self?.state.withLock { $0.clientGone = true }
-            self?.wake()
+        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
+        guard fd >= 0 else { return }
+        let watch: EventLoop.Watch
+        do {
+            watch = try loop.watch(.init(rawValue: fd), for: [.readHangup, .oneShot]) { [weak self] _ in
+                // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
+                // end the body at that next read.
+                self?.state.withLock { $0.clientGone = true }
+                self?.wake()
+            }
+        } catch {
+            logger.warning("cannot watch the client's socket for a hang-up", metadata: ["error": "\(error)"])
+            return
         }
-        let stale = state.withLock { state -> DisconnectWatcher.Registration? in
+        let stale = state.withLock { state -> Bool in
             // Woken between the suspend and now: nothing to watch.
-            guard state.suspended else { return registration }
-            state.watch = registration
-            return nil
+            guard state.suspended else { return true }
+            state.watch = watch
+            return false
         }
-        stale?.cancel()
+        if stale { loop.unwatch(watch) }
     }
 }

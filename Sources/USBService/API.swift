@@ -28,12 +28,6 @@ public enum API {
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)
-        // A request for a device whose session is open runs on that device's thread, so it
-        // reaches the device (and comes back) without thread switches: a control transfer
-        // then costs one switch there and one back to the server, not four more.
-        router.executorForRoute = { _, parameters in
-            parameters["id"].flatMap { catalog.openSession(id: $0)?.taskExecutor }
-        }
         if let tokens {
             router.routeGuard = BearerAuthenticator(
                 tokens: tokens, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil })

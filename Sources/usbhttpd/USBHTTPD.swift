@@ -1,4 +1,5 @@
 import ArgumentParser
+import EventLoop
 import Foundation
 import HTTPServer
 import Logging
@@ -140,7 +141,10 @@ struct USBHTTPD: AsyncParsableCommand {
         logger.info(
             "device policy",
             metadata: ["usb.policy.rules": "\(policy.rules.map(\.description))", "usb.policy.deny_risky": "\(policy.denyRiskyClasses)"])
-        let host = USBHost(context: context, logger: Logger(label: "usbhttpd.usb"), policy: policy)
+        // One thread serves HTTP, libusb's events and the device actors (blocking libusb calls
+        // run on each device's worker thread instead).
+        let loop = try EventLoop(name: "usbhttpd-loop", logger: Logger(label: "usbhttpd.loop"))
+        let host = try USBHost(context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy)
         await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
 
@@ -164,7 +168,7 @@ struct USBHTTPD: AsyncParsableCommand {
         limits.maxStreams = maxStreams
         let server = HTTPServer(
             configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit),
-            logger: Logger(label: "usbhttpd.http"))
+            logger: Logger(label: "usbhttpd.http"), loop: loop)
 
         let group = ServiceGroup(
             configuration: .init(

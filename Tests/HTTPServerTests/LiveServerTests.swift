@@ -25,10 +25,10 @@ import Threads
     static let preferred = ThreadExecutor(name: "test-preferred")
 
     struct Echo: HTTPResponder {
-        func streamsBody(method: String, path: String) -> Bool { path.hasPrefix("/refuse") }
-
-        func executor(for request: HTTPRequest) -> (any TaskExecutor)? {
-            request.path == "/on-thread" ? LiveServerTests.preferred : nil
+        func handler(method: String, path: String) -> HTTPHandler {
+            HTTPHandler(
+                streamsBody: path.hasPrefix("/refuse"), executor: path == "/on-thread" ? LiveServerTests.preferred : nil,
+                respond: { try await respond(to: $0) })
         }
 
         func respond(to request: HTTPRequest) async throws -> HTTPResponse {

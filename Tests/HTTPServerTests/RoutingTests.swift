@@ -37,19 +37,22 @@ import Threads
         #expect(gone.status == 204)
     }
 
-    @Test func theExecutorIsPickedFromTheMatchedRoute() {
-        let executor = ThreadExecutor(name: "test-route")
+    @Test func theRouteIsResolvedOnceFromTheHead() async {
         var router = self.router
-        router.executorForRoute = { route, parameters in
-            route == "/things/{id}" && parameters["id"] == "7" ? executor : nil
+        router.post("/uploads/{id}", streamsBody: true) { request in
+            HTTPResponse(status: 201, body: Array((request.parameters["id"] ?? "").utf8))
         }
-        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/things/7")) as? ThreadExecutor === executor)
-        #expect(router.executor(for: HTTPRequest(method: "HEAD", path: "/things/7/")) as? ThreadExecutor === executor)
-        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/things/8")) == nil)
-        #expect(router.executor(for: HTTPRequest(method: "POST", path: "/things/7")) == nil, "no such route")
-        #expect(router.executor(for: HTTPRequest(method: "GET", path: "/nothing")) == nil)
-        #expect(self.router.executor(for: HTTPRequest(method: "GET", path: "/things/7")) == nil, "none picked")
-        executor.stop()
+        let upload = router.handler(method: "POST", path: "/uploads/9")
+        #expect(upload.streamsBody)
+        #expect(upload.executor == nil, "the server's loop")
+        let answer = await upload.response(to: HTTPRequest(method: "POST", path: "/uploads/9"))
+        #expect(answer.status == 201 && answer.body == Array("9".utf8))
+        #expect(!router.handler(method: "GET", path: "/things/7").streamsBody)
+        #expect(!router.handler(method: "HEAD", path: "/things/7/").streamsBody)
+        let missing = await router.handler(method: "GET", path: "/nothing").response(to: HTTPRequest(method: "GET", path: "/nothing"))
+        #expect(missing.status == 404)
+        let wrong = await router.handler(method: "PATCH", path: "/uploads/9").response(to: HTTPRequest(method: "PATCH", path: "/uploads/9"))
+        #expect(wrong.status == 405)
     }
 
     @Test func headIsServedByGet() async {

@@ -1,3 +1,4 @@
+import EventLoop
 import Logging
 import Synchronization
 import Threads
@@ -13,7 +14,8 @@ import Threads
 /// can use it at once.
 public actor USBHost {
     private let context: USBContext
-    private let events: USBEventThread
+    private let loop: EventLoop
+    private let events: USBEvents
     private let executor: ThreadExecutor
     private let logger: Logger
     private let sysfsRoot: String
@@ -34,16 +36,17 @@ public actor USBHost {
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// Starts libusb's event thread for `context`. Call ``startMonitoring(allowNetlink:allowInotify:)`` to
-    /// follow arrivals and removals as they happen.
+    /// Handles `context`'s events on `loop`, where device sessions run too. Call
+    /// ``startMonitoring(allowNetlink:allowInotify:)`` to follow arrivals and removals as they happen.
     /// `policy` decides which devices exist for clients (``DevicePolicy``).
     public init(
-        context: USBContext, logger: Logger, policy: DevicePolicy = DevicePolicy(),
+        context: USBContext, loop: EventLoop, logger: Logger, policy: DevicePolicy = DevicePolicy(),
         sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog()
-    ) {
+    ) throws {
         self.roster = DeviceRoster(policy: policy)
         self.context = context
-        self.events = USBEventThread(context: context)
+        self.loop = loop
+        self.events = try USBEvents(context: context, loop: loop, logger: logger)
         self.executor = ThreadExecutor(name: "usb-host")
         self.logger = logger
         self.sysfsRoot = sysfsRoot
@@ -80,14 +83,18 @@ public actor USBHost {
 
     /// Device `id` with every string its descriptors refer to (read from the device once),
     /// or nil when absent.
-    public func device(id: String) -> USBDeviceInfo? {
+    public func device(id: String) async -> USBDeviceInfo? {
         refresh(id: id)
-        guard var entry = roster[id] else { return nil }
-        if entry.allStrings == nil, let handle = try? session(entry).handle {
-            entry.allStrings = readStrings(handle, indexes: entry.info.stringIndexes, device: id)
-                .merging(entry.info.strings) { read, _ in read }
-            roster[id] = entry
+        guard let entry = roster[id] else { return nil }
+        if entry.allStrings == nil, let session = try? session(entry) {
+            let strings = await readStrings(session, indexes: entry.info.stringIndexes)
+            // The roster may have changed while the strings were read.
+            if var current = roster[id], current.sysfs.address == entry.sysfs.address {
+                current.allStrings = strings.merging(current.info.strings) { read, _ in read }
+                roster[id] = current
+            }
         }
+        guard let entry = roster[id] else { return nil }
         var info = entry.info
         if let strings = entry.allStrings { info.strings = strings }
         return info
@@ -194,22 +201,23 @@ public actor USBHost {
         let handle = try context.open(node: entry.sysfs.nodePath)
         let session = DeviceSession(
             handle: handle, id: id, configurations: entry.info.configurations,
-            activeConfiguration: entry.sysfs.activeConfiguration)
+            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop)
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])
         return session
     }
 
-    private func readStrings(_ handle: USBDeviceHandle, indexes: Set<UInt8>, device: String) -> [UInt8: String] {
+    /// Every string `indexes` name, in the device's first language (none if it has none).
+    private func readStrings(_ session: DeviceSession, indexes: Set<UInt8>) async -> [UInt8: String] {
         guard !indexes.isEmpty else { return [:] }
-        guard let language = (try? handle.stringLanguages())?.first else {
-            logger.debug("device has no string languages", metadata: ["usb.device": "\(device)"])
+        guard let language = (try? await session.stringLanguages(logger: logger))?.first else {
+            logger.debug("device has no string languages", metadata: ["usb.device": "\(session.id)"])
             return [:]
         }
         var strings: [UInt8: String] = [:]
-        for index in indexes {
-            strings[index] = try? handle.string(index: index, language: language)
+        for index in indexes.sorted() {
+            strings[index] = try? await session.string(index: index, language: language, logger: logger)
         }
         return strings
     }

@@ -10,7 +10,7 @@ extension DeviceSession {
     public func isoTransfer(
         _ endpoint: UInt8, packetLengths: [Int], data: [UInt8]?, timeout: UInt32, logger: Logger
     ) async throws -> IsoTransferResult {
-        try ensurePresent()
+        try await ready()
         let descriptor = try state.endpoint(endpoint, for: data == nil ? .isoRead : .isoWrite)
         try DeviceState.checkIsoPackets(packetLengths, for: descriptor)
         let pending = try PendingTransfer(handle: handle, endpoint: endpoint, isoPackets: packetLengths, timeout: timeout)
@@ -64,7 +64,7 @@ extension DeviceSession {
         _ endpoint: UInt8, packetSize: Int, packetsPerTransfer: Int, transfers: Int, timeout: UInt32, logger: Logger,
         next: () async throws -> [UInt8]?
     ) async throws -> (summary: IsoStreamSummary, offered: Int) {
-        try ensurePresent()
+        try await ready()
         let descriptor = try state.endpoint(endpoint, for: .isoWrite)
         try DeviceState.checkIsoPackets(Array(repeating: packetSize, count: packetsPerTransfer), for: descriptor)
         USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: false)

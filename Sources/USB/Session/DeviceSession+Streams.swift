@@ -6,8 +6,8 @@ extension DeviceSession {
     /// Starts streaming from bulk, interrupt or (with `options.isoPacketSize`) isochronous IN
     /// endpoint `endpoint`: the stream's transfers
     /// are submitted now, and submitted again (from this actor's thread) as they are read.
-    public func stream(_ endpoint: UInt8, options: BulkInStream.Options) throws -> BulkInStream {
-        try ensurePresent()
+    public func stream(_ endpoint: UInt8, options: BulkInStream.Options) async throws -> BulkInStream {
+        try await ready()
         let type: libusb_transfer_type
         if let packetSize = options.isoPacketSize {
             let descriptor = try state.endpoint(endpoint, for: .isoRead)
@@ -22,10 +22,15 @@ extension DeviceSession {
         leftovers[endpoint] = nil
         let stream = try BulkInStream(
             handle: handle, endpoint: endpoint, type: type, options: options,
-            submitter: { [executor, self] body in
-                // A closure on this actor's own thread, not a task: the cheapest way back in.
-                // (The stream keeps the session alive; the session holds its streams weakly.)
-                executor.run { self.assumeIsolated { _ in body() } }
+            submitter: { [loop, self] body in
+                // On the loop (this actor's executor) at once, else a closure queued there: not a
+                // task, the cheapest way in. (The stream keeps the session alive; the session
+                // holds its streams weakly.)
+                if loop.inEventLoop {
+                    self.assumeIsolated { _ in body() }
+                } else {
+                    loop.execute { self.assumeIsolated { _ in body() } }
+                }
             })
         streams = streams.filter { $0.value.stream != nil }
         streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
@@ -42,7 +47,7 @@ extension DeviceSession {
         _ endpoint: UInt8, transfers: Int, transferSize: Int, zeroLengthPacket: Bool, timeout: UInt32, logger: Logger,
         next: () async throws -> [UInt8]?
     ) async throws -> (result: TransferResult, offered: Int) {
-        try ensurePresent()
+        try await ready()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
         // `transfers` buffers, filled straight from the body's pieces and used again as their
@@ -80,9 +85,8 @@ extension DeviceSession {
                     break
                 }
                 let transfer = try PendingTransfer(
-                    handle: handle, endpoint: endpoint, type: libusbType(descriptor),
-                    buffer: UnsafeMutableRawBufferPointer(start: buffer, count: transferSize), length: filled,
-                    timeout: timeout)
+                    handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: filled, timeout: timeout,
+                    buffer: UnsafeMutableRawBufferPointer(start: buffer, count: transferSize))
                 lastLength = filled
                 inFlight[ObjectIdentifier(transfer)] = transfer
                 do {

@@ -1,18 +1,24 @@
 import CLibUSB
+import EventLoop
 import Threads
 import Logging
 import Synchronization
 
-/// One open device and everything the daemon does with it. Runs on a thread of its own:
-/// blocking libusb calls (claim, SET_INTERFACE, clear halt, reset) never touch Swift's
-/// cooperative pool, and URBs for the device are submitted here, one after another, in
-/// the order requests arrive. Awaiting a transfer does not block the actor: other requests
-/// on the same device go ahead meanwhile.
+/// One open device and everything the daemon does with it. The actor runs on the event loop
+/// (``EventLoop``), where libusb's completions and the server's requests run too: a transfer
+/// is submitted, completed and answered without a thread switch, and URBs for the device are
+/// submitted one after another, in the order requests arrive. Blocking libusb calls (claim,
+/// SET_INTERFACE, SET_CONFIGURATION, clear halt, reset, release) run on the device's own
+/// worker thread instead, never on the loop; while one runs, the actor's other work waits
+/// (``waitWhileBlocked()``), as it would if the call ran on the actor's own thread. Awaiting a
+/// transfer does not hold the actor: other requests on the device go ahead meanwhile.
 public actor DeviceSession {
     /// The device's id ("1-2.3") at the time it was opened.
     public nonisolated let id: String
     public nonisolated let handle: USBDeviceHandle
-    nonisolated let executor: ThreadExecutor
+    nonisolated let loop: EventLoop
+    /// Where blocking libusb calls run.
+    nonisolated let worker: ThreadExecutor
     nonisolated let goneFlag = Atomic<Bool>(false)
     public private(set) var state: DeviceState
     var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
@@ -22,15 +28,15 @@ public actor DeviceSession {
     var leftovers: [UInt8: [UInt8]] = [:]
     /// Streams of this device, cancelled when the session closes.
     var streams: [ObjectIdentifier: WeakStream] = [:]
+    /// A blocking call runs on the worker; who waits for it to end.
+    private var blockingCall = false
+    private var waitingForBlockingCall: [CheckedContinuation<Void, Never>] = []
 
     struct WeakStream {
         weak var stream: BulkInStream?
     }
 
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    /// The device's thread as a task executor: a task that prefers it reaches this actor, and
-    /// leaves it, without a thread switch (see ``ThreadExecutor``).
-    public nonisolated var taskExecutor: any TaskExecutor { executor }
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
     /// The device was unplugged, came back as a new device after a reset, or the session was closed:
     /// every request answers LIBUSB_ERROR_NO_DEVICE.
@@ -40,30 +46,36 @@ public actor DeviceSession {
     /// LIBUSB_ERROR_NO_DEVICE. ``close()`` still has to run.
     public nonisolated func deviceRemoved() { goneFlag.store(true, ordering: .releasing) }
 
-    /// Takes over `handle`. Kernel drivers are detached from interfaces on claim and attached
-    /// again on release.
-    public init(handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?) {
+    /// Takes over `handle`, on `loop`. Kernel drivers are detached from interfaces on claim and
+    /// attached again on release.
+    public init(
+        handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?,
+        loop: EventLoop
+    ) {
         self.id = id
         self.handle = handle
-        self.executor = ThreadExecutor(name: "usb-\(id)")
+        self.loop = loop
+        self.worker = ThreadExecutor(name: "usb-\(id)")
         self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
         // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.
         try? handle.setAutoDetachKernelDriver(true)
     }
 
-    deinit { executor.stop() }
+    deinit { worker.stop() }
 
     // MARK: Interfaces and configurations
 
     /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is bound.
-    public func claim(_ number: UInt8) throws -> DeviceState.Claim {
-        try ensurePresent()
+    public func claim(_ number: UInt8) async throws -> DeviceState.Claim {
+        try await ready()
         leftovers = [:]
         try state.checkClaim(number)
-        let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
-        try call { () throws(USBError) in try handle.claimInterface(number) }
-        let altSetting = state.activeConfiguration.flatMap {
-            Sysfs.altSetting(device: id, configuration: $0, interface: number)
+        let (handle, id, configuration) = (handle, id, state.activeConfiguration)
+        let (detached, altSetting) = try await blocking { () throws(USBError) -> (Bool, UInt8?) in
+            let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
+            try handle.claimInterface(number)
+            let altSetting = configuration.flatMap { Sysfs.altSetting(device: id, configuration: $0, interface: number) }
+            return (detached, altSetting)
         }
         let claim = DeviceState.Claim(interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached)
         state.claimed(claim)
@@ -72,49 +84,54 @@ public actor DeviceSession {
 
     /// Releases interface `number` (libusb_release_interface); its kernel driver, if one was
     /// detached, is attached again.
-    public func release(_ number: UInt8) throws {
-        try ensurePresent()
+    public func release(_ number: UInt8) async throws {
+        try await ready()
         leftovers = [:]
         _ = try state.claim(number)
         defer { state.released(number) }
-        try call { () throws(USBError) in try handle.releaseInterface(number) }
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.releaseInterface(number) }
     }
 
     /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).
-    public func setAltSetting(interface: UInt8, altSetting: UInt8) throws {
-        try ensurePresent()
+    public func setAltSetting(interface: UInt8, altSetting: UInt8) async throws {
+        try await ready()
         leftovers = [:]
         try state.checkAltSetting(interface: interface, altSetting: altSetting)
-        try call { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
         state.altSettingSelected(interface: interface, altSetting: altSetting)
     }
 
     /// Activates configuration `value`, or unconfigures the device for nil (libusb_set_configuration).
-    public func setConfiguration(_ value: UInt8?) throws {
-        try ensurePresent()
+    public func setConfiguration(_ value: UInt8?) async throws {
+        try await ready()
         leftovers = [:]
         try state.checkConfiguration(value)
-        try call { () throws(USBError) in try handle.setConfiguration(value) }
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.setConfiguration(value) }
         state.configured(value)
     }
 
     /// Clears a halt (stall) on `endpoint` of a claimed interface (libusb_clear_halt).
-    public func clearHalt(_ endpoint: UInt8) throws {
-        try ensurePresent()
+    public func clearHalt(_ endpoint: UInt8) async throws {
+        try await ready()
         leftovers = [:]
         _ = try state.endpoint(endpoint, for: .clearHalt)
-        try call { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
     }
 
     /// Resets the device's port (libusb_reset_device). Claims survive; alternate settings go
     /// back to 0. If the device comes back as another device the session is gone.
-    public func reset() throws {
-        try ensurePresent()
+    public func reset() async throws {
+        try await ready()
         leftovers = [:]
+        let handle = handle
         do {
-            try handle.reset()
+            try await blocking { () throws(USBError) in try handle.reset() }
         } catch {
-            if error == .notFound || error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            if error == .notFound { goneFlag.store(true, ordering: .releasing) }
             throw error
         }
         state.wasReset()
@@ -127,7 +144,7 @@ public actor DeviceSession {
     public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws(USBError)
         -> TransferResult
     {
-        try ensurePresent()
+        try await ready()
         precondition(setup.direction == .in || Int(setup.length) == data.count, "wLength must match the OUT data")
         let pending = try PendingTransfer(
             handle: handle, endpoint: setup.direction == .in ? 0x80 : 0x00, type: LIBUSB_TRANSFER_TYPE_CONTROL,
@@ -149,7 +166,7 @@ public actor DeviceSession {
     /// overflow: what comes beyond `length` is kept for the next read of the endpoint, which
     /// gets it without a URB.
     public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
-        try ensurePresent()
+        try await ready()
         let descriptor = try state.endpoint(endpoint, for: .read)
         if let kept = leftovers.removeValue(forKey: endpoint) {
             let count = min(length, kept.count)
@@ -173,7 +190,7 @@ public actor DeviceSession {
     public func write(_ endpoint: UInt8, data: [UInt8], zeroLengthPacket: Bool, timeout: UInt32, logger: Logger)
         async throws -> TransferResult
     {
-        try ensurePresent()
+        try await ready()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let pending = try PendingTransfer(
             handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: data.count, timeout: timeout,
@@ -197,10 +214,12 @@ public actor DeviceSession {
         while !inFlight.isEmpty && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        for number in state.claims.keys.sorted() {
-            try? handle.releaseInterface(number)
-            state.released(number)
+        let handle = handle
+        let claimed = state.claims.keys.sorted()
+        _ = try? await blocking { () throws(USBError) in
+            for number in claimed { try? handle.releaseInterface(number) }
         }
+        for number in claimed { state.released(number) }
     }
 
     /// Transfers in flight now.
@@ -247,14 +266,35 @@ public actor DeviceSession {
         if isGone { throw .noDevice }
     }
 
-    /// A blocking libusb call; LIBUSB_ERROR_NO_DEVICE marks the session gone.
-    private func call(_ body: () throws(USBError) -> Void) throws(USBError) {
-        do {
-            try body()
-        } catch {
-            if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
-            throw error
+    /// Waits until no blocking call runs, then checks that the device is still there: the
+    /// first step of every request. (No suspension when nothing blocks, the usual case.)
+    func ready() async throws(USBError) {
+        await waitWhileBlocked()
+        try ensurePresent()
+    }
+
+    /// Returns once no blocking call runs on the worker.
+    func waitWhileBlocked() async {
+        while blockingCall {
+            await withCheckedContinuation { waitingForBlockingCall.append($0) }
         }
+    }
+
+    /// Runs a blocking libusb call on the device's worker thread and waits for it, holding the
+    /// actor's other work back meanwhile (``waitWhileBlocked()``); LIBUSB_ERROR_NO_DEVICE marks
+    /// the session gone.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(USBError) -> T) async throws(USBError) -> T {
+        await waitWhileBlocked()
+        blockingCall = true
+        let result: Result<T, USBError> = await withCheckedContinuation { continuation in
+            worker.run { continuation.resume(returning: Result { () throws(USBError) -> T in try body() }) }
+        }
+        blockingCall = false
+        let waiting = waitingForBlockingCall
+        waitingForBlockingCall = []
+        for continuation in waiting { continuation.resume() }
+        if case .failure(let error) = result, error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+        return try result.get()
     }
 
     func libusbType(_ endpoint: EndpointDescriptor) -> libusb_transfer_type {

@@ -1,0 +1,291 @@
+import Dispatch
+import Glibc
+import LinuxSystem
+import Logging
+import Synchronization
+import SystemPackage
+import Threads
+
+/// One thread that waits in epoll for every descriptor registered with it and runs the work
+/// queued for it: plain closures, and the jobs of the actors and tasks that use it as their
+/// executor. libmicrohttpd (in external epoll mode), libusb's descriptors and the sockets of
+/// streamed responses are all served here, so that a request, its USB transfer and its answer
+/// need no thread switch: the transfer's completion and the answer run on the thread that
+/// parsed the request. Code that runs here must never block.
+///
+/// It is a serial executor (device actors run on it) and a task executor (the server's
+/// request tasks prefer it), as ``ThreadExecutor`` is for a thread without descriptors.
+public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+    /// One registered descriptor; ``unwatch(_:)`` ends it.
+    public struct Watch: Sendable, Hashable {
+        fileprivate let token: UInt64
+        public let descriptor: FileDescriptor
+    }
+
+    private enum Work {
+        case job(UnownedJob)
+        case closure(@Sendable () -> Void)
+    }
+
+    private struct Queue {
+        var work: [Work] = []
+        /// The eventfd was written and not yet drained: later work from other threads need not write it again.
+        var wakePending = false
+        /// The thread has ended: work goes elsewhere (jobs) or nowhere (closures).
+        var finished = false
+    }
+
+    /// A source of deadlines that the loop keeps (libmicrohttpd's connection timeouts and its
+    /// own "call me again at once").
+    private struct DeadlineSource {
+        let id: UInt64
+        let next: @Sendable () -> Int?
+        let expired: @Sendable () -> Void
+    }
+
+    private let logger: Logger
+    private let epoll: Epoll
+    private let wakeCounter: EventCounter
+    private let queue = Mutex(Queue())
+    private let handlers = Mutex<[UInt64: @Sendable (Epoll.Events) -> Void]>([:])
+    private let deadlineSources = Mutex<[DeadlineSource]>([])
+    private let nextToken = Atomic<UInt64>(1)
+    private let threadID = Atomic<UInt>(0)
+    private let stopRequested = Atomic<Bool>(false)
+    private let ended = DispatchSemaphore(value: 0)
+    /// Loop-confined: the array the queue's work is swapped into, and whether work is running.
+    private var spare: [Work] = []
+    private var draining = false
+    /// The token of the wake counter's registration.
+    private static let wakeToken: UInt64 = 0
+
+    /// Starts the loop on a new thread named `name`.
+    public init(name: String, logger: Logger) throws(Errno) {
+        self.logger = logger
+        self.epoll = try Epoll.create()
+        do {
+            self.wakeCounter = try EventCounter.create()
+        } catch {
+            try? epoll.close()
+            throw error
+        }
+        do {
+            try epoll.add(wakeCounter.descriptor, events: .input, token: Self.wakeToken)
+        } catch {
+            try? wakeCounter.close()
+            try? epoll.close()
+            throw error
+        }
+        let started = DispatchSemaphore(value: 0)
+        NamedThread.start(name: name) { [self] in
+            threadID.store(UInt(pthread_self()), ordering: .releasing)
+            started.signal()
+            runLoop()
+        }
+        started.wait()
+    }
+
+    // MARK: Descriptors
+
+    /// Calls `handler` on the loop's thread whenever `descriptor` has any of `events` (level
+    /// triggered unless `.edgeTriggered`), until ``unwatch(_:)``.
+    public func watch(
+        _ descriptor: FileDescriptor, for events: Epoll.Events, _ handler: @escaping @Sendable (Epoll.Events) -> Void
+    ) throws(Errno) -> Watch {
+        let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+        handlers.withLock { $0[token] = handler }
+        do {
+            try epoll.add(descriptor, events: events, token: token)
+        } catch {
+            handlers.withLock { _ = $0.removeValue(forKey: token) }
+            throw error
+        }
+        return Watch(token: token, descriptor: descriptor)
+    }
+
+    /// New events for a watch (re-arming a one-shot one).
+    public func change(_ watch: Watch, to events: Epoll.Events) throws(Errno) {
+        try epoll.modify(watch.descriptor, events: events, token: watch.token)
+    }
+
+    /// Stops watching: the handler is not called again (even for events already waiting).
+    public func unwatch(_ watch: Watch) {
+        handlers.withLock { _ = $0.removeValue(forKey: watch.token) }
+        do {
+            try epoll.remove(watch.descriptor)
+        } catch where error == .noSuchFileOrDirectory || error == .badFileDescriptor {
+            // Closed already, which took it out of the set.
+        } catch {
+            logger.error("epoll_ctl(EPOLL_CTL_DEL) failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Asks `next` before each wait how many milliseconds may pass before `expired` must run
+    /// (nil: no limit), and runs `expired` on the loop's thread once that time has passed.
+    /// Returns an id for ``removeDeadlineSource(_:)``.
+    public func addDeadlineSource(next: @escaping @Sendable () -> Int?, expired: @escaping @Sendable () -> Void) -> UInt64 {
+        let id = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+        deadlineSources.withLock { $0.append(DeadlineSource(id: id, next: next, expired: expired)) }
+        wakeUp()
+        return id
+    }
+
+    public func removeDeadlineSource(_ id: UInt64) {
+        deadlineSources.withLock { $0.removeAll { $0.id == id } }
+    }
+
+    // MARK: Work
+
+    /// Runs `body` on the loop's thread, after the work already queued. Dropped once the loop
+    /// has stopped.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        _ = add(.closure(body))
+    }
+
+    /// Whether the calling thread is the loop's.
+    public var inEventLoop: Bool {
+        pthread_equal(pthread_t(threadID.load(ordering: .acquiring)), pthread_self()) != 0
+    }
+
+    /// Runs the work queued now (and what it queues), on the loop's thread: the server calls it
+    /// inside libmicrohttpd's callback so that a request that needs nothing else is answered
+    /// before the callback returns. Does nothing when work is running already (a caller
+    /// inside it) or off the loop's thread.
+    public func runPendingWork() {
+        guard inEventLoop, !draining else { return }
+        draining = true
+        defer { draining = false }
+        // Bounded, so that work that keeps queueing work cannot starve the descriptors.
+        for _ in 0..<64 {
+            // Swapped, not copied: the queue takes the spare array's capacity, and this one
+            // takes the queue's work.
+            var batch: [Work] = []
+            swap(&batch, &spare)
+            queue.withLock { swap(&$0.work, &batch) }
+            if batch.isEmpty {
+                spare = batch
+                return
+            }
+            for work in batch {
+                switch work {
+                case .job(let job):
+                    job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+                case .closure(let body):
+                    body()
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            spare = batch
+        }
+    }
+
+    /// Ends the loop once the work queued now has run, and waits for its thread to leave
+    /// (unless called on it). Watches still open are dropped without their handlers running.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        wakeUp()
+        if !inEventLoop { ended.wait() }
+    }
+
+    // MARK: Executor
+
+    /// Queues a job: an actor's (as its serial executor) or a task's that prefers this
+    /// executor. Once the loop has ended, a job runs on Swift's global executor instead, so
+    /// that it is never lost.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        if !add(.job(unowned)) { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
+
+    /// Lets `assumeIsolated` succeed on the loop's thread.
+    public func checkIsolated() {
+        precondition(inEventLoop, "not on the thread of this EventLoop")
+    }
+
+    // MARK: The loop
+
+    /// Queues work; false once the loop has ended. Work from another thread writes the wake
+    /// counter, unless a write is pending already; work from the loop's own thread never does
+    /// (the loop runs it before it waits again).
+    private func add(_ work: Work) -> Bool {
+        let onLoop = inEventLoop
+        let (accepted, signal) = queue.withLock { queue -> (Bool, Bool) in
+            guard !queue.finished else { return (false, false) }
+            queue.work.append(work)
+            guard !onLoop && !queue.wakePending else { return (true, false) }
+            queue.wakePending = true
+            return (true, true)
+        }
+        if signal { wakeUp() }
+        return accepted
+    }
+
+    private func wakeUp() {
+        do {
+            try wakeCounter.signal()
+        } catch {
+            logger.error("cannot wake the event loop: eventfd write failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func runLoop() {
+        var events = Epoll.EventBuffer(capacity: 64)
+        var deadlines: [(deadline: Int64, expired: @Sendable () -> Void)] = []
+        while true {
+            runPendingWork()
+            let (pending, stop) = queue.withLock { queue -> (Bool, Bool) in
+                let stop = stopRequested.load(ordering: .acquiring) && queue.work.isEmpty
+                if stop { queue.finished = true }
+                return (!queue.work.isEmpty, stop)
+            }
+            if stop { break }
+            // The nearest deadline decides how long to wait (never, when work is waiting).
+            deadlines.removeAll(keepingCapacity: true)
+            var timeout: Int32 = -1
+            let sources = deadlineSources.withLock { $0 }
+            if !sources.isEmpty {
+                let now = CoarseClock.milliseconds()
+                for source in sources {
+                    guard let milliseconds = source.next() else { continue }
+                    let wait = Int32(clamping: max(milliseconds, 0))
+                    deadlines.append((now + Int64(wait), source.expired))
+                    timeout = timeout < 0 ? wait : min(timeout, wait)
+                }
+            }
+            if pending { timeout = 0 }
+            let count: Int
+            do {
+                count = try epoll.wait(into: &events, timeout: timeout)
+            } catch {
+                logger.critical("epoll_wait failed: the event loop stops", metadata: ["error": "\(error)"])
+                break
+            }
+            for index in 0..<count {
+                let (what, token) = events[index]
+                if token == Self.wakeToken {
+                    queue.withLock { $0.wakePending = false }
+                    do {
+                        try wakeCounter.drain()
+                    } catch {
+                        logger.error("eventfd read failed", metadata: ["error": "\(error)"])
+                    }
+                    continue
+                }
+                handlers.withLock { $0[token] }?(what)
+            }
+            if !deadlines.isEmpty {
+                let now = CoarseClock.milliseconds()
+                for (deadline, expired) in deadlines where deadline <= now { expired() }
+            }
+        }
+        handlers.withLock { $0.removeAll() }
+        queue.withLock { $0.finished = true }
+        try? wakeCounter.close()
+        try? epoll.close()
+        ended.signal()
+    }
+}

@@ -1,0 +1,33 @@
+import Glibc
+import SystemPackage
+
+/// Writing to a connected stream socket that someone else made (a client's connection).
+public enum StreamSocket {
+    /// sendmsg(2) of `pieces`, in order, without blocking and without SIGPIPE
+    /// (MSG_DONTWAIT | MSG_NOSIGNAL): the bytes the kernel took (perhaps only some), or nil when
+    /// it takes none now (EAGAIN). A peer gone throws `.brokenPipe` or `.connectionReset`.
+    public static func send(_ fd: FileDescriptor, _ pieces: UnsafeMutableBufferPointer<iovec>) throws(Errno) -> Int? {
+        var message = msghdr()
+        message.msg_iov = pieces.baseAddress
+        message.msg_iovlen = pieces.count
+        do {
+            return try valueOrErrno { sendmsg(fd.rawValue, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        } catch where error == .resourceTemporarilyUnavailable || error == .wouldBlock {
+            return nil
+        }
+    }
+
+    /// IOV_MAX: the most pieces one ``send(_:_:)`` takes.
+    public static let maxPieces = 1024
+}
+
+/// The monotonic clock at the kernel's tick resolution (CLOCK_MONOTONIC_COARSE: a few
+/// milliseconds, read without touching the hardware clock, which is slow under emulation).
+public enum CoarseClock {
+    /// Milliseconds since an unspecified start.
+    public static func milliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
