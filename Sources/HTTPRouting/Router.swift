@@ -11,9 +11,12 @@ public struct Router: HTTPResponder {
         /// The handler reads the body as it arrives (`request.bodyStream`).
         let streamsBody: Bool
         let handler: Handler
+        let metrics: RequestMetrics
     }
 
     private var routes: [Route] = []
+    /// The metrics of requests that match no route.
+    private let unmatched = RequestMetrics(route: RequestMetrics.unmatchedRoute)
     /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
     public var routeGuard: (any RouteGuard)?
 
@@ -22,8 +25,12 @@ public struct Router: HTTPResponder {
     public mutating func add(
         _ method: String, _ template: String, streamsBody: Bool = false, _ handler: @escaping Handler
     ) {
+        // Routes of one template share its metrics.
+        let metrics = routes.first { $0.template.description == template }?.metrics ?? RequestMetrics(route: template)
         routes.append(
-            Route(method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler))
+            Route(
+                method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler,
+                metrics: metrics))
     }
 
     public mutating func get(_ template: String, _ handler: @escaping Handler) { add("GET", template, handler) }
@@ -43,15 +50,15 @@ public struct Router: HTTPResponder {
     /// method and status (``RequestMetrics``).
     public func handler(method: String, path: String) -> HTTPHandler {
         let matching = method == "HEAD" ? "GET" : method
-        let label = RequestMetrics.methodLabel(matching)
+        let label = RequestMetrics.methodIndex(matching)
         let parts = PathTemplate.parts(path)
         var allowed: [String] = []
-        var firstTemplate: String?
+        var firstMatch: RequestMetrics?
         for route in routes {
             guard let parameters = route.template.match(parts: parts) else { continue }
             guard route.method == matching else {
                 allowed.append(route.method)
-                if firstTemplate == nil { firstTemplate = route.template.description }
+                if firstMatch == nil { firstMatch = route.metrics }
                 continue
             }
             let routeGuard = self.routeGuard
@@ -63,11 +70,10 @@ public struct Router: HTTPResponder {
                     var routed = RoutedRequest(request: request, route: template, parameters: parameters)
                     if let routeGuard { routed = try await routeGuard.admit(routed) }
                     let response = try await route.handler(routed)
-                    RequestMetrics.record(route: template, method: label, status: response.status, duration: .now - started)
+                    route.metrics.record(method: label, status: response.status, duration: .now - started)
                     return response
                 } catch {
-                    RequestMetrics.record(
-                        route: template, method: label, status: RequestMetrics.status(of: error), duration: .now - started)
+                    route.metrics.record(method: label, status: RequestMetrics.status(of: error), duration: .now - started)
                     throw error
                 }
             }
@@ -79,9 +85,9 @@ public struct Router: HTTPResponder {
             if allowed.contains("GET") { allowed.append("HEAD") }
             problem = .methodNotAllowed(method: method, allowed: allowed)
         }
-        let template = firstTemplate ?? RequestMetrics.unmatched
+        let metrics = firstMatch ?? unmatched
         return HTTPHandler { _ in
-            RequestMetrics.record(route: template, method: label, status: problem.status, duration: .zero)
+            metrics.record(method: label, status: problem.status, duration: .zero)
             throw problem
         }
     }

@@ -21,13 +21,37 @@ extension HTTPResponseError {
             code: code, instance: request.path, requestId: request.id)
         var headers = self.headers
         headers.set("Content-Type", "application/problem+json")
-        let body = (try? JSON.encode(document)) ?? Array("{\"status\":\(status)}\n".utf8)
-        return HTTPResponse(status: status, headers: headers, body: body)
+        return HTTPResponse(status: status, headers: headers, body: document.json)
     }
 }
 
 /// The body of a problem response.
 public struct ProblemDocument: Codable, Sendable, Equatable {
+    /// The document in the API's JSON style (as ``JSON/encode(_:)`` writes it: pretty, keys
+    /// sorted, snake_case), written directly: problems answer scanners and typos, as cheaply as
+    /// the server can.
+    public var json: [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256 + detail.utf8.count + instance.utf8.count)
+        func field(_ name: StaticString, _ value: String, last: Bool = false) {
+            output += Array("  \"".utf8)
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output += Array("\" : ".utf8)
+            JSON.appendString(value, to: &output)
+            output += last ? [0x0a] : [0x2c, 0x0a]
+        }
+        output += [0x7b, 0x0a]
+        field("code", code)
+        field("detail", detail)
+        field("instance", instance)
+        field("request_id", requestId)
+        output += Array("  \"status\" : \(status),\n".utf8)
+        field("title", title)
+        field("type", type, last: true)
+        output += [0x7d, 0x0a]
+        return output
+    }
+
     public var type: String
     public var title: String
     public var status: Int

@@ -15,11 +15,14 @@ public struct HTTPRequest: Sendable {
     public var bodyStream: HTTPRequestBody?
     /// The id this request carries in the `X-Request-Id` response header and in every log line.
     public var id: String
-    /// A logger with `request.id` (and the metadata given to the initializer) set.
+    /// The server's logger. It carries no per-request metadata itself (setting metadata costs
+    /// a handler work on every request, logged or not): lines logged inside the request's task
+    /// get `request.id` and the ``annotations`` from ``RequestLogContext/metadataProvider``;
+    /// lines logged elsewhere pass ``logMetadata``.
     public var logger: Logger
-    /// What the responder learned about the request that the server's closing "request" log
-    /// line should carry too (the route template, who made it). Shared by every copy.
-    public let annotations = RequestAnnotations()
+    /// What the responder learned about the request that its log lines should carry (the route
+    /// template, who made it), beside `request.id`. Shared by every copy.
+    public let annotations: RequestAnnotations
 
     public init(
         method: String, path: String, query: [(name: String, value: String)] = [],
@@ -33,20 +36,46 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.id = id
         self.logger = logger
-        // One assignment for all of them: a log handler may redo work on every change
-        // (StreamLogHandler formats its whole metadata each time).
-        var all = logger.handler.metadata
-        all.merge(metadata) { $1 }
-        all["request.id"] = .string(id)
-        self.logger.handler.metadata = all
+        self.annotations = RequestAnnotations(metadata)
+    }
+
+    /// `request.id` and the annotations: the metadata of a line about this request logged
+    /// outside its task (made only when called).
+    public var logMetadata: Logger.Metadata {
+        var metadata = annotations.metadata
+        metadata["request.id"] = .string(id)
+        return metadata
+    }
+}
+
+/// The request a task works for, for its log lines: a task-local that
+/// ``metadataProvider`` reads only when a line is logged.
+public struct RequestLogContext: Sendable {
+    public let id: String
+    public let annotations: RequestAnnotations
+
+    public init(id: String, annotations: RequestAnnotations) {
+        self.id = id
+        self.annotations = annotations
+    }
+
+    @TaskLocal public static var current: RequestLogContext?
+
+    /// Gives every line logged inside a request's task `request.id` and the request's
+    /// annotations (bootstrap the logging system with it).
+    public static let metadataProvider = Logger.MetadataProvider {
+        guard let current else { return [:] }
+        var metadata = current.annotations.metadata
+        metadata["request.id"] = .string(current.id)
+        return metadata
     }
 }
 
 /// Log metadata added while a request is handled, for its closing log line. Thread-safe.
 public final class RequestAnnotations: Sendable {
-    private let storage = Mutex<Logger.Metadata>([:])
+    private let storage: Mutex<Logger.Metadata>
 
-    public init() {}
+    public init(_ metadata: Logger.Metadata = [:]) { storage = Mutex(metadata) }
 
     public subscript(key: String) -> Logger.MetadataValue? {
         get { storage.withLock { $0[key] } }
@@ -56,13 +85,26 @@ public final class RequestAnnotations: Sendable {
     public var metadata: Logger.Metadata { storage.withLock { $0 } }
 }
 
-/// Request ids: a client's own `X-Request-Id` when it is short and plain, a new random one otherwise.
+/// Request ids: a client's own `X-Request-Id` when it is short and plain, a new one otherwise.
 public enum RequestID {
+    /// A random start, read once (one getrandom call for the process).
+    private static let seed = UInt64.random(in: .min ... .max)
+    private static let counter = Atomic<UInt64>(0)
+
+    /// 16 hex digits, unique in the process and not guessable from earlier ones: a counter
+    /// from a random start, mixed by splitmix64 (a bijection), so no system call per request.
     public static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        var z = seed &+ counter.wrappingAdd(1, ordering: .relaxed).oldValue &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                buffer[index] = digits.utf8Start[Int((z >> UInt64(60 - 4 * index)) & 0xf)]
+            }
+            return 16
+        }
     }
 
     /// `candidate` if it is 1-64 characters of [A-Za-z0-9._-], else a new id.

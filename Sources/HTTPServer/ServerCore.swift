@@ -81,8 +81,9 @@ final class ServerCore: Sendable {
         request.bodyStream = exchange.bodyStream
         inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         let handler = exchange.handler
+        let context = RequestLogContext(id: request.id, annotations: request.annotations)
         let task = Task(executorPreference: handler.executor ?? loop) { [shuttingDown = self.isShuttingDown] in
-            let response = await handler.response(to: request)
+            let response = await RequestLogContext.$current.withValue(context) { await handler.response(to: request) }
             // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
             exchange.answer(
                 Task.isCancelled && shuttingDown() ? HTTPProblem.shuttingDown.response(for: request) : response)
@@ -141,13 +142,16 @@ final class ServerCore: Sendable {
             body.fail()
             exchange.cancelTask()
         }
+        let ok = termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK
+        // The metadata is made only for a line that is logged.
+        guard logger.logLevel <= (ok ? .info : .notice) else { return }
         let status = exchange.event { $0.sentStatus }
         let elapsed = ContinuousClock.now - exchange.started
-        var metadata: Logger.Metadata = exchange.request.annotations.metadata
+        var metadata = exchange.request.logMetadata
         metadata["http.path"] = .string(exchange.request.path)
         metadata["http.duration_ms"] = .stringConvertible(Self.milliseconds(elapsed))
         if let status { metadata["http.status"] = .stringConvertible(status) }
-        if termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK {
+        if !ok {
             metadata["http.termination"] = .stringConvertible(termination.rawValue)
             exchange.request.logger.notice("request ended early", metadata: metadata)
         } else {
@@ -163,8 +167,10 @@ final class ServerCore: Sendable {
 
     /// An MHD_Response of unknown size (chunked) whose content reader reads `stream`.
     private func streamResponse(_ stream: any HTTPBodyStream, exchange: Exchange) -> OpaquePointer? {
+        var logger = exchange.request.logger
+        logger.handler.metadata.merge(exchange.request.logMetadata) { $1 }
         let box = StreamResponse(
-            stream: stream, connection: exchange.connection, logger: exchange.request.logger, resumer: resumer,
+            stream: stream, connection: exchange.connection, logger: logger, resumer: resumer,
             onFree: { [weak self] box in _ = self?.streams.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) } })
         let retained = Unmanaged.passRetained(box)
         guard

@@ -50,6 +50,10 @@ import USB
             _ = await api.response(to: HTTPRequest(method: "GET", path: path))
         }
         _ = await api.response(to: HTTPRequest(method: "DELETE", path: "/v1/devices"))
+        // Made-up methods, before any authentication, must not grow the metrics.
+        for method in ["FROB", "X-\(UInt64.random(in: 0 ... .max))", "GETX"] {
+            _ = await api.response(to: HTTPRequest(method: method, path: "/v1/devices"))
+        }
         let response = await api.response(to: HTTPRequest(method: "GET", path: "/metrics"))
         #expect(response.status == 200)
         #expect(response.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
@@ -63,5 +67,7 @@ import USB
         #expect(line("usbhttpd_http_requests_total{", "route=\"/v1/devices\"", "method=\"DELETE\"", "status=\"405\""))
         #expect(line("usbhttpd_http_request_duration_seconds_bucket{", "route=\"/v1/devices\""))
         #expect(!lines.contains { $0.contains("9-9") }, "no raw paths or ids in labels")
+        #expect(line("usbhttpd_http_requests_total{", "route=\"/v1/devices\"", "method=\"other\"", "status=\"405\""))
+        #expect(!lines.contains { $0.contains("FROB") || $0.contains("GETX") || $0.contains("X-") }, "unknown methods are 'other'")
     }
 }

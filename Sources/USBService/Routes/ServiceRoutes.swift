@@ -28,11 +28,14 @@ struct ServiceRoutes: Sendable {
         return HTTPResponse(headers: ["Content-Type": "application/yaml"], body: Array(OpenAPIDocument.yaml.utf8))
     }
 
-    /// Liveness: the server answers.
+    /// Liveness: the server answers (a body made once: probes call this often).
     func health(_ request: RoutedRequest) throws -> HTTPResponse {
         try request.query.allow(only: [])
-        return try .json(["status": "ok"])
+        return Self.healthy
     }
+
+    private static let healthy = HTTPResponse(
+        headers: ["Content-Type": "application/json"], body: Array("{\n  \"status\" : \"ok\"\n}\n".utf8))
 
     /// Readiness: devices are being followed and the daemon is not stopping.
     func ready(_ request: RoutedRequest) async throws -> HTTPResponse {

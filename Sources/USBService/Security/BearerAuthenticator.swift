@@ -19,7 +19,6 @@ struct BearerAuthenticator: RouteGuard {
         let token = parts[1].trimmingPrefix { $0 == " " }
         guard let entry = tokens.entry(for: Array(token.utf8)) else { throw AuthProblem.invalid }
         var admitted = request
-        admitted.request.logger[metadataKey: "auth.token"] = .string(entry.name)
         request.request.annotations["auth.token"] = .string(entry.name)
         admitted.principal = entry.name
         guard entry.scope >= needed else { throw AuthProblem.insufficientScope(needed: needed, name: entry.name) }
