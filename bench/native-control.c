@@ -4,14 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "open-device.h"
 
 int main(int argc, char **argv) {
     if (argc != 4) { fprintf(stderr, "usage: native-control VID PID COUNT\n"); return 2; }
     int count = atoi(argv[3]);
     libusb_context *c;
     libusb_init(&c);
-    libusb_device_handle *h = libusb_open_device_with_vid_pid(
-        c, (uint16_t)strtol(argv[1], 0, 0), (uint16_t)strtol(argv[2], 0, 0));
+    libusb_device_handle *h = open_device(c, (uint16_t)strtol(argv[1], 0, 0), (uint16_t)strtol(argv[2], 0, 0));
     if (!h) return 1;
     unsigned char b[64];
     struct timespec s, e;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "open-device.h"
 
 static long long received, wanted;
 static int flying;
@@ -27,7 +28,7 @@ int main(int argc, char **argv) {
     wanted = atoll(argv[6]);
     libusb_context *c;
     libusb_init(&c);
-    libusb_device_handle *h = libusb_open_device_with_vid_pid(c, (uint16_t)vid, (uint16_t)pid);
+    libusb_device_handle *h = open_device(c, (uint16_t)vid, (uint16_t)pid);
     if (!h || libusb_claim_interface(h, 0) != 0) { fprintf(stderr, "cannot open/claim\n"); return 1; }
     struct timespec s, e;
     clock_gettime(CLOCK_MONOTONIC, &s);

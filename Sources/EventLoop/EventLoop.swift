@@ -137,9 +137,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     // MARK: Work
 
     /// Runs `body` on the loop's thread, after the work already queued. Dropped once the loop
-    /// has stopped.
-    public func execute(_ body: @escaping @Sendable () -> Void) {
-        _ = add(.closure(body))
+    /// has stopped: returns false then.
+    @discardableResult
+    public func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
+        add(.closure(body))
     }
 
     /// Whether the calling thread is the loop's.

@@ -98,15 +98,13 @@ final class Exchange: Sendable {
         do {
             watch = try loop.watch(.init(rawValue: fd), for: [.readHangup, .oneShot]) { [weak self] _ in
                 guard let self else { return }
-                self.request.logger.notice("client hung up; cancelling its request", metadata: self.request.logMetadata)
+                self.request.boundLogger.notice("client hung up; cancelling its request")
                 if let watch = self.state.withLock({ $0.hangupWatch.take() }) { self.loop.unwatch(watch) }
                 self.bodyStream?.fail()
                 self.cancelTask()
             }
         } catch {
-            request.logger.warning(
-                "cannot watch the client's socket for a hang-up",
-                metadata: request.logMetadata.merging(["error": "\(error)"]) { $1 })
+            request.boundLogger.warning("cannot watch the client's socket for a hang-up", metadata: ["error": "\(error)"])
             return
         }
         let stale = state.withLock { state -> Bool in

@@ -5,6 +5,8 @@ import Synchronization
 public struct HTTPRequest: Sendable {
     /// The method as sent, e.g. "GET".
     public var method: String
+    /// The protocol version as sent, e.g. "HTTP/1.1".
+    public var version = "HTTP/1.1"
     /// The path, percent-decoded by libmicrohttpd, without the query.
     public var path: String
     /// Query arguments in the order sent, percent-decoded.
@@ -46,6 +48,9 @@ public struct HTTPRequest: Sendable {
         metadata["request.id"] = .string(id)
         return metadata
     }
+
+    /// A logger for lines about this request logged outside its task.
+    public var boundLogger: BoundLogger { BoundLogger(logger, metadata: logMetadata) }
 }
 
 /// The request a task works for, for its log lines: a task-local that
@@ -116,5 +121,42 @@ public enum RequestID {
             })
         else { return make() }
         return candidate
+    }
+}
+
+/// A logger whose lines always carry `metadata` (a request's, say), even when logged inside
+/// another request's task: explicit metadata wins over ``RequestLogContext``'s. For what
+/// outlives its request's task (a stream, a connection's end).
+public struct BoundLogger: Sendable {
+    public let logger: Logger
+    public let metadata: Logger.Metadata
+
+    public init(_ logger: Logger, metadata: Logger.Metadata) {
+        self.logger = logger
+        self.metadata = metadata
+    }
+
+    /// The same, with `key` set too.
+    public func with(_ key: String, _ value: Logger.MetadataValue) -> BoundLogger {
+        var metadata = metadata
+        metadata[key] = value
+        return BoundLogger(logger, metadata: metadata)
+    }
+
+    public func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ extra: Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        logger.log(level: level, message(), metadata: extra.isEmpty ? metadata : metadata.merging(extra) { $1 })
+    }
+
+    public func info(_ message: @autoclosure () -> Logger.Message, metadata extra: Logger.Metadata = [:]) {
+        log(.info, message(), extra)
+    }
+
+    public func notice(_ message: @autoclosure () -> Logger.Message, metadata extra: Logger.Metadata = [:]) {
+        log(.notice, message(), extra)
+    }
+
+    public func warning(_ message: @autoclosure () -> Logger.Message, metadata extra: Logger.Metadata = [:]) {
+        log(.warning, message(), extra)
     }
 }

@@ -167,10 +167,12 @@ final class ServerCore: Sendable {
 
     /// An MHD_Response of unknown size (chunked) whose content reader reads `stream`.
     private func streamResponse(_ stream: any HTTPBodyStream, exchange: Exchange) -> OpaquePointer? {
-        var logger = exchange.request.logger
-        logger.handler.metadata.merge(exchange.request.logMetadata) { $1 }
+        let logger = exchange.request.boundLogger
+        // Over TLS the socket carries GnuTLS records, and HTTP/1.0 has no chunks: then the body
+        // is read into libmicrohttpd's buffer.
+        let direct = configuration.tls == nil && exchange.request.version == "HTTP/1.1"
         let box = StreamResponse(
-            stream: stream, connection: exchange.connection, logger: logger, resumer: resumer,
+            stream: stream, connection: exchange.connection, logger: logger, resumer: resumer, directAllowed: direct,
             onFree: { [weak self] box in _ = self?.streams.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) } })
         let retained = Unmanaged.passRetained(box)
         guard
@@ -208,9 +210,11 @@ final class ServerCore: Sendable {
             _ = MHD_get_connection_values(connection, MHD_ValueKind.GET_ARGUMENT_KIND, collectPairs, $0)
         }
         let httpHeaders = HTTPHeaders(headers)
-        return HTTPRequest(
+        var request = HTTPRequest(
             method: method, path: url, query: query, headers: httpHeaders, body: [],
             id: RequestID.accept(httpHeaders["X-Request-Id"]), logger: logger, metadata: ["http.method": .string(method)])
+        request.version = version
+        return request
     }
 
     private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {

@@ -1,4 +1,5 @@
 import CLibUSB
+import EventLoop
 import Glibc
 
 /// An open device (`libusb_device_handle` wrapping a usbfs file descriptor), closed when
@@ -7,15 +8,31 @@ import Glibc
 public final class USBDeviceHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     private let fd: Int32
+    /// The loop that handles libusb's events, where the handle is closed.
+    private let loop: EventLoop?
 
-    init(pointer: OpaquePointer, fd: Int32) {
+    init(pointer: OpaquePointer, fd: Int32, loop: EventLoop?) {
         self.pointer = pointer
         self.fd = fd
+        self.loop = loop
     }
 
+    /// libusb_close and close(2), as work of its own on the loop: the last reference may go
+    /// inside a transfer's completion callback, where libusb holds its list of open devices
+    /// locked (libusb_close takes that lock) and still walks it after the callback returns.
     deinit {
-        libusb_close(pointer)
-        close(fd)
+        let closing = Closing(pointer: pointer, fd: fd)
+        if loop?.execute({ closing.close() }) != true { closing.close() }
+    }
+
+    private struct Closing: @unchecked Sendable {
+        let pointer: OpaquePointer
+        let fd: Int32
+
+        func close() {
+            libusb_close(pointer)
+            Glibc.close(fd)
+        }
     }
 
     /// The active configuration's bConfigurationValue, nil when unconfigured (libusb_get_configuration).

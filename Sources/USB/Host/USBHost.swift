@@ -198,7 +198,7 @@ public actor USBHost {
     private func session(_ entry: DeviceRoster.Entry) throws(USBError) -> DeviceSession {
         let id = entry.info.id
         if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
-        let handle = try context.open(node: entry.sysfs.nodePath)
+        let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(
             handle: handle, id: id, configurations: entry.info.configurations,
             activeConfiguration: entry.sysfs.activeConfiguration, loop: loop)

@@ -1,4 +1,5 @@
 import CLibUSB
+import EventLoop
 import Glibc
 
 /// A libusb context (`libusb_context`): libusb_init on creation, libusb_exit when released.
@@ -28,8 +29,9 @@ public final class USBContext: @unchecked Sendable {
     deinit { libusb_exit(pointer) }
 
     /// Opens the device at usbfs node `node` (`/dev/bus/usb/BBB/DDD`): open(2), then
-    /// libusb_wrap_sys_device. The handle owns the file descriptor.
-    public func open(node: String) throws(USBError) -> USBDeviceHandle {
+    /// libusb_wrap_sys_device. The handle owns the file descriptor; it is closed on `loop`, the
+    /// loop that handles this context's events.
+    public func open(node: String, loop: EventLoop?) throws(USBError) -> USBDeviceHandle {
         let fd = Glibc.open(node, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw USBError(errno: errno) }
         var handle: OpaquePointer?
@@ -38,6 +40,6 @@ public final class USBContext: @unchecked Sendable {
             close(fd)
             throw USBError(result < 0 ? result : LIBUSB_ERROR_OTHER.rawValue)
         }
-        return USBDeviceHandle(pointer: handle, fd: fd)
+        return USBDeviceHandle(pointer: handle, fd: fd, loop: loop)
     }
 }

@@ -22,16 +22,7 @@ extension DeviceSession {
         leftovers[endpoint] = nil
         let stream = try BulkInStream(
             handle: handle, endpoint: endpoint, type: type, options: options,
-            submitter: { [loop, self] body in
-                // On the loop (this actor's executor) at once, else a closure queued there: not a
-                // task, the cheapest way in. (The stream keeps the session alive; the session
-                // holds its streams weakly.)
-                if loop.inEventLoop {
-                    self.assumeIsolated { _ in body() }
-                } else {
-                    loop.execute { self.assumeIsolated { _ in body() } }
-                }
-            })
+            loop: loop)
         streams = streams.filter { $0.value.stream != nil }
         streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
         stream.start()

@@ -1,15 +1,18 @@
 import CLibUSB
+import EventLoop
 import Logging
 import Synchronization
 
-/// A bulk, interrupt or isochronous IN endpoint read without end: `transfers` URBs of `transferSize` bytes
-/// kept in flight, their buffers from usbfs (libusb_dev_mem_alloc: the kernel writes straight
-/// into memory this process maps, no copy) or, where that fails, ordinary memory.
+/// A bulk, interrupt or isochronous IN endpoint read without end: `transfers` URBs of
+/// `transferSize` bytes kept in flight, their buffers from usbfs (libusb_dev_mem_alloc: the
+/// kernel writes straight into memory this process maps) or, where that fails, ordinary memory.
 ///
-/// Completed buffers wait in order until ``read(into:)`` has taken all their bytes, and only
-/// then are submitted again: a reader that does not read holds the device back, and memory
-/// stays at `transfers × transferSize` whatever it does. Submissions go through the device's
-/// actor (`submitter`, which runs them on the actor's own thread).
+/// Completed buffers go out in order, and go back to the bus only once their bytes are out:
+/// handed to a sink that writes them to the client's socket itself (``attach(_:)``: no copy,
+/// the buffer resubmitted the moment the kernel has its bytes), or copied by a reader
+/// (``read(into:)``, the way over TLS). Everything happens on the event loop, which is the
+/// device actor's executor: completions, hand-overs and resubmissions need no thread switch.
+/// ``InStreamMachine`` decides; this class makes the calls.
 public final class BulkInStream: @unchecked Sendable {
     public struct Options: Sendable, Equatable {
         public var transfers = 8
@@ -26,32 +29,7 @@ public final class BulkInStream: @unchecked Sendable {
         public init() {}
     }
 
-    /// Why a stream ended.
-    public enum Ending: Sendable, Equatable {
-        /// `maxBytes` were delivered.
-        case limit
-        /// ``finish()`` was called (a duration ran out).
-        case finished
-        /// ``cancel()`` was called (the client went away, the device was closed).
-        case cancelled
-        /// A transfer ended with this status.
-        case failed(TransferStatus)
-        /// libusb refused a submission.
-        case refused(USBError)
-
-        /// A clean end, that a client may take as the end of the data.
-        public var isClean: Bool { self == .limit || self == .finished }
-
-        public var name: String {
-            switch self {
-            case .limit: "limit"
-            case .finished: "finished"
-            case .cancelled: "cancelled"
-            case .failed(let status): status.rawValue
-            case .refused(let error): error.name
-            }
-        }
-    }
+    public typealias Ending = StreamEnding
 
     /// What ``read(into:)`` gives.
     public enum Read: Sendable, Equatable {
@@ -64,86 +42,77 @@ public final class BulkInStream: @unchecked Sendable {
     }
 
     private struct State {
-        /// Completed buffers in order: (index, byte count).
-        var ready: [(index: Int, count: Int)] = []
-        /// Bytes of the first ready buffer already read.
-        var offset = 0
-        var inFlight: [Bool]
-        var ending: Ending?
-        var delivered = 0
+        var machine: InStreamMachine
         var wake: (@Sendable () -> Void)?
-        var chunks = 0
-        /// Resubmissions (of a buffer read by the HTTP writer) and their summed wait to get
-        /// onto the device actor's thread.
-        var resubmissions = 0
-        var submitHopNanoseconds: Int64 = 0
+        var sink: (any InStreamSink)?
         var isoFailedPackets = 0
+        /// Buffers resubmitted after being consumed, and the time they spent out of the bus
+        /// (from completing to being submitted again).
+        var turnaroundNanoseconds: Int64 = 0
+        var completedAt: [ContinuousClock.Instant?]
     }
 
     public let options: Options
     /// Whether every buffer came from libusb_dev_mem_alloc.
     public let zeroCopy: Bool
-    let handle: USBDeviceHandle
     public let endpoint: UInt8
-    private let transfers: [UnsafeMutablePointer<libusb_transfer>]
+    let handle: USBDeviceHandle
+    private let loop: EventLoop
+    private var transfers: [Transfer] = []
     private let buffers: TransferBuffers
-    private let submitter: @Sendable (@escaping @Sendable () -> Void) -> Void
     private let state: Mutex<State>
     /// The packets of each transfer, for an isochronous endpoint.
     private let iso: IsoLayout?
 
     /// Allocates the transfers and buffers; nothing is submitted until ``start()``.
     init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, options: Options,
-        submitter: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void
+        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, options: Options, loop: EventLoop
     ) throws(USBError) {
         self.handle = handle
         self.endpoint = endpoint
         self.options = options
-        self.submitter = submitter
+        self.loop = loop
         let iso = options.isoPacketSize.map {
             IsoLayout(lengths: Array(repeating: $0, count: options.transferSize / max($0, 1)))
         }
         self.iso = iso
-        var transfers: [UnsafeMutablePointer<libusb_transfer>] = []
-        for _ in 0..<options.transfers {
-            guard let transfer = libusb_alloc_transfer(Int32(iso?.lengths.count ?? 0)) else {
-                for transfer in transfers { libusb_free_transfer(transfer) }
-                throw .noMemory
-            }
-            transfers.append(transfer)
-        }
         let buffers = TransferBuffers(handle: handle, count: options.transfers, size: options.transferSize)
-        self.transfers = transfers
         self.buffers = buffers
         self.zeroCopy = buffers.zeroCopy
-        self.state = Mutex(State(inFlight: Array(repeating: false, count: options.transfers)))
-        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
-        for (index, transfer) in transfers.enumerated() {
-            transfer.pointee.dev_handle = handle.pointer
-            transfer.pointee.endpoint = endpoint
-            transfer.pointee.type = UInt8(type.rawValue)
-            transfer.pointee.timeout = options.timeout
-            transfer.pointee.length = Int32(options.transferSize)
-            transfer.pointee.buffer = buffers.pointers[index]
-            transfer.pointee.callback = streamTransferFinished
-            iso?.apply(to: transfer)
+        self.state = Mutex(
+            State(
+                machine: InStreamMachine(buffers: options.transfers, maxBytes: options.maxBytes),
+                completedAt: Array(repeating: nil, count: options.transfers)))
+        for index in 0..<options.transfers {
+            let transfer: Transfer
+            do {
+                transfer = try Transfer(
+                    handle: handle, endpoint: endpoint, type: type, length: options.transferSize,
+                    timeout: options.timeout, isoPackets: iso?.lengths.count ?? 0,
+                    buffer: UnsafeMutableRawBufferPointer(start: buffers.pointers[index], count: options.transferSize),
+                    completion: { [unowned(unsafe) self] transfer in self.ended(index, transfer) })
+            } catch {
+                transfers = []
+                buffers.free()
+                throw error
+            }
+            iso?.apply(to: transfer.pointer)
+            transfers.append(transfer)
         }
+        USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
     }
 
     deinit {
-        let (chunks, delivered, ending, resubmissions, waited) = state.withLock {
-            ($0.chunks, $0.delivered, $0.ending, $0.resubmissions, $0.submitHopNanoseconds)
-        }
-        USBMetrics.streamResubmissions(count: resubmissions, waitNanoseconds: waited)
+        let (machine, turnaround, failed) = state.withLock { ($0.machine, $0.turnaroundNanoseconds, $0.machine.ending) }
+        USBMetrics.streamResubmissions(count: machine.resubmissions, waitNanoseconds: turnaround)
+        let type = transfers.first?.type ?? 0
         USBMetrics.transfers(
-            type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: "completed", bytes: delivered,
-            count: chunks)
-        if let ending, case .failed(let status) = ending {
-            USBMetrics.transfers(type: transfers.first?.pointee.type ?? 0, endpoint: endpoint, outcome: status.rawValue, bytes: 0)
+            type: type, endpoint: endpoint, outcome: "completed", bytes: machine.delivered, count: machine.completions)
+        if let failed, case .failed(let status) = failed {
+            USBMetrics.transfers(type: type, endpoint: endpoint, outcome: status.rawValue, bytes: 0)
         }
         USBMetrics.streamClosed(endpoint: endpoint)
-        for transfer in transfers { libusb_free_transfer(transfer) }
+        transfers = []
         buffers.free()
     }
 
@@ -153,55 +122,49 @@ public final class BulkInStream: @unchecked Sendable {
         state.withLock { $0.wake = wake }
     }
 
-    /// Submits every transfer. Call it on the device actor's thread.
+    /// Submits every transfer. Call it on the device actor's executor (the loop).
     func start() {
-        for index in transfers.indices { submit(index, queuedAt: nil) }
+        for index in transfers.indices where submitNow(index) == false { return }
     }
 
-    /// Copies the next bytes into `buffer`. Called by the HTTP writer, on its thread.
-    ///
-    /// The copy is made after the lock is let go, so that the event thread (a transfer ending)
-    /// and the device thread (a resubmission) do not wait behind it: the bytes are in a buffer
-    /// that is out of `ready` or not yet consumed, which nothing else touches until this reader
-    /// resubmits it, after the copy.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Read {
-        var resubmit: Int?
-        var copy: (from: UnsafeRawPointer, count: Int)?
-        let result = state.withLock { state -> Read in
-            while let first = state.ready.first {
-                var available = first.count - state.offset
-                if let maxBytes = options.maxBytes { available = min(available, maxBytes - state.delivered) }
-                let count = min(available, buffer.count)
-                if count > 0 {
-                    copy = (UnsafeRawPointer(buffers.pointers[first.index] + state.offset), count)
-                    state.offset += count
-                    state.delivered += count
-                }
-                let limitReached = options.maxBytes.map { state.delivered >= $0 } ?? false
-                if state.offset >= first.count || limitReached {
-                    state.ready.removeFirst()
-                    state.offset = 0
-                    if state.ending == nil && !limitReached { resubmit = first.index }
-                }
-                if limitReached && state.ending == nil { state.ending = .limit }
-                if count > 0 { return .bytes(count) }
-                if limitReached { break }
-                if let index = resubmit {
-                    // An empty transfer (a zero-length packet): send it back and look further.
-                    scheduleSubmit(index)
-                    resubmit = nil
-                }
-            }
-            if let ending = state.ending { return .end(ending) }
-            return .wait
+    // MARK: Consumers
+
+    /// Hands every buffer to `sink` from now on, as it completes (on the loop): the way to the
+    /// client's socket without a copy. Call it on the loop.
+    public func attach(_ sink: any InStreamSink) {
+        let actions = state.withLock { state -> InStreamMachine.Actions in
+            state.sink = sink
+            return state.machine.attach()
         }
-        if let copy { buffer.baseAddress!.copyMemory(from: copy.from, byteCount: copy.count) }
-        if let resubmit { scheduleSubmit(resubmit) }
-        if case .end = result { cancelInFlight() }
-        return result
+        perform(actions)
     }
 
-    /// Ends the stream cleanly: what is already read is the end of it.
+    /// The sink has sent buffer `tag` (as ``InStreamSink/send(_:count:tag:)`` gave it): it goes
+    /// back to the bus at once. On the loop.
+    public func sent(_ tag: Int) {
+        perform(state.withLock { $0.machine.sent(tag) })
+    }
+
+    /// Copies the next bytes into `buffer` (the way over TLS). The copy is made after the lock
+    /// is let go: the bytes are in a buffer nothing else touches until it is resubmitted,
+    /// which happens after the copy.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Read {
+        let next = state.withLock { $0.machine.read(max: buffer.count) }
+        switch next {
+        case .wait: return .wait
+        case .end(let ending):
+            cancelInFlight()
+            return .end(ending)
+        case .copy(let index, let offset, let count):
+            buffer.baseAddress!.copyMemory(from: buffers.pointers[index] + offset, byteCount: count)
+            perform(state.withLock { $0.machine.copied(count: count) })
+            return .bytes(count)
+        }
+    }
+
+    // MARK: Ending
+
+    /// Ends the stream cleanly: what is already out is the end of it.
     public func finish() { stop(.finished) }
 
     /// Ends the stream: transfers in flight are cancelled, buffers freed once they are back.
@@ -211,99 +174,116 @@ public final class BulkInStream: @unchecked Sendable {
     /// a transfer had said so, whichever comes first.
     public func deviceGone() { stop(.failed(.noDevice)) }
 
-    /// Bytes delivered, transfers completed, and the mean time a resubmission waited to get
-    /// onto the device actor's thread.
-    public var statistics: (bytes: Int, chunks: Int, meanSubmitHopMicroseconds: Double) {
+    /// Bytes delivered, transfers completed, and the mean time a buffer spent out of the bus
+    /// between completing and being submitted again.
+    public var statistics: (bytes: Int, chunks: Int, meanTurnaroundMicroseconds: Double) {
         state.withLock {
-            ($0.delivered, $0.chunks,
-             $0.resubmissions == 0 ? 0 : Double($0.submitHopNanoseconds) / Double($0.resubmissions) / 1000)
+            let machine = $0.machine
+            return (
+                machine.delivered, machine.completions,
+                machine.resubmissions == 0
+                    ? 0 : Double($0.turnaroundNanoseconds) / Double(machine.resubmissions) / 1000
+            )
         }
     }
 
     /// Isochronous packets that failed so far (their room is dropped from the stream).
     public var isoFailedPackets: Int { state.withLock { $0.isoFailedPackets } }
 
+    /// On the loop (a stop from elsewhere is queued there: the sink lives there).
     private func stop(_ ending: Ending) {
-        let wake = state.withLock { state -> (@Sendable () -> Void)? in
-            if state.ending == nil { state.ending = ending }
-            return state.wake
+        if loop.inEventLoop {
+            perform(state.withLock { $0.machine.stop(ending) })
+        } else {
+            loop.execute { [self] in perform(state.withLock { $0.machine.stop(ending) }) }
         }
-        cancelInFlight()
+    }
+
+    // MARK: Doing what the machine says
+
+    private func perform(_ actions: InStreamMachine.Actions) {
+        if actions.cancelInFlight { cancelInFlight() }
+        let (sink, wake) = state.withLock { ($0.sink, actions.wake ? $0.wake : nil) }
+        for (index, count) in actions.deliver {
+            sink?.send(buffers.pointers[index], count: count, tag: index)
+        }
+        for index in actions.submit { submit(index) }
+        if let end = actions.end {
+            state.withLock { $0.sink = nil }
+            sink?.end(end)
+        }
         wake?()
+    }
+
+    private func submit(_ index: Int) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            if let completed = state.completedAt[index] {
+                state.turnaroundNanoseconds += (now - completed).nanoseconds
+                state.completedAt[index] = nil
+            }
+        }
+        _ = submitNow(index)
+    }
+
+    /// libusb_submit_transfer through the transfer; while it is in flight the stream keeps
+    /// itself alive (its completion releases it). False if it was not submitted.
+    private func submitNow(_ index: Int) -> Bool {
+        let retained = Unmanaged.passRetained(self)
+        switch transfers[index].submit() {
+        case .submitted:
+            state.withLock { $0.machine.submitted(index) }
+            return true
+        case .refused(let error):
+            retained.release()
+            perform(state.withLock { $0.machine.submitFailed(error) })
+            return false
+        case .cancelled:
+            retained.release()
+            return false
+        }
     }
 
     private func cancelInFlight() {
-        let flying = state.withLock { $0.inFlight }
-        for (index, inFlight) in flying.enumerated() where inFlight { _ = libusb_cancel_transfer(transfers[index]) }
+        let flying = state.withLock { $0.machine.inFlight }
+        for (index, inFlight) in flying.enumerated() where inFlight { transfers[index].cancel() }
     }
 
-    private func scheduleSubmit(_ index: Int) {
-        let queued = ContinuousClock.now
-        submitter { [self] in submit(index, queuedAt: queued) }
-    }
-
-    /// On the device actor's thread.
-    private func submit(_ index: Int, queuedAt: ContinuousClock.Instant?) {
-        let failure = state.withLock { state -> (@Sendable () -> Void)? in
-            if let queuedAt {
-                let hop = ContinuousClock.now - queuedAt
-                state.submitHopNanoseconds += hop.components.seconds * 1_000_000_000 + hop.components.attoseconds / 1_000_000_000
-                state.resubmissions += 1
-            }
-            guard state.ending == nil else { return nil }
-            let retained = Unmanaged.passRetained(self)
-            transfers[index].pointee.user_data = retained.toOpaque()
-            let result = libusb_submit_transfer(transfers[index])
-            guard result == 0 else {
-                retained.release()
-                state.ending = .refused(USBError(result))
-                return state.wake
-            }
-            state.inFlight[index] = true
-            return nil
-        }
-        if let failure {
-            cancelInFlight()
-            failure()
-        }
-    }
-
-    /// On the event thread, once per submitted transfer.
-    fileprivate func finished(_ transfer: UnsafeMutablePointer<libusb_transfer>) {
-        guard let index = transfers.firstIndex(of: transfer) else { return }
-        let status = TransferStatus(transfer.pointee.status)
-        var count = Int(transfer.pointee.actual_length)
+    /// On the loop, once per submitted transfer: releases what its submission retained, last.
+    private func ended(_ index: Int, _ transfer: Transfer) {
+        defer { Unmanaged.passUnretained(self).release() }
+        let status = transfer.status
+        var count = transfer.actualLength
         var isoFailed = 0
         if let iso {
             // Each packet's bytes sit at the packet's own offset: pack them.
-            let packets = iso.results(of: transfer)
+            let packets = iso.results(of: transfer.pointer)
             isoFailed = packets.count(where: { $0.status != .completed })
             count = IsoLayout.pack(packets, in: buffers.pointers[index])
         }
-        let (wake, failed) = state.withLock { state -> ((@Sendable () -> Void)?, Bool) in
-            state.inFlight[index] = false
+        let now = ContinuousClock.now
+        let actions = state.withLock { state in
             state.isoFailedPackets += isoFailed
-            state.chunks += 1
-            switch status {
-            case .completed:
-                state.ready.append((index, count))
-            case .cancelled:
-                if count > 0 && state.ending == nil { state.ready.append((index, count)) }
-            default:
-                if count > 0 { state.ready.append((index, count)) }
-                if state.ending == nil { state.ending = .failed(status) }
-                return (state.wake, true)
-            }
-            return (state.wake, false)
+            state.completedAt[index] = now
+            return state.machine.completed(index, count: count, status: status)
         }
-        if failed { cancelInFlight() }
-        wake?()
+        perform(actions)
     }
 }
 
-/// libusb_transfer_cb_fn of every ``BulkInStream`` transfer: `user_data` holds the stream,
-/// retained at submission.
-private let streamTransferFinished: libusb_transfer_cb_fn = { transfer in
-    guard let transfer, let userData = transfer.pointee.user_data else { return }
-    Unmanaged<BulkInStream>.fromOpaque(userData).takeRetainedValue().finished(transfer)
+/// Where a stream's buffers go when they are handed over rather than read: the HTTP side's
+/// socket writer. Called on the event loop.
+public protocol InStreamSink: AnyObject, Sendable {
+    /// Send `count` bytes at `bytes`; then call ``BulkInStream/sent(_:)`` with `tag`. The
+    /// memory is unchanged until then.
+    func send(_ bytes: UnsafeRawPointer, count: Int, tag: Int)
+    /// The stream is over, after everything handed over so far.
+    func end(_ ending: BulkInStream.Ending)
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 }

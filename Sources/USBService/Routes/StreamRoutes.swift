@@ -181,10 +181,9 @@ struct StreamRoutes: Sendable {
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)
         }
-        // The stream logs after its request's task: its lines carry the request's metadata themselves.
-        var logger = request.request.logger
-        logger.handler.metadata.merge(request.request.logMetadata) { $1 }
-        logger[metadataKey: "usb.device"] = .string(session.id)
+        // The stream logs after its request's task (a lease cut comes in another request's): its
+        // lines carry the request's metadata themselves.
+        let logger = request.request.boundLogger.with("usb.device", .string(session.id))
         // A lease granted over this stream cuts it: the client sees an incomplete body.
         slot.onCut { [logger] in
             logger.notice("stream cut: a lease now covers its interface")
