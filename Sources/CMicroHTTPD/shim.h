@@ -22,6 +22,13 @@ static inline struct MHD_OptionItem usbhttpd_mhd_option_notify_completed(
 }
 
 /// See usbhttpd_mhd_option_notify_completed.
+static inline struct MHD_OptionItem usbhttpd_mhd_option_notify_connection(
+    MHD_NotifyConnectionCallback callback, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)callback, cls };
+    return item;
+}
+
+/// See usbhttpd_mhd_option_notify_completed.
 static inline struct MHD_OptionItem usbhttpd_mhd_option_logger(MHD_LogCallback callback, void *cls) {
     struct MHD_OptionItem item = { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)callback, cls };
     return item;
@@ -53,6 +60,13 @@ static inline int usbhttpd_mhd_timeout_ms(struct MHD_Daemon *daemon) {
     MHD_UNSIGNED_LONG_LONG timeout = 0;
     if (MHD_get_timeout(daemon, &timeout) != MHD_YES) return -1;
     return timeout > 0x7fffffff ? 0x7fffffff : (int)timeout;
+}
+
+/// The socket context set in the notify-connection callback, from a union member as above.
+static inline void *usbhttpd_mhd_socket_context(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
 }
 
 /// The socket of a connection, from a union member as above.

@@ -27,6 +27,25 @@ let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, terminati
     core.completed(exchange, termination: termination)
 }
 
+/// MHD_NotifyConnectionCallback: a connection started or closed; its socket context holds
+/// its ``ConnectionWatch``.
+let connectionNotify: MHD_NotifyConnectionCallback = { cls, connection, socketContext, event in
+    guard let cls, let socketContext else { return }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    switch event {
+    case MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_STARTED:
+        guard let connection else { return }
+        let fd = usbhttpd_mhd_connection_fd(connection)
+        guard fd >= 0, let watch = ConnectionWatch.start(socket: .init(rawValue: fd), loop: core.loop, logger: core.logger)
+        else { return }
+        socketContext.pointee = Unmanaged.passRetained(watch).toOpaque()
+    default:
+        guard let pointer = socketContext.pointee else { return }
+        socketContext.pointee = nil
+        Unmanaged<ConnectionWatch>.fromOpaque(pointer).takeRetainedValue().closed()
+    }
+}
+
 /// MHD_ContentReaderCallback of streamed responses; `cls` is their ``StreamResponse``.
 let streamReader: MHD_ContentReaderCallback = { cls, _, buffer, max in
     guard let cls, let buffer else { return usbhttpd_mhd_reader_end_with_error }

@@ -18,8 +18,6 @@ final class Exchange: Sendable {
         var machine: ExchangeMachine
         /// The task running the responder, cancelled if the client goes away.
         var task: Task<Void, Never>?
-        /// The watch on the socket while the connection is suspended waiting for the answer.
-        var hangupWatch: EventLoop.Watch?
         /// The client hung up (or the server stops) before the task was stored.
         var cancelled = false
     }
@@ -30,6 +28,8 @@ final class Exchange: Sendable {
     /// Set for routes that read the body as it arrives.
     let bodyStream: HTTPRequestBody?
     let resumer: ConnectionResumer
+    /// The watch on the connection's socket (nil if it could not be watched).
+    let connectionWatch: ConnectionWatch?
     var loop: EventLoop { resumer.loop }
     let started = ContinuousClock.now
     let state: Mutex<State>
@@ -42,6 +42,7 @@ final class Exchange: Sendable {
         self.handler = handler
         self.bodyStream = handler.streamsBody ? HTTPRequestBody() : nil
         self.resumer = resumer
+        self.connectionWatch = ConnectionWatch.of(connection.pointer)
         self.state = Mutex(State(machine: ExchangeMachine(streamsBody: handler.streamsBody, bodyLimit: bodyLimit)))
     }
 
@@ -50,19 +51,22 @@ final class Exchange: Sendable {
         state.withLock { event(&$0.machine) }
     }
 
-    /// MHD_suspend_connection, on the machine's word, inside libmicrohttpd's callback; the
-    /// socket is watched meanwhile (libmicrohttpd does not look at it): a client that hangs up
-    /// cancels the request.
+    /// MHD_suspend_connection, on the machine's word, inside libmicrohttpd's callback; a client
+    /// that hangs up meanwhile (libmicrohttpd does not look at the socket) cancels the request,
+    /// and fails a streamed body, so that a handler waiting for it stops.
     func suspend() {
         MHD_suspend_connection(connection.pointer)
-        watchForHangup()
+        connectionWatch?.waitForHangup { [weak self] in
+            guard let self else { return }
+            self.request.boundLogger.notice("client hung up; cancelling its request")
+            self.bodyStream?.fail()
+            self.cancelTask()
+        }
     }
 
     /// MHD_resume_connection (the hang-up watch ended first), on the loop.
     func resume() {
-        resumer.resume(connection) { [self] in
-            if let watch = state.withLock({ $0.hangupWatch.take() }) { loop.unwatch(watch) }
-        }
+        resumer.resume(connection) { [connectionWatch] in connectionWatch?.stopWaiting() }
     }
 
     /// The handler of a streamed body read enough: a held-back client may send more.
@@ -87,33 +91,6 @@ final class Exchange: Sendable {
             return state.cancelled
         }
         if cancel { task.cancel() }
-    }
-
-    /// Watches the suspended connection's socket: a client that hangs up cancels the task (and
-    /// fails a streamed body, so that a handler waiting for it stops).
-    private func watchForHangup() {
-        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
-        guard fd >= 0 else { return }
-        let watch: EventLoop.Watch
-        do {
-            watch = try loop.watch(.init(rawValue: fd), for: [.readHangup, .oneShot]) { [weak self] _ in
-                guard let self else { return }
-                self.request.boundLogger.notice("client hung up; cancelling its request")
-                if let watch = self.state.withLock({ $0.hangupWatch.take() }) { self.loop.unwatch(watch) }
-                self.bodyStream?.fail()
-                self.cancelTask()
-            }
-        } catch {
-            request.boundLogger.warning("cannot watch the client's socket for a hang-up", metadata: ["error": "\(error)"])
-            return
-        }
-        let stale = state.withLock { state -> Bool in
-            // Resumed between the suspend and now: nothing to watch.
-            guard state.machine.suspended else { return true }
-            state.hangupWatch = watch
-            return false
-        }
-        if stale { loop.unwatch(watch) }
     }
 
     /// Cancels the responder's task: its client is gone, or the server is shutting down.

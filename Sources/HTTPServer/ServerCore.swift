@@ -110,17 +110,19 @@ final class ServerCore: Sendable {
         if count > 0 {
             // An answer before the whole body (an error, most likely): libmicrohttpd takes a
             // response only before the body or after all of it, so the rest is read and dropped.
-            var accepted = true
+            var taken = count
             if exchange.event({ $0.wantsBody }) {
-                accepted = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
+                taken = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
                     [exchange] in exchange.bodyDrained()
                 }
-                if accepted { loop.runPendingWork() }
+                if taken > 0 { loop.runPendingWork() }
             }
-            switch exchange.event({ $0.streamedBodyPiece(accepted: accepted) }) {
+            // What was not taken stays with libmicrohttpd, offered again after a resume (or at once).
+            uploadDataSize.pointee = count - taken
+            switch exchange.event({ $0.streamedBodyPiece(accepted: taken == count) }) {
             case .consume: uploadDataSize.pointee = 0
             case .suspend: exchange.suspend()
-            default: break  // offered again at once
+            default: break
             }
             return MHD_Result.YES
         }

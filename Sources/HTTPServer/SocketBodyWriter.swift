@@ -34,12 +34,11 @@ public protocol HTTPSocketBodyStream: HTTPBodyStream {
 /// for a hang-up, and for room when the socket is full. Decisions about what to send are its
 /// ``ChunkedWrites``'; this class makes the calls.
 public final class SocketBodyWriter: @unchecked Sendable {
-    private let socket: FileDescriptor
+    private let connection: ConnectionWatch
+    private var socket: FileDescriptor { connection.socket }
     private let loop: EventLoop
-    private let logger: Logger
     private var writes: ChunkedWrites
     private var source: (any SocketBodySource)?
-    private var watch: EventLoop.Watch?
     /// The socket was full: waiting for room (EPOLLOUT).
     private var blocked = false
     private var flushing = false
@@ -53,34 +52,23 @@ public final class SocketBodyWriter: @unchecked Sendable {
     private let headers: UnsafeMutableRawPointer
     private static let maxIovecs = 96
 
+    /// A writer on `connection`'s socket, which it watches for a hang-up from now on.
     init(
-        socket: FileDescriptor, framing: ChunkedWrites.Framing, loop: EventLoop, logger: Logger,
+        connection: ConnectionWatch, framing: ChunkedWrites.Framing, loop: EventLoop,
         onEnd: @escaping (HTTPStreamRead) -> Void
     ) {
-        self.socket = socket
+        self.connection = connection
         self.loop = loop
-        self.logger = logger
         self.writes = ChunkedWrites(framing: framing)
         self.onEnd = onEnd
         self.iovecs = .allocate(capacity: Self.maxIovecs)
         self.headers = .allocate(byteCount: 18 * (Self.maxIovecs / 3), alignment: 8)
+        connection.waitForHangup { [weak self] in self?.clientGone(reason: "client hung up") }
     }
 
     deinit {
         iovecs.deallocate()
         headers.deallocate()
-    }
-
-    /// Starts watching the socket for a hang-up; false if it cannot be watched (then the
-    /// writer must not be used).
-    func open() -> Bool {
-        do {
-            watch = try loop.watch(socket, for: [.readHangup]) { [weak self] events in self?.socketReady(events) }
-        } catch {
-            logger.warning("cannot watch a streamed response's socket", metadata: ["error": "\(error)"])
-            return false
-        }
-        return true
     }
 
     /// Who hands over the pieces and hears what is sent (set once, when the stream attaches).
@@ -142,24 +130,13 @@ public final class SocketBodyWriter: @unchecked Sendable {
         if writes.isEmpty && ending != nil && !finished { finish() }
     }
 
-    /// Watches for room in the socket too (or no longer).
+    /// Waits for room in the socket, then sends on.
     private func wait(forRoom: Bool) {
-        guard let watch, blocked != forRoom else { return }
-        blocked = forRoom
-        do {
-            try loop.change(watch, to: forRoom ? [.readHangup, .output] : [.readHangup])
-        } catch {
-            clientGone(reason: "epoll_ctl failed: \(error)")
-        }
-    }
-
-    private func socketReady(_ events: Epoll.Events) {
-        if events.isHangup {
-            clientGone(reason: "client hung up")
-            return
-        }
-        if events.contains(.output) {
-            wait(forRoom: false)
+        guard forRoom, !blocked else { return }
+        blocked = true
+        connection.waitForRoom { [weak self] in
+            guard let self else { return }
+            blocked = false
             flush()
         }
     }
@@ -182,9 +159,6 @@ public final class SocketBodyWriter: @unchecked Sendable {
     private func stop() {
         finished = true
         source = nil
-        if let watch {
-            loop.unwatch(watch)
-            self.watch = nil
-        }
+        connection.stopWaiting()
     }
 }

@@ -23,7 +23,6 @@ final class StreamResponse: @unchecked Sendable {
         var woken = false
         var stopping = false
         var clientGone = false
-        var watch: EventLoop.Watch?
     }
 
     let stream: any HTTPBodyStream
@@ -36,6 +35,8 @@ final class StreamResponse: @unchecked Sendable {
     var response: OpaquePointer?
     /// The stream may write to the socket itself (plain HTTP/1.1, so chunked, and no TLS).
     private let directAllowed: Bool
+    /// The watch on the connection's socket (nil if it could not be watched).
+    private let connectionWatch: ConnectionWatch?
     private let state = Mutex(State())
 
     init(
@@ -47,6 +48,7 @@ final class StreamResponse: @unchecked Sendable {
         self.logger = logger
         self.resumer = resumer
         self.directAllowed = directAllowed
+        self.connectionWatch = ConnectionWatch.of(connection.pointer)
         self.onFree = onFree
     }
 
@@ -110,9 +112,7 @@ final class StreamResponse: @unchecked Sendable {
             return true
         }
         guard resume else { return }
-        resumer.resume(connection) { [self] in
-            if let watch = state.withLock({ $0.watch.take() }) { loop.unwatch(watch) }
-        }
+        resumer.resume(connection) { [connectionWatch] in connectionWatch?.stopWaiting() }
     }
 
     /// Ends the stream at the next read (the server is stopping); a directly written body
@@ -134,13 +134,10 @@ final class StreamResponse: @unchecked Sendable {
     /// A writer on the connection's socket, if the stream can write itself and the socket can
     /// be watched.
     private func takeOverSocket() -> SocketBodyWriter? {
-        guard directAllowed, stream is any HTTPSocketBodyStream else { return nil }
-        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
-        guard fd >= 0 else { return nil }
-        let writer = SocketBodyWriter(
-            socket: .init(rawValue: fd), framing: .chunked, loop: loop, logger: logger.logger,
+        guard directAllowed, stream is any HTTPSocketBodyStream, let connectionWatch else { return nil }
+        return SocketBodyWriter(
+            connection: connectionWatch, framing: .chunked, loop: loop,
             onEnd: { [weak self] ending in self?.directEnded(ending) })
-        return writer.open() ? writer : nil
     }
 
     /// Suspends the connection and hands the socket's writer to the stream.
@@ -175,7 +172,6 @@ final class StreamResponse: @unchecked Sendable {
 
     /// MHD_ContentReaderFreeCallback: the response is gone.
     func freed() {
-        if let watch = state.withLock({ $0.watch.take() }) { loop.unwatch(watch) }
         stream.close()
         onFree(self)
     }
@@ -184,26 +180,11 @@ final class StreamResponse: @unchecked Sendable {
     /// resume: resume it then and end the body, so that libmicrohttpd closes the connection and
     /// frees the response (which cancels the stream).
     private func watchForHangup() {
-        let fd = usbhttpd_mhd_connection_fd(connection.pointer)
-        guard fd >= 0 else { return }
-        let watch: EventLoop.Watch
-        do {
-            watch = try loop.watch(.init(rawValue: fd), for: [.readHangup, .oneShot]) { [weak self] _ in
-                // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
-                // end the body at that next read.
-                self?.state.withLock { $0.clientGone = true }
-                self?.wake()
-            }
-        } catch {
-            logger.warning("cannot watch the client's socket for a hang-up", metadata: ["error": "\(error)"])
-            return
+        connectionWatch?.waitForHangup { [weak self] in
+            // Resumed, libmicrohttpd would ask for data again before it looks at the socket:
+            // end the body at that next read.
+            self?.state.withLock { $0.clientGone = true }
+            self?.wake()
         }
-        let stale = state.withLock { state -> Bool in
-            // Woken between the suspend and now: nothing to watch.
-            guard state.suspended else { return true }
-            state.watch = watch
-            return false
-        }
-        if stale { loop.unwatch(watch) }
     }
 }

@@ -155,3 +155,71 @@ import Testing
         #expect(response.status == 400)
     }
 }
+
+/// A request body taken by a sink: what came before it attached goes first, a full sink holds
+/// the client back until it has room, and it hears of the end once.
+@Suite struct RequestBodySinkTests {
+    final class Sink: HTTPBodySink, @unchecked Sendable {
+        var room: Int
+        var bytes: [UInt8] = []
+        var ended = 0
+        var failed = 0
+        init(room: Int) { self.room = room }
+        func take(_ data: UnsafeRawBufferPointer) -> Int {
+            let count = min(room, data.count)
+            bytes += data.prefix(count)
+            room -= count
+            return count
+        }
+        func bodyEnded() { ended += 1 }
+        func bodyFailed() { failed += 1 }
+    }
+
+    final class Flag: @unchecked Sendable {
+        var raised = 0
+    }
+
+    @Test func piecesBeforeTheSinkGoFirstThenTheRestStraightToIt() {
+        let body = HTTPRequestBody()
+        let early: [UInt8] = [1, 2, 3]
+        let released = Flag()
+        #expect(early.withUnsafeBytes { body.offer($0) { released.raised += 1 } } == 3)
+        let sink = Sink(room: 100)
+        body.attach(sink)
+        #expect(sink.bytes == [1, 2, 3])
+        let late: [UInt8] = [4, 5]
+        #expect(late.withUnsafeBytes { body.offer($0) {} } == 2)
+        body.finish()
+        #expect(sink.bytes == [1, 2, 3, 4, 5] && sink.ended == 1 && body.received == 5)
+        body.finish()
+        #expect(sink.ended == 1, "once")
+    }
+
+    @Test func aFullSinkHoldsTheClientBackUntilItHasRoom() {
+        let body = HTTPRequestBody()
+        let sink = Sink(room: 4)
+        body.attach(sink)
+        let released = Flag()
+        let data: [UInt8] = Array(0..<10)
+        let taken = data.withUnsafeBytes { body.offer($0) { released.raised += 1 } }
+        #expect(taken == 4 && released.raised == 0)
+        sink.room = 100
+        body.sinkHasRoom()
+        #expect(released.raised == 1, "the client may send the rest")
+        body.fail()
+        #expect(sink.failed == 1 && sink.ended == 0)
+    }
+
+    @Test func aSinkAttachedLateTakesWhatItCanAndTheRestWaits() {
+        let body = HTTPRequestBody()
+        let data: [UInt8] = Array(0..<10)
+        _ = data.withUnsafeBytes { body.offer($0) {} }
+        body.finish()
+        let sink = Sink(room: 6)
+        body.attach(sink)
+        #expect(sink.bytes == Array(0..<6) && sink.ended == 0)
+        sink.room = 100
+        body.sinkHasRoom()
+        #expect(sink.bytes == data && sink.ended == 1)
+    }
+}

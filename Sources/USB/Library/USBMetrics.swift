@@ -1,5 +1,6 @@
 import CLibUSB
 import CoreMetrics
+import Synchronization
 
 /// What the USB layer counts, through swift-metrics (whatever backend the program
 /// bootstrapped). Labels stay bounded: types, outcomes, directions, never device ids.
@@ -13,12 +14,27 @@ import CoreMetrics
 ///   streamed IN buffers resubmitted through the device actor, and their summed wait;
 /// - `usbhttpd_devices_present`, `usbhttpd_device_changes_total{kind}`.
 enum USBMetrics {
+    /// Counter handles once made (a transfer looks its handles up here, by a short key, rather
+    /// than through the metrics backend's labels). Made on first use, after the program
+    /// bootstrapped its metrics backend.
+    private static let counters = Mutex<[String: Counter]>([:])
+
+    private static func counter(_ key: String, _ make: () -> Counter) -> Counter {
+        if let known = counters.withLock({ $0[key] }) { return known }
+        let made = make()
+        counters.withLock { $0[key] = made }
+        return made
+    }
+
     static func transfers(type: UInt8, endpoint: UInt8, outcome: String, bytes: Int, count: Int = 1) {
         guard count > 0 else { return }
-        Counter(label: "usbhttpd_usb_transfers_total", dimensions: [("type", typeName(type)), ("outcome", outcome)])
-            .increment(by: count)
+        let name = typeName(type)
+        counter("\(type)/\(outcome)") {
+            Counter(label: "usbhttpd_usb_transfers_total", dimensions: [("type", name), ("outcome", outcome)])
+        }.increment(by: count)
         if bytes > 0 {
-            Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", endpoint & 0x80 != 0 ? "in" : "out")])
+            let direction = endpoint & 0x80 != 0 ? "in" : "out"
+            counter(direction) { Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", direction)]) }
                 .increment(by: bytes)
         }
     }

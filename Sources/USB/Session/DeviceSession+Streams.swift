@@ -29,6 +29,24 @@ extension DeviceSession {
         return stream
     }
 
+    /// A stream of a request body to bulk or interrupt OUT endpoint `endpoint`, as the body
+    /// arrives (``OutStream``): `transfers` transfers of `transferSize` bytes in flight, and a
+    /// zero-length packet after data that fills its last packet if `zeroLengthPacket`.
+    public func uploadStream(
+        _ endpoint: UInt8, transfers: Int, transferSize: Int, zeroLengthPacket: Bool, timeout: UInt32, logger: Logger
+    ) async throws -> OutStream {
+        try await ready()
+        let descriptor = try state.endpoint(endpoint, for: .write)
+        let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
+        let stream = try OutStream(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor), transfers: transfers,
+            transferSize: transferSize, packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
+            loop: loop, logger: logger)
+        streams = streams.filter { $0.value.stream != nil }
+        streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
+        return stream
+    }
+
     /// Writes everything `next` gives to bulk or interrupt OUT endpoint `endpoint`, cut into
     /// transfers of `transferSize` bytes with up to `transfers` of them in flight, submitted
     /// in order from this actor. A zero-length packet follows the last transfer if

@@ -33,7 +33,7 @@ public actor DeviceSession {
     private var waitingForBlockingCall: [CheckedContinuation<Void, Never>] = []
 
     struct WeakStream {
-        weak var stream: BulkInStream?
+        weak var stream: (any SessionStream)?
     }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
@@ -300,4 +300,18 @@ public actor DeviceSession {
     func libusbType(_ endpoint: EndpointDescriptor) -> libusb_transfer_type {
         endpoint.transferType == .interrupt ? LIBUSB_TRANSFER_TYPE_INTERRUPT : LIBUSB_TRANSFER_TYPE_BULK
     }
+}
+
+/// A stream of a session's (to or from an endpoint), which the session ends when it closes.
+protocol SessionStream: AnyObject, Sendable {
+    /// Ends the stream: the session closes.
+    func cancel()
+    /// Ends the stream: the device was unplugged.
+    func deviceGone()
+}
+
+extension BulkInStream: SessionStream {}
+
+extension OutStream: SessionStream {
+    func deviceGone() { cancel() }
 }

@@ -35,18 +35,31 @@ struct StreamRoutes: Sendable {
         try context.checkLease(request, device: session.id, interface: interface)
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
         defer { slot.release() }
-        let what = "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
-        let (result, offered) = try await pump(request, session: session, interface: interface, slot: slot, body: body, what) {
-            next in
-            try await session.writeStream(
+        let what = { "Streaming to endpoint \(hex(endpoint)) of \(session.id)" }
+        let stream = try await context.usb(what(), device: session.id) {
+            try await session.uploadStream(
                 endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
-                timeout: timeout, logger: request.request.logger, next: next)
+                timeout: timeout, logger: request.request.logger)
         }
-        if result.status == .completed {
-            // Read what is left, if anything (there is nothing, unless the transfers stopped early).
-            while try await body.read() != nil {}
+        // The body's pieces go straight into the stream's transfers as the server reads them.
+        slot.onCut { stream.cancel() }
+        body.attach(UploadSink(stream: stream, body: body))
+        let outcome = await withTaskCancellationHandler { await stream.outcome() } onCancel: { stream.cancel() }
+        if outcome.cancelled {
+            request.request.logger.notice(
+                "stream to the device ended early",
+                metadata: [
+                    "usb.device": "\(session.id)", "usb.endpoint": "\(hex(endpoint))",
+                    "usb.stream.bytes": "\(outcome.result.actualLength)",
+                    "error": .string(slot.isCut ? "cut by a lease" : "the client went away"),
+                ])
+            if slot.isCut {
+                request.request.logger.notice("upload cut: a lease now covers its interface")
+                try context.checkLease(request, device: session.id, interface: interface)
+            }
+            throw CancellationError()
         }
-        return try TransferAnswer.sent(result, requested: max(offered, body.received), context: what)
+        return try TransferAnswer.sent(outcome.result, requested: max(outcome.offered, body.received), context: what())
     }
 
     /// Runs an upload's USB work (`work`, given the body's pieces one by one). A client that
@@ -213,4 +226,18 @@ struct StreamRoutes: Sendable {
         }
         return (transfers, transferSize)
     }
+}
+
+/// A request body taken straight into an ``OutStream``'s transfers, on the event loop.
+private final class UploadSink: HTTPBodySink, @unchecked Sendable {
+    let stream: OutStream
+
+    init(stream: OutStream, body: HTTPRequestBody) {
+        self.stream = stream
+        stream.onRoom { [weak body] in body?.sinkHasRoom() }
+    }
+
+    func take(_ bytes: UnsafeRawBufferPointer) -> Int { stream.take(bytes) }
+    func bodyEnded() { stream.endOfBody() }
+    func bodyFailed() { stream.cancel() }
 }

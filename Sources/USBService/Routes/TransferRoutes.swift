@@ -22,15 +22,15 @@ struct TransferRoutes: Sendable {
         case .endpoint: try await context.checkLease(request, session: session, endpoint: UInt8(truncatingIfNeeded: setup.index))
         default: try context.checkLease(request, device: session.id, interface: nil)
         }
-        let what = "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)"
-        let result = try await context.usb(what, device: session.id) {
+        let what = { "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)" }
+        let result = try await context.usb(what(), device: session.id) {
             try await session.control(setup, data: control.data, timeout: control.timeout, logger: request.request.logger)
         }
         if setup.direction == .in {
             return try TransferAnswer.received(
-                result, requested: Int(setup.length), json: control.answerInJSON, context: what)
+                result, requested: Int(setup.length), json: control.answerInJSON, context: what())
         }
-        return try TransferAnswer.sent(result, requested: control.data.count, context: what)
+        return try TransferAnswer.sent(result, requested: control.data.count, context: what())
     }
 
     func read(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -40,12 +40,12 @@ struct TransferRoutes: Sendable {
         let timeout = try context.limits.timeout(request.query)
         let session = try await context.session(request)
         try await context.checkLease(request, session: session, endpoint: endpoint)
-        let what = "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)"
-        let result = try await context.usb(what, device: session.id) {
+        let what = { "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)" }
+        let result = try await context.usb(what(), device: session.id) {
             try await session.read(endpoint, length: length, timeout: timeout, logger: request.request.logger)
         }
         let json = request.request.headers["Accept"]?.contains("application/json") ?? false
-        return try TransferAnswer.received(result, requested: length, json: json, context: what)
+        return try TransferAnswer.received(result, requested: length, json: json, context: what())
     }
 
     func write(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -56,13 +56,13 @@ struct TransferRoutes: Sendable {
         let data = request.request.body
         let session = try await context.session(request)
         try await context.checkLease(request, session: session, endpoint: endpoint)
-        let what = "Writing \(data.count) bytes to endpoint \(hex(endpoint)) of \(session.id)"
-        let result = try await context.usb(what, device: session.id) {
+        let what = { "Writing \(data.count) bytes to endpoint \(hex(endpoint)) of \(session.id)" }
+        let result = try await context.usb(what(), device: session.id) {
             try await session.write(
                 endpoint, data: data, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
                 logger: request.request.logger)
         }
-        return try TransferAnswer.sent(result, requested: data.count, context: what)
+        return try TransferAnswer.sent(result, requested: data.count, context: what())
     }
 
     func clearHalt(_ request: RoutedRequest) async throws -> HTTPResponse {
