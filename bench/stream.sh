@@ -18,6 +18,7 @@ gcc -O2 -o "$W/native-control" bench/native-control.c $USB
 gcc -O2 -o "$W/keepalive" bench/keepalive.c
 gcc -O2 -o "$W/pattern" bench/pattern.c
 gcc -O2 -o "$W/idle" bench/idle.c
+gcc -O2 -o "$W/upload" bench/upload.c
 MHD="$(pkg-config --cflags --libs libmicrohttpd) -lpthread"
 gcc -O2 -o "$W/http-floor" bench/http-floor.c $MHD
 gcc -O2 -o "$W/stream-floor" bench/stream-floor.c $MHD
@@ -79,6 +80,8 @@ out_daemon() {
   "$W/pattern" "$OUT_MIB" | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - \
     "$B/$SS/endpoints/0x02/stream?transfers=$K&transfer_size=$L" | mb
 }
+# The same upload from a lean client (bench/upload.c, 64 KiB chunks from memory).
+out_lean() { "$W/upload" 8080 "/v1/devices/$SS/endpoints/0x02/stream?transfers=$K&transfer_size=$L" "$OUT_MIB" 65536 | cut -d' ' -f1; }
 control_daemon() { "$W/keepalive" 8080 POST "/v1/devices/$SS/control?direction=in&type=standard&request=6&value=0x100&length=18" 200; }
 cpu_ns() { cat /proc/$DAEMON/task/*/schedstat | awk '{ s += $1 } END { print s }'; }
 
@@ -95,6 +98,7 @@ while [ $round -lt "$RUNS" ]; do
   put daemon_in "$(in_daemon)"
   put daemon_cpu "$(awk "BEGIN { printf \"%.2f\", ($(cpu_ns) - $before) / 1e6 / ($N / 1e6) }")"
   put daemon_out "$(out_daemon)"
+  put daemon_out_lean "$(out_lean)"
   put daemon_control "$(control_daemon)"
   release lab-sourcesink
 
@@ -114,11 +118,15 @@ while [ $round -lt "$RUNS" ]; do
   put floor_socket "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8093/?bytes=$N" | mb)"
   put floor_reader "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8094/?bytes=$N" | mb)"
   put floor_inline "$("$W/keepalive" 8090 GET /floor 200)"
+  # What the upload clients reach against a server that drops the body (bench/http-floor.c).
+  put floor_curl_out "$("$W/pattern" "$OUT_MIB" | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - http://127.0.0.1:8090/floor | mb)"
+  put floor_lean_out "$("$W/upload" 8090 /floor "$OUT_MIB" 65536 | cut -d' ' -f1)"
   put floor_hop "$("$W/keepalive" 8091 GET /floor 200)"
   kill $F1 $F2 $F3 $F4
 done
 ratios in_native daemon_in native_in; ratios in_usbip usbip_in native_in
 ratios out_native daemon_out native_out; ratios out_usbip usbip_out native_out
+ratios out_lean_native daemon_out_lean native_out
 ratios control_native daemon_control native_control; ratios control_usbip usbip_control native_control
 
 # Peak memory: 16 streams at once (8 per device) for 3 s, then 500 idle keep-alive connections.
@@ -147,7 +155,9 @@ echo "(a) bulk IN   MB/s   daemon $(stats daemon_in)   native $(stats native_in)
 echo "              daemon/native $(stats in_native) (target >= 0.90)   USB/IP/native $(stats in_usbip)"
 echo "              daemon CPU $(median daemon_cpu) ms per MB (all threads)"
 echo "(b) bulk OUT  MB/s   daemon $(stats daemon_out)   native $(stats native_out)   USB/IP $(stats usbip_out)"
-echo "              daemon/native $(stats out_native) (target >= 0.85)   USB/IP/native $(stats out_usbip)"
+echo "              daemon/native $(stats out_native) (target >= 0.85)   USB/IP/native $(stats out_usbip)   (curl -T - from bench/pattern.c)"
+echo "              from a lean client (bench/upload.c): daemon $(stats daemon_out_lean) MB/s, daemon/native $(stats out_lean_native)"
+echo "              the clients alone, against a server that drops the body: curl $(stats floor_curl_out) MB/s, lean $(stats floor_lean_out) MB/s"
 echo "(c) control   us     daemon $(stats daemon_control)   native $(stats native_control)   USB/IP $(stats usbip_control)"
 echo "              daemon/native $(stats control_native) (target <= 2.2)   USB/IP/native $(stats control_usbip)"
 echo "    libmicrohttpd alone: streaming $(stats floor_socket) MB/s writing the socket itself, $(stats floor_reader) MB/s through its content reader;"

@@ -49,6 +49,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private let queue = Mutex(Queue())
     private let handlers = Mutex<[UInt64: @Sendable (Epoll.Events) -> Void]>([:])
     private let deadlineSources = Mutex<[DeadlineSource]>([])
+    private let afterWork = Mutex<[(id: UInt64, body: @Sendable () -> Void)]>([])
     private let nextToken = Atomic<UInt64>(1)
     private let threadID = Atomic<UInt>(0)
     private let stopRequested = Atomic<Bool>(false)
@@ -132,6 +133,20 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     public func removeDeadlineSource(_ id: UInt64) {
         deadlineSources.withLock { $0.removeAll { $0.id == id } }
+    }
+
+    /// Runs `body` on the loop's thread after each round of queued work, before the loop waits
+    /// again: for what the work may have made due at once (libmicrohttpd's processing of the
+    /// connections a round of work resumed), without a trip through epoll. Returns an id for
+    /// ``removeAfterWork(_:)``.
+    public func addAfterWork(_ body: @escaping @Sendable () -> Void) -> UInt64 {
+        let id = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+        afterWork.withLock { $0.append((id, body)) }
+        return id
+    }
+
+    public func removeAfterWork(_ id: UInt64) {
+        afterWork.withLock { $0.removeAll { $0.id == id } }
     }
 
     // MARK: Work
@@ -237,6 +252,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         var events = Epoll.EventBuffer(capacity: 64)
         var deadlines: [(deadline: Int64, expired: @Sendable () -> Void)] = []
         while true {
+            runPendingWork()
+            for (_, body) in afterWork.withLock({ $0 }) { body() }
             runPendingWork()
             let (pending, stop) = queue.withLock { queue -> (Bool, Bool) in
                 let stop = stopRequested.load(ordering: .acquiring) && queue.work.isEmpty

@@ -5,16 +5,28 @@ import HTTPServer
 public struct Router: HTTPResponder {
     public typealias Handler = @Sendable (RoutedRequest) async throws -> HTTPResponse
 
-    struct Route: Sendable {
+    /// A class, so that looking through the routes copies no strings or closures.
+    final class Route: Sendable {
         let method: String
         let template: PathTemplate
         /// The handler reads the body as it arrives (`request.bodyStream`).
         let streamsBody: Bool
         let handler: Handler
         let metrics: RequestMetrics
+
+        init(method: String, template: PathTemplate, streamsBody: Bool, handler: @escaping Handler, metrics: RequestMetrics) {
+            self.method = method
+            self.template = template
+            self.streamsBody = streamsBody
+            self.handler = handler
+            self.metrics = metrics
+        }
     }
 
     private var routes: [Route] = []
+    /// The routes by their number of path segments, in the order added: a path is matched only
+    /// against templates as long as it is.
+    private var bySegments: [Int: [Route]] = [:]
     /// The metrics of requests that match no route.
     private let unmatched = RequestMetrics(route: RequestMetrics.unmatchedRoute)
     /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
@@ -27,10 +39,11 @@ public struct Router: HTTPResponder {
     ) {
         // Routes of one template share its metrics.
         let metrics = routes.first { $0.template.description == template }?.metrics ?? RequestMetrics(route: template)
-        routes.append(
-            Route(
-                method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler,
-                metrics: metrics))
+        let route = Route(
+            method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler,
+            metrics: metrics)
+        routes.append(route)
+        bySegments[route.template.segments.count, default: []].append(route)
     }
 
     public mutating func get(_ template: String, _ handler: @escaping Handler) { add("GET", template, handler) }
@@ -54,7 +67,7 @@ public struct Router: HTTPResponder {
         let parts = PathTemplate.parts(path)
         var allowed: [String] = []
         var firstMatch: RequestMetrics?
-        for route in routes {
+        for route in bySegments[parts.count] ?? [] {
             guard let parameters = route.template.match(parts: parts) else { continue }
             guard route.method == matching else {
                 allowed.append(route.method)

@@ -15,6 +15,7 @@ public final class HTTPServer: Sendable {
         let daemon: DaemonRef
         let watch: EventLoop.Watch
         let deadlineSource: UInt64
+        let afterWork: UInt64
     }
 
     private let configuration: HTTPServerConfiguration
@@ -123,7 +124,13 @@ public final class HTTPServer: Sendable {
                 _ = resumer.takeRunRequest()
                 _ = MHD_run(daemon.pointer)
             })
-        running.withLock { $0 = Running(core: core, daemon: daemon, watch: watch, deadlineSource: deadlineSource) }
+        // A round of work that resumed connections has libmicrohttpd take them up at once.
+        let afterWork = loop.addAfterWork {
+            if resumer.takeRunRequest() { _ = MHD_run(daemon.pointer) }
+        }
+        running.withLock {
+            $0 = Running(core: core, daemon: daemon, watch: watch, deadlineSource: deadlineSource, afterWork: afterWork)
+        }
         logger.info(
             "listening", metadata: ["http.host": .string(configuration.host), "http.port": .stringConvertible(port)])
     }
@@ -154,6 +161,7 @@ public final class HTTPServer: Sendable {
         await Self.onLoop(loop) {
             loop.unwatch(running.watch)
             loop.removeDeadlineSource(running.deadlineSource)
+            loop.removeAfterWork(running.afterWork)
             self.running.withLock { $0 = nil }
             MHD_stop_daemon(running.daemon.pointer)
         }
