@@ -29,8 +29,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     private struct Queue {
         var work: [Work] = []
-        /// The eventfd was written and not yet drained: later work from other threads need not write it again.
-        var wakePending = false
+        var wake = WakeProtocol()
         /// The thread has ended: work goes elsewhere (jobs) or nowhere (closures).
         var finished = false
     }
@@ -232,9 +231,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         let (accepted, signal) = queue.withLock { queue -> (Bool, Bool) in
             guard !queue.finished else { return (false, false) }
             queue.work.append(work)
-            guard !onLoop && !queue.wakePending else { return (true, false) }
-            queue.wakePending = true
-            return (true, true)
+            return (true, !onLoop && queue.wake.queuedFromElsewhere())
         }
         if signal { wakeUp() }
         return accepted
@@ -285,12 +282,12 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             for index in 0..<count {
                 let (what, token) = events[index]
                 if token == Self.wakeToken {
-                    queue.withLock { $0.wakePending = false }
                     do {
                         try wakeCounter.drain()
                     } catch {
                         logger.error("eventfd read failed", metadata: ["error": "\(error)"])
                     }
+                    queue.withLock { $0.wake.drained() }
                     continue
                 }
                 handlers.withLock { $0[token] }?(what)
@@ -306,4 +303,27 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         try? epoll.close()
         ended.signal()
     }
+}
+
+/// When a thread that queues work for the loop must write the loop's wake counter (an
+/// eventfd): only when no write is pending, so that a burst of work costs one write. Kept with
+/// the queue, under its lock.
+///
+/// The loop must drain the counter first and only then say so (``drained()``): the other way
+/// round, a write between the two would be drained while "pending" stayed set, and no thread
+/// would write again while the loop sleeps. Work queued between the drain and ``drained()``
+/// is run before the loop waits again.
+struct WakeProtocol {
+    /// The counter was written and not yet drained.
+    private(set) var pending = false
+
+    /// Work was queued from another thread: whether it must write the counter.
+    mutating func queuedFromElsewhere() -> Bool {
+        guard !pending else { return false }
+        pending = true
+        return true
+    }
+
+    /// The loop has drained the counter.
+    mutating func drained() { pending = false }
 }

@@ -13,6 +13,9 @@ public protocol DeviceCatalog: Sendable {
     func session(id: String) async throws -> DeviceSession?
     /// The session of device `id` if one is open now, at once (nil: ask ``session(id:)``).
     func openSession(id: String) -> DeviceSession?
+    /// Every device present now, at once, when the catalog knows nothing changed since its
+    /// last look (nil: ask ``devices()``); with a number that changes whenever the list may.
+    func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])?
     /// When device `id` went away (seconds since the epoch); nil if present or never seen.
     func removedAt(id: String) async -> Double?
     /// Every arrival and removal, in order, and the devices they leave present.
@@ -23,6 +26,7 @@ public protocol DeviceCatalog: Sendable {
 
 extension DeviceCatalog {
     public func openSession(id: String) -> DeviceSession? { nil }
+    public func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { nil }
 }
 
 extension USBHost: DeviceCatalog {}

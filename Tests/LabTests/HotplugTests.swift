@@ -6,8 +6,22 @@ extension LabSession {
     /// lab/guest/replug.py in the guest: its one line of JSON output.
     @discardableResult
     func replug(_ arguments: String) async throws -> [String: Any] {
-        let output = try await run("python3 \(Self.root.path)/lab/guest/replug.py \(arguments)")
+        let output: String
+        do {
+            output = try await run("python3 \(Self.root.path)/lab/guest/replug.py \(arguments)")
+        } catch {
+            // A replug that times out waiting for the daemon: show what its threads are doing.
+            FileHandle.standardError.write(Data("the daemon's threads:\n\(try await daemonThreads())\n".utf8))
+            throw error
+        }
         return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+    }
+
+    /// Every thread of the daemon but the devices' idle workers, with its stack (gdb in the guest).
+    func daemonThreads() async throws -> String {
+        try await run(
+            "gdb -batch -p $(pgrep -o -x usbhttpd) -ex 'thread apply all bt 60' > \"$TMPDIR/gdb.txt\" 2>&1;"
+                + " awk '/^Thread/ { keep = ($0 !~ /usb-[0-9u]/) } keep' \"$TMPDIR/gdb.txt\" | grep -E '^Thread|^#' | cut -c1-200 | head -300")
     }
 
     /// The daemon's open file descriptors and resident memory in KiB.

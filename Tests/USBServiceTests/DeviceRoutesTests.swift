@@ -74,6 +74,24 @@ import USBService
         #expect(try object(response)["code"] as? String == code)
     }
 
+    /// With a current list at hand the list needs no scan (a catalog that would fail one is not
+    /// asked), and its JSON is made once per change; filters still apply.
+    @Test func aCurrentListIsServedWithoutAScan() async throws {
+        var catalog = FakeCatalog(list: [], failure: .io)
+        catalog.fresh = (7, [FakeCatalog.keyboard, FakeCatalog.hub])
+        let api = API.router(catalog: catalog)
+        let first = await api.response(to: HTTPRequest(method: "GET", path: "/v1/devices"))
+        let again = await api.response(to: HTTPRequest(method: "GET", path: "/v1/devices"))
+        #expect(first.status == 200 && first.body == again.body)
+        #expect(try #require(try object(first)["devices"] as? [[String: Any]]).count == 2)
+        let filtered = await api.response(
+            to: HTTPRequest(method: "GET", path: "/v1/devices", query: [(name: "vendor_id", value: "0x9999")]))
+        #expect(try #require(try object(filtered)["devices"] as? [[String: Any]]).isEmpty)
+        catalog.fresh = nil
+        let scanned = await API.router(catalog: catalog).response(to: HTTPRequest(method: "GET", path: "/v1/devices"))
+        #expect(scanned.status == 502, "without a current list, the scan (failing here) answers")
+    }
+
     @Test func detailsCarryTheWholeTree() async throws {
         let response = await call("/v1/devices/4-1")
         #expect(response.status == 200)

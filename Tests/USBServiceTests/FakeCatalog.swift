@@ -11,6 +11,10 @@ struct FakeCatalog: DeviceCatalog {
     var readiness: (isReady: Bool, reason: String) = (true, "fake")
     /// Empty until a test appends to it (the routes that follow changes read only this).
     let changes = ChangeLog()
+    /// A current list the catalog has at hand (as the host has after a netlink-followed scan).
+    var fresh: (generation: Int, devices: [USBDeviceInfo])?
+
+    func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { fresh }
 
     init(list: [USBDeviceInfo], failure: USBError? = nil, removed: [String: Double] = [:]) {
         self.list = list

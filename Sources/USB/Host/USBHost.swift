@@ -33,6 +33,19 @@ public actor USBHost {
     private nonisolated let openSessions = Mutex<[String: DeviceSession]>([:])
     /// When each id that went away was last removed, until it is back.
     private var removals: [String: Double] = [:]
+    /// The device list as the last scan left it, and whether anything may have changed since:
+    /// readable from any thread (``freshDevices()``).
+    private nonisolated let listing = Mutex(Listing())
+
+    private struct Listing {
+        var devices: [USBDeviceInfo] = []
+        /// Notices of changes seen, and the notice count the last scan started after.
+        var notices = 0
+        var scanned = -1
+        /// The monitor reports every change (netlink): only then can a scan be trusted until
+        /// the next notice.
+        var trusted = false
+    }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -61,9 +74,14 @@ public actor USBHost {
         let monitor = HotplugMonitor(
             onChange: { [weak self] in
                 guard let self else { return }
+                // At once, on the monitor's thread: the list is not trusted until rescanned.
+                listing.withLock { $0.notices += 1 }
                 Task { await self.refresh() }
             }, allowNetlink: allowNetlink, allowInotify: allowInotify)
         self.monitor = monitor
+        // inotify misses arrivals between its follow-up rescans, polling for up to a second:
+        // with them every listing scans.
+        listing.withLock { $0.trusted = monitor.source == .netlink }
         logger.info("following USB devices", metadata: ["usb.hotplug.source": "\(monitor.source.rawValue)"])
         return monitor.source
     }
@@ -79,6 +97,16 @@ public actor USBHost {
     /// Every device present now (a fresh scan), ordered by bus and port path.
     public func devices() -> [USBDeviceInfo] {
         refresh()
+    }
+
+    /// Every device present now, without a scan and without entering the actor, when the last
+    /// scan is known to be current (the kernel has told of no change since: netlink only);
+    /// nil otherwise, and then ``devices()`` scans. With the number of that scan, which
+    /// changes whenever the list may have.
+    public nonisolated func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? {
+        listing.withLock { listing in
+            listing.trusted && listing.scanned == listing.notices ? (listing.scanned, listing.devices) : nil
+        }
     }
 
     /// Device `id` with every string its descriptors refer to (read from the device once),
@@ -155,6 +183,16 @@ public actor USBHost {
     /// Scans sysfs and records what changed: removals first, then arrivals, each in id order.
     @discardableResult
     private func refresh() -> [USBDeviceInfo] {
+        let notices = listing.withLock { $0.notices }
+        defer {
+            // Current unless a notice came during the scan.
+            let devices = roster.devices
+            listing.withLock { listing in
+                guard listing.notices == notices else { return }
+                listing.devices = devices
+                listing.scanned = notices
+            }
+        }
         let known = roster.entries.mapValues(\.sysfs)
         for change in roster.update(SysfsDevice.scan(root: sysfsRoot, known: known)) {
             switch change {

@@ -1,4 +1,5 @@
 import HTTPRouting
+import Synchronization
 import HTTPServer
 import USB
 
@@ -12,8 +13,18 @@ struct DeviceRoutes: Sendable {
         router.get("/v1/devices/{id}/descriptors/raw") { try await raw($0) }
     }
 
+    /// Answered from the catalog's current list when it has one (no scan, no thread switch),
+    /// the whole list's JSON made once per change.
     func list(_ request: RoutedRequest) async throws -> HTTPResponse {
         let filter = try DeviceFilter(query: request.query)
+        if let (generation, devices) = context.catalog.freshDevices() {
+            if request.request.query.isEmpty, let body = context.listingCache.body(generation: generation) {
+                return HTTPResponse(headers: ["Content-Type": "application/json"], body: body)
+            }
+            let response = try HTTPResponse.json(DeviceList(devices: devices.filter(filter.matches).map(DeviceSummary.init)))
+            if request.request.query.isEmpty { context.listingCache.keep(response.body, generation: generation) }
+            return response
+        }
         let devices = try await context.devices()
         return try .json(DeviceList(devices: devices.filter(filter.matches).map(DeviceSummary.init)))
     }
@@ -34,5 +45,18 @@ struct DeviceRoutes: Sendable {
                 "Reading the descriptors of \(id)", device: id, { try await context.catalog.rawDescriptors(id: id) })
         else { throw await context.absent(id) }
         return .bytes(bytes)
+    }
+}
+
+/// The JSON of the whole device list, kept for the list it was made from.
+final class ListingCache: Sendable {
+    private let kept = Mutex<(generation: Int, body: [UInt8])?>(nil)
+
+    func body(generation: Int) -> [UInt8]? {
+        kept.withLock { $0?.generation == generation ? $0?.body : nil }
+    }
+
+    func keep(_ body: [UInt8], generation: Int) {
+        kept.withLock { $0 = (generation, body) }
     }
 }

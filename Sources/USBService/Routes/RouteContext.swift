@@ -12,6 +12,8 @@ struct RouteContext: Sendable {
     let streamSlots: StreamSlots
     let leases: LeaseTable
     let logger: Logger
+    /// The whole device list's JSON, while the list does not change.
+    let listingCache = ListingCache()
 
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.

@@ -1,0 +1,78 @@
+import CLibUSB
+import Logging
+
+/// Claims, alternate settings, configurations, halts and resets: blocking libusb calls, each run
+/// on the device's worker thread while the actor's other work waits.
+extension DeviceSession {
+    /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is bound.
+    public func claim(_ number: UInt8) async throws -> DeviceState.Claim {
+        try await ready()
+        leftovers = [:]
+        try state.checkClaim(number)
+        let (handle, id, configuration) = (handle, id, state.activeConfiguration)
+        let (detached, altSetting) = try await blocking { () throws(USBError) -> (Bool, UInt8?) in
+            let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
+            try handle.claimInterface(number)
+            let altSetting = configuration.flatMap { Sysfs.altSetting(device: id, configuration: $0, interface: number) }
+            return (detached, altSetting)
+        }
+        let claim = DeviceState.Claim(interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached)
+        state.claimed(claim)
+        return claim
+    }
+
+    /// Releases interface `number` (libusb_release_interface); its kernel driver, if one was
+    /// detached, is attached again.
+    public func release(_ number: UInt8) async throws {
+        try await ready()
+        leftovers = [:]
+        _ = try state.claim(number)
+        defer { state.released(number) }
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.releaseInterface(number) }
+    }
+
+    /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).
+    public func setAltSetting(interface: UInt8, altSetting: UInt8) async throws {
+        try await ready()
+        leftovers = [:]
+        try state.checkAltSetting(interface: interface, altSetting: altSetting)
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
+        state.altSettingSelected(interface: interface, altSetting: altSetting)
+    }
+
+    /// Activates configuration `value`, or unconfigures the device for nil (libusb_set_configuration).
+    public func setConfiguration(_ value: UInt8?) async throws {
+        try await ready()
+        leftovers = [:]
+        try state.checkConfiguration(value)
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.setConfiguration(value) }
+        state.configured(value)
+    }
+
+    /// Clears a halt (stall) on `endpoint` of a claimed interface (libusb_clear_halt).
+    public func clearHalt(_ endpoint: UInt8) async throws {
+        try await ready()
+        leftovers = [:]
+        _ = try state.endpoint(endpoint, for: .clearHalt)
+        let handle = handle
+        try await blocking { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
+    }
+
+    /// Resets the device's port (libusb_reset_device). Claims survive; alternate settings go
+    /// back to 0. If the device comes back as another device the session is gone.
+    public func reset() async throws {
+        try await ready()
+        leftovers = [:]
+        let handle = handle
+        do {
+            try await blocking { () throws(USBError) in try handle.reset() }
+        } catch {
+            if error == .notFound { goneFlag.store(true, ordering: .releasing) }
+            throw error
+        }
+        state.wasReset()
+    }
+}

@@ -1,0 +1,101 @@
+import CLibUSB
+import Logging
+
+/// Single transfers: control, bulk and interrupt reads and writes, each a ``PendingTransfer``
+/// submitted from the actor and awaited without holding it.
+extension DeviceSession {
+    /// A control transfer on endpoint 0. For OUT, `data` is the data stage (`setup.length`
+    /// must equal its count); for IN, up to `setup.length` bytes come back in the result.
+    public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws(USBError)
+        -> TransferResult
+    {
+        try await ready()
+        precondition(setup.direction == .in || Int(setup.length) == data.count, "wLength must match the OUT data")
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: setup.direction == .in ? 0x80 : 0x00, type: LIBUSB_TRANSFER_TYPE_CONTROL,
+            length: 8 + Int(setup.length), timeout: timeout)
+        let header = setup.bytes
+        pending.buffer.copyBytes(from: header)
+        if setup.direction == .out {
+            UnsafeMutableRawBufferPointer(rebasing: pending.buffer[8...]).copyBytes(from: data)
+        }
+        let result = try await perform(pending, endpoint: 0x00, logger: logger)
+        guard setup.direction == .in else { return result }
+        return TransferResult(
+            status: result.status, actualLength: result.actualLength,
+            data: pending.bytes(from: 8, count: result.actualLength))
+    }
+
+    /// Reads up to `length` bytes from bulk or interrupt IN endpoint `endpoint`. The URB asks
+    /// for whole packets, so a device that sends a full packet to a shorter read does not
+    /// overflow: what comes beyond `length` is kept for the next read of the endpoint, which
+    /// gets it without a URB.
+    public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
+        try await ready()
+        let descriptor = try state.endpoint(endpoint, for: .read)
+        if let kept = leftovers.removeValue(forKey: endpoint) {
+            let count = min(length, kept.count)
+            if count < kept.count { leftovers[endpoint] = Array(kept[count...]) }
+            return TransferResult(status: .completed, actualLength: count, data: Array(kept.prefix(count)))
+        }
+        let packet = max(Int(descriptor.maxPacketSize & 0x07ff), 1)
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor),
+            length: (length + packet - 1) / packet * packet, timeout: timeout)
+        let result = try await perform(pending, endpoint: endpoint, logger: logger)
+        let count = min(result.actualLength, length)
+        if result.actualLength > length {
+            leftovers[endpoint] = pending.bytes(from: length, count: result.actualLength - length)
+        }
+        return TransferResult(status: result.status, actualLength: count, data: pending.bytes(from: 0, count: count))
+    }
+
+    /// Writes `data` to bulk or interrupt OUT endpoint `endpoint`, then a zero-length packet if
+    /// `zeroLengthPacket` and the data fills its last packet (LIBUSB_TRANSFER_ADD_ZERO_PACKET).
+    public func write(_ endpoint: UInt8, data: [UInt8], zeroLengthPacket: Bool, timeout: UInt32, logger: Logger)
+        async throws -> TransferResult
+    {
+        try await ready()
+        let descriptor = try state.endpoint(endpoint, for: .write)
+        let pending = try PendingTransfer(
+            handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: data.count, timeout: timeout,
+            flags: zeroLengthPacket ? LIBUSB_TRANSFER_ADD_ZERO_PACKET : nil)
+        pending.buffer.copyBytes(from: data)
+        return try await perform(pending, endpoint: endpoint, logger: logger)
+    }
+
+    func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws(USBError)
+        -> TransferResult
+    {
+        let key = ObjectIdentifier(pending)
+        inFlight[key] = pending
+        defer { inFlight[key] = nil }
+        let type = pending.type
+        switch await pending.run() {
+        case .refused(let error):
+            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: error.name, bytes: 0)
+            if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            logger.debug(
+                "transfer refused",
+                metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
+            throw error
+        case .finished(let status, let actualLength):
+            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: status.rawValue, bytes: actualLength)
+            if status == .noDevice { goneFlag.store(true, ordering: .releasing) }
+            // Made only if the line is logged (a debug line for every transfer otherwise costs
+            // four strings per control request).
+            func metadata() -> Logger.Metadata {
+                [
+                    "usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))",
+                    "usb.transfer.status": "\(status.rawValue)", "usb.transfer.length": "\(actualLength)",
+                ]
+            }
+            if status == .cancelled {
+                logger.notice("transfer cancelled", metadata: metadata())
+            } else {
+                logger.debug("transfer", metadata: metadata())
+            }
+            return TransferResult(status: status, actualLength: actualLength)
+        }
+    }
+}
