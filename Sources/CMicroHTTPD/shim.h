@@ -4,6 +4,8 @@
 // cannot import from microhttpd.h as it is.
 #include <stdint.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <microhttpd.h>
 
 /// MHD_start_daemon is variadic: take the options as an MHD_OPTION_ARRAY instead.
@@ -67,6 +69,17 @@ static inline void *usbhttpd_mhd_socket_context(struct MHD_Connection *connectio
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return info ? info->socket_context : NULL;
+}
+
+/// The client's address (IPv4 or IPv6, no port) written into `buffer` as text, from a union
+/// member as above; 0 on success.
+static inline int usbhttpd_mhd_client_address(struct MHD_Connection *connection, char *buffer, socklen_t size) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!info || !info->client_addr) return -1;
+    const struct sockaddr *address = info->client_addr;
+    const void *raw = address->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)address)->sin6_addr
+                                                      : (const void *)&((const struct sockaddr_in *)address)->sin_addr;
+    return inet_ntop(address->sa_family, raw, buffer, size) ? 0 : -1;
 }
 
 /// The socket of a connection, from a union member as above.

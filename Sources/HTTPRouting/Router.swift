@@ -11,13 +11,18 @@ public struct Router: HTTPResponder {
         let template: PathTemplate
         /// The handler reads the body as it arrives (`request.bodyStream`).
         let streamsBody: Bool
+        let requirement: (any RouteRequirement)?
         let handler: Handler
         let metrics: RequestMetrics
 
-        init(method: String, template: PathTemplate, streamsBody: Bool, handler: @escaping Handler, metrics: RequestMetrics) {
+        init(
+            method: String, template: PathTemplate, streamsBody: Bool, requirement: (any RouteRequirement)?,
+            handler: @escaping Handler, metrics: RequestMetrics
+        ) {
             self.method = method
             self.template = template
             self.streamsBody = streamsBody
+            self.requirement = requirement
             self.handler = handler
             self.metrics = metrics
         }
@@ -29,44 +34,62 @@ public struct Router: HTTPResponder {
     private var bySegments: [Int: [Route]] = [:]
     /// The metrics of requests that match no route.
     private let unmatched = RequestMetrics(route: RequestMetrics.unmatchedRoute)
-    /// Asked before every handler runs (not for unknown paths or methods: 404 and 405 come first).
-    public var routeGuard: (any RouteGuard)?
+    /// Asked in order when a request's head has matched a route, before its body is read and
+    /// its handler runs (not for unknown paths or methods: 404 and 405 come first).
+    public var guards: [any RouteGuard] = []
+    /// Preflights and CORS headers, when browsers from other origins may use the API.
+    public var crossOrigin: (any CrossOriginPolicy)?
 
     public init() {}
 
+    /// Serves `method` on `template` with `handler`; `requires` goes to the guards with each
+    /// request (``RoutedRequest/requirement``).
     public mutating func add(
-        _ method: String, _ template: String, streamsBody: Bool = false, _ handler: @escaping Handler
+        _ method: String, _ template: String, requires requirement: (any RouteRequirement)? = nil,
+        streamsBody: Bool = false, _ handler: @escaping Handler
     ) {
         // Routes of one template share its metrics.
         let metrics = routes.first { $0.template.description == template }?.metrics ?? RequestMetrics(route: template)
         let route = Route(
-            method: method, template: PathTemplate(template), streamsBody: streamsBody, handler: handler,
+            method: method, template: PathTemplate(template), streamsBody: streamsBody, requirement: requirement,
+            handler: handler,
             metrics: metrics)
         routes.append(route)
         bySegments[route.template.segments.count, default: []].append(route)
     }
 
-    public mutating func get(_ template: String, _ handler: @escaping Handler) { add("GET", template, handler) }
-    public mutating func post(_ template: String, streamsBody: Bool = false, _ handler: @escaping Handler) {
-        add("POST", template, streamsBody: streamsBody, handler)
-    }
-    public mutating func put(_ template: String, _ handler: @escaping Handler) { add("PUT", template, handler) }
-    public mutating func delete(_ template: String, _ handler: @escaping Handler) { add("DELETE", template, handler) }
+    public mutating func get(
+        _ template: String, requires requirement: (any RouteRequirement)? = nil, _ handler: @escaping Handler
+    ) { add("GET", template, requires: requirement, handler) }
+    public mutating func post(
+        _ template: String, requires requirement: (any RouteRequirement)? = nil, streamsBody: Bool = false,
+        _ handler: @escaping Handler
+    ) { add("POST", template, requires: requirement, streamsBody: streamsBody, handler) }
+    public mutating func put(
+        _ template: String, requires requirement: (any RouteRequirement)? = nil, _ handler: @escaping Handler
+    ) { add("PUT", template, requires: requirement, handler) }
+    public mutating func delete(
+        _ template: String, requires requirement: (any RouteRequirement)? = nil, _ handler: @escaping Handler
+    ) { add("DELETE", template, requires: requirement, handler) }
 
-    /// Every route as (method, template), in the order added.
-    public var table: [(method: String, template: String)] {
-        routes.map { ($0.method, $0.template.description) }
+    /// Every route as (method, template, requirement), in the order added.
+    public var table: [(method: String, template: String, requirement: (any RouteRequirement)?)] {
+        routes.map { ($0.method, $0.template.description, $0.requirement) }
     }
 
-    /// Matches the path once, when the headers arrive: the handler that runs the route (after
-    /// the ``routeGuard``), or answers 404 or 405. Every request is counted by route template,
-    /// method and status (``RequestMetrics``).
-    public func handler(method: String, path: String) -> HTTPHandler {
+    /// Matches the path once, when the headers arrive, and runs the ``guards`` then: the handler
+    /// that runs the route, or one that refuses the request (404, 405, or a guard's problem)
+    /// without reading its body. Every request is counted by route template, method and
+    /// status (``RequestMetrics``).
+    public func handler(for request: HTTPRequest) -> HTTPHandler {
+        let method = request.method
         let matching = method == "HEAD" ? "GET" : method
         let label = RequestMetrics.methodIndex(matching)
-        let parts = PathTemplate.parts(path)
+        let parts = PathTemplate.parts(request.path)
         var allowed: [String] = []
         var firstMatch: RequestMetrics?
+        let crossOrigin = self.crossOrigin
+        let decorate = crossOrigin.flatMap { Self.decoration(by: $0, for: request) }
         for route in bySegments[parts.count] ?? [] {
             guard let parameters = route.template.match(parts: parts) else { continue }
             guard route.method == matching else {
@@ -74,14 +97,25 @@ public struct Router: HTTPResponder {
                 if firstMatch == nil { firstMatch = route.metrics }
                 continue
             }
-            let routeGuard = self.routeGuard
-            return HTTPHandler(streamsBody: route.streamsBody) { request in
+            let template = route.template.description
+            request.annotations["http.route"] = .string(template)
+            var admitted = RoutedRequest(
+                request: request, route: template, parameters: parameters, requirement: route.requirement)
+            do {
+                for routeGuard in guards { admitted = try routeGuard.admit(admitted) }
+            } catch {
+                route.metrics.record(method: label, status: RequestMetrics.status(of: error), duration: .zero)
+                var refusal = HTTPHandler.refuse(HTTPProblem.answer(for: error).response(for: request))
+                refusal.decorate = decorate
+                return refusal
+            }
+            let head = admitted
+            return HTTPHandler(streamsBody: route.streamsBody, decorate: decorate) { request in
                 let started = ContinuousClock.now
-                let template = route.template.description
                 do {
-                    request.annotations["http.route"] = .string(template)
-                    var routed = RoutedRequest(request: request, route: template, parameters: parameters)
-                    if let routeGuard { routed = try await routeGuard.admit(routed) }
+                    // The head as admitted, with the request as it is now (its body read).
+                    var routed = head
+                    routed.request = request
                     let response = try await route.handler(routed)
                     route.metrics.record(method: label, status: response.status, duration: .now - started)
                     return response
@@ -91,18 +125,33 @@ public struct Router: HTTPResponder {
                 }
             }
         }
+        let metrics = firstMatch ?? unmatched
+        if method == "OPTIONS", !allowed.isEmpty, let crossOrigin {
+            if allowed.contains("GET") { allowed.append("HEAD") }
+            let answer = crossOrigin.preflight(request, methods: allowed)
+            metrics.record(method: label, status: answer.status, duration: .zero)
+            return .refuse(answer)
+        }
         let problem: RoutingProblem
         if allowed.isEmpty {
-            problem = .notFound(path: path)
+            problem = .notFound(path: request.path)
         } else {
             if allowed.contains("GET") { allowed.append("HEAD") }
             problem = .methodNotAllowed(method: method, allowed: allowed)
         }
-        let metrics = firstMatch ?? unmatched
-        return HTTPHandler { _ in
-            metrics.record(method: label, status: problem.status, duration: .zero)
-            throw problem
-        }
+        metrics.record(method: label, status: problem.status, duration: .zero)
+        var refusal = HTTPHandler.refuse(problem.response(for: request))
+        refusal.decorate = decorate
+        return refusal
+    }
+}
+
+extension Router {
+    /// What adds `policy`'s headers to each answer to `request`.
+    fileprivate static func decoration(
+        by policy: any CrossOriginPolicy, for request: HTTPRequest
+    ) -> (@Sendable (inout HTTPResponse) -> Void)? {
+        { response in policy.decorate(&response, for: request) }
     }
 }
 
@@ -112,13 +161,18 @@ public struct RoutedRequest: Sendable {
     /// The template that matched, e.g. "/v1/devices/{id}" (a bounded label, unlike the path).
     public var route: String
     public var parameters: [String: String]
-    /// Who made the request, as the ``Router/routeGuard`` established it (a token's name).
+    /// What the route declared it needs, when it was added (``Router/add(_:_:requires:streamsBody:_:)``).
+    public var requirement: (any RouteRequirement)?
+    /// Who made the request, as a ``RouteGuard`` established it (a token's name).
     public var principal: String?
 
-    public init(request: HTTPRequest, route: String, parameters: [String: String]) {
+    public init(
+        request: HTTPRequest, route: String, parameters: [String: String], requirement: (any RouteRequirement)? = nil
+    ) {
         self.request = request
         self.route = route
         self.parameters = parameters
+        self.requirement = requirement
     }
 
     public var query: QueryParameters { QueryParameters(request.query) }

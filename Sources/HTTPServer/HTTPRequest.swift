@@ -7,6 +7,8 @@ public struct HTTPRequest: Sendable {
     public var method: String
     /// The protocol version as sent, e.g. "HTTP/1.1".
     public var version = "HTTP/1.1"
+    /// The client's IP address, as text ("" when not known).
+    public var remoteAddress = ""
     /// The path, percent-decoded by libmicrohttpd, without the query.
     public var path: String
     /// Query arguments in the order sent, percent-decoded.
@@ -39,6 +41,12 @@ public struct HTTPRequest: Sendable {
         self.id = id
         self.logger = logger
         self.annotations = RequestAnnotations(metadata)
+    }
+
+    /// Whether a body comes with the request (a Content-Length above 0, or a Transfer-Encoding).
+    public var hasBody: Bool {
+        if let length = headers["Content-Length"] { return length != "0" }
+        return headers["Transfer-Encoding"] != nil
     }
 
     /// `request.id` and the annotations: the metadata of a line about this request logged

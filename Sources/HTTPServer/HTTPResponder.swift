@@ -1,9 +1,10 @@
 /// Anything that answers requests: its one method resolves what answers a request, once,
-/// when the request's headers arrive (its route, say), and the server runs what it gives.
+/// when the request's headers arrive (its route, who sent it, whether it is let in), and the
+/// server runs what it gives.
 public protocol HTTPResponder: Sendable {
-    /// What answers requests with `method` to `path`. Asked on the server's thread when the
-    /// headers arrive, so it must answer at once.
-    func handler(method: String, path: String) -> HTTPHandler
+    /// What answers `request`, from its head (its body is not read yet). Asked on the server's
+    /// thread when the headers arrive, so it must answer at once.
+    func handler(for request: HTTPRequest) -> HTTPHandler
 }
 
 /// How one request is answered, as its responder resolved it from the request's head.
@@ -17,33 +18,56 @@ public struct HTTPHandler: Sendable {
     /// Answers the request. A thrown ``HTTPResponseError`` becomes its problem response, a
     /// `CancellationError` (the client hung up) a 503, any other error a 500 problem.
     public var respond: @Sendable (HTTPRequest) async throws -> HTTPResponse
+    /// The answer, decided from the head alone (not found, not let in): the handler does not
+    /// run, and the server does not read a body that was coming (it answers at once and closes
+    /// the connection then).
+    public var refusal: HTTPResponse?
+    /// Adds what every answer to this request carries (CORS headers, say), problems included.
+    public var decorate: (@Sendable (inout HTTPResponse) -> Void)?
 
     public init(
         streamsBody: Bool = false, executor: (any TaskExecutor)? = nil,
+        decorate: (@Sendable (inout HTTPResponse) -> Void)? = nil,
         respond: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
     ) {
         self.streamsBody = streamsBody
         self.executor = executor
+        self.decorate = decorate
         self.respond = respond
     }
 
-    /// `respond` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``).
+    /// A handler that answers `response` from the head.
+    public static func refuse(_ response: HTTPResponse) -> HTTPHandler {
+        var handler = HTTPHandler { _ in response }
+        handler.refusal = response
+        return handler
+    }
+
+    /// `respond` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``),
+    /// decorated.
     public func response(to request: HTTPRequest) async -> HTTPResponse {
-        do {
-            return try await respond(request)
-        } catch {
-            if !(error is HTTPResponseError || error is CancellationError) {
-                request.logger.error("unhandled error", metadata: ["error": "\(error)"])
+        var response: HTTPResponse
+        if let refusal {
+            response = refusal
+        } else {
+            do {
+                response = try await respond(request)
+            } catch {
+                if !(error is HTTPResponseError || error is CancellationError) {
+                    request.logger.error("unhandled error", metadata: ["error": "\(error)"])
+                }
+                response = HTTPProblem.answer(for: error).response(for: request)
             }
-            return HTTPProblem.answer(for: error).response(for: request)
         }
+        decorate?(&response)
+        return response
     }
 }
 
 extension HTTPResponder {
     /// Resolves and answers `request` in one step (for callers that hold a whole request, such as tests).
     public func response(to request: HTTPRequest) async -> HTTPResponse {
-        await handler(method: request.method, path: request.path).response(to: request)
+        await handler(for: request).response(to: request)
     }
 }
 

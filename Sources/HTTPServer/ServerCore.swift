@@ -33,15 +33,23 @@ final class ServerCore: Sendable {
         conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
         guard let pointer = conCls.pointee else {
-            // First call: the headers. The route is resolved once, here.
-            let handler = responder.handler(method: method, path: url)
+            // First call: the headers. The route is resolved once, here, and whether the
+            // request is let in at all: before any byte of its body is read.
+            let request = makeRequest(connection: connection, url: url, method: method, version: version)
+            let handler = responder.handler(for: request)
             let exchange = Exchange(
-                connection: ConnectionRef(pointer: connection),
-                request: makeRequest(connection: connection, url: url, method: method, version: version),
-                handler: handler, bodyLimit: configuration.maxBodySize, resumer: resumer)
+                connection: ConnectionRef(pointer: connection), request: request, handler: handler,
+                bodyLimit: configuration.maxBodySize, resumer: resumer,
+                probesHangups: configuration.tls == nil && request.version == "HTTP/1.1")
             conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
             if shuttingDown.load(ordering: .relaxed) {
                 return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
+            }
+            if let refusal = handler.refusal {
+                // With a body coming, answered now and the body never read (libmicrohttpd then
+                // closes the connection); without one, at the next call, which keeps it open.
+                if request.hasBody { return refuse(exchange, with: decorated(refusal, handler)) }
+                return MHD_Result.YES
             }
             if case .start = exchange.event({ $0.headersArrived() }) { return start(exchange, body: []) }
             if let length = exchange.request.headers["Content-Length"].flatMap(Int.init),
@@ -63,6 +71,9 @@ final class ServerCore: Sendable {
             return MHD_Result.YES
         }
         if exchange.event({ $0.bodyTooLarge && $0.sentStatus == nil }) { return refuseBody(exchange) }
+        if let refusal = exchange.handler.refusal, exchange.event({ $0.sentStatus == nil }) {
+            return refuse(exchange, with: decorated(refusal, exchange.handler))
+        }
         if case .receiving = exchange.event({ $0.phase }), shuttingDown.load(ordering: .relaxed) {
             return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
         }
@@ -112,8 +123,9 @@ final class ServerCore: Sendable {
             // response only before the body or after all of it, so the rest is read and dropped.
             var taken = count
             if exchange.event({ $0.wantsBody }) {
+                // Weakly: a client held back when the exchange ends must not keep it alive.
                 taken = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
-                    [exchange] in exchange.bodyDrained()
+                    [weak exchange] in exchange?.bodyDrained()
                 }
                 if taken > 0 { loop.runPendingWork() }
             }
@@ -121,7 +133,7 @@ final class ServerCore: Sendable {
             uploadDataSize.pointee = count - taken
             switch exchange.event({ $0.streamedBodyPiece(accepted: taken == count) }) {
             case .consume: uploadDataSize.pointee = 0
-            case .suspend: exchange.suspend()
+            case .suspend: exchange.suspend(holdingBackBody: true)
             default: break
             }
             return MHD_Result.YES
@@ -191,6 +203,12 @@ final class ServerCore: Sendable {
         return response
     }
 
+    private func decorated(_ response: HTTPResponse, _ handler: HTTPHandler) -> HTTPResponse {
+        var response = response
+        handler.decorate?(&response)
+        return response
+    }
+
     /// 413 for a body over the configured limit.
     private func refuseBody(_ exchange: Exchange) -> MHD_Result {
         refuse(exchange, with: HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request))
@@ -216,6 +234,10 @@ final class ServerCore: Sendable {
             method: method, path: url, query: query, headers: httpHeaders, body: [],
             id: RequestID.accept(httpHeaders["X-Request-Id"]), logger: logger, metadata: ["http.method": .string(method)])
         request.version = version
+        var address = [CChar](repeating: 0, count: 64)
+        if usbhttpd_mhd_client_address(connection, &address, 64) == 0 {
+            request.remoteAddress = String(decoding: address.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         return request
     }
 

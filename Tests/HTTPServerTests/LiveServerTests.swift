@@ -25,8 +25,13 @@ import Threads
     static let preferred = ThreadExecutor(name: "test-preferred")
 
     struct Echo: HTTPResponder {
-        func handler(method: String, path: String) -> HTTPHandler {
-            HTTPHandler(
+        func handler(for request: HTTPRequest) -> HTTPHandler {
+            let path = request.path
+            if path.hasPrefix("/denied") {
+                // Refused from the head, as an authenticator does.
+                return .refuse(HTTPResponse(status: 401, body: Array("no".utf8)))
+            }
+            return HTTPHandler(
                 streamsBody: path.hasPrefix("/refuse"), executor: path == "/on-thread" ? LiveServerTests.preferred : nil,
                 respond: { try await respond(to: $0) })
         }
@@ -118,6 +123,25 @@ import Threads
         try await withServer { _, client in
             let result = try await client.get("/query?a=1&b=x%20y&a=2")
             #expect(result.text == "a=1&b=x y&a=2")
+        }
+    }
+
+    /// A request refused from its head is answered before its body is sent, and the connection
+    /// closed after the answer: the server reads none of a body it would throw away.
+    @Test func aRefusalFromTheHeadReadsNoBody() async throws {
+        try await withServer(maxBodySize: 1 << 30) { server, _ in
+            let connection = try RawConnection(port: Int(server.port))
+            try connection.send(
+                "POST /denied-upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n")
+            let answer = try await connection.response(within: 10)
+            #expect(answer?.status == 401, "answered with nothing of the body sent")
+            #expect(await connection.closedByServer(within: 10))
+            // Without a body, the connection stays usable.
+            let plain = try RawConnection(port: Int(server.port))
+            try plain.send("GET /denied HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(try await plain.response(within: 10)?.status == 401)
+            try plain.send("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(try await plain.response(within: 10)?.status == 200)
         }
     }
 

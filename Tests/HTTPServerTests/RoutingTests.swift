@@ -42,16 +42,16 @@ import Threads
         router.post("/uploads/{id}", streamsBody: true) { request in
             HTTPResponse(status: 201, body: Array((request.parameters["id"] ?? "").utf8))
         }
-        let upload = router.handler(method: "POST", path: "/uploads/9")
+        let upload = router.handler(for: HTTPRequest(method: "POST", path: "/uploads/9"))
         #expect(upload.streamsBody)
         #expect(upload.executor == nil, "the server's loop")
         let answer = await upload.response(to: HTTPRequest(method: "POST", path: "/uploads/9"))
         #expect(answer.status == 201 && answer.body == Array("9".utf8))
-        #expect(!router.handler(method: "GET", path: "/things/7").streamsBody)
-        #expect(!router.handler(method: "HEAD", path: "/things/7/").streamsBody)
-        let missing = await router.handler(method: "GET", path: "/nothing").response(to: HTTPRequest(method: "GET", path: "/nothing"))
+        #expect(!router.handler(for: HTTPRequest(method: "GET", path: "/things/7")).streamsBody)
+        #expect(!router.handler(for: HTTPRequest(method: "HEAD", path: "/things/7/")).streamsBody)
+        let missing = await router.handler(for: HTTPRequest(method: "GET", path: "/nothing")).response(to: HTTPRequest(method: "GET", path: "/nothing"))
         #expect(missing.status == 404)
-        let wrong = await router.handler(method: "PATCH", path: "/uploads/9").response(to: HTTPRequest(method: "PATCH", path: "/uploads/9"))
+        let wrong = await router.handler(for: HTTPRequest(method: "PATCH", path: "/uploads/9")).response(to: HTTPRequest(method: "PATCH", path: "/uploads/9"))
         #expect(wrong.status == 405)
     }
 

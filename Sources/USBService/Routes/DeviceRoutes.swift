@@ -8,9 +8,9 @@ struct DeviceRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices") { try await list($0) }
-        router.get("/v1/devices/{id}") { try await describe($0) }
-        router.get("/v1/devices/{id}/descriptors/raw") { try await raw($0) }
+        router.get("/v1/devices", requires: Access.read) { try await list($0) }
+        router.get("/v1/devices/{id}", requires: Access.read) { try await describe($0) }
+        router.get("/v1/devices/{id}/descriptors/raw", requires: Access.read) { try await raw($0) }
     }
 
     /// Answered from the catalog's current list when it has one (no scan, no thread switch),

@@ -9,8 +9,8 @@ struct EventRoutes: Sendable {
     static let keepAliveRange = 100...300_000
 
     func register(in router: inout Router) {
-        router.get("/v1/events") { try await events($0) }
-        router.get("/v1/wait") { try await wait($0) }
+        router.get("/v1/events", requires: Access.read) { try await events($0) }
+        router.get("/v1/wait", requires: Access.read) { try await wait($0) }
     }
 
     func events(_ request: RoutedRequest) async throws -> HTTPResponse {

@@ -9,8 +9,8 @@ struct IsoRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/iso") { try await read($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/iso") { try await write($0) }
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer) { try await read($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer) { try await write($0) }
     }
 
     /// The answer: the transfer's status and each packet's; for IN the packets' bytes, packed.
