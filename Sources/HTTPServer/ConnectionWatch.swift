@@ -12,6 +12,15 @@ import SystemPackage
 /// per request; all on the event loop.
 ///
 /// A hang-up that comes while nobody waits is remembered: whoever waits next hears of it at once.
+///
+/// While a client is held back (its body waits for the handler, libmicrohttpd reads nothing),
+/// TCP hides a client that left: its unsent bytes wait in its own kernel behind a closed
+/// window, and its FIN behind them. ``probeWhileWaiting(take:)`` brings that out: an interim
+/// `100 Continue` goes to the socket after a second held back, then after 2, 4 and 8 more,
+/// and a socket whose program is gone answers data with a reset (RFC 1122 §4.2.2.13), which
+/// the watch hears. Clients accept 1xx answers before the final one (RFC 9110 §15.2), but
+/// only so many (Go's client 5 in all, CPython's 100): the caller gives each request a small
+/// budget of probes, and probes only plain HTTP/1.1 connections.
 final class ConnectionWatch: @unchecked Sendable {
     let socket: FileDescriptor
     private let loop: EventLoop
@@ -21,6 +30,14 @@ final class ConnectionWatch: @unchecked Sendable {
     private(set) var hungUp = false
     private var onHangup: (() -> Void)?
     private var onRoom: (() -> Void)?
+    /// The deadline source of the probes, while probing; when the next is due, the wait before
+    /// the one after it, and what says whether the request may have one more.
+    private var probe: UInt64?
+    private var nextProbe: Int64 = 0
+    private var probeInterval: Int64 = 0
+    private var takeProbe: (() -> Bool)?
+    static let firstProbeAfter: Int64 = 1000
+    private static let probeBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     private init(socket: FileDescriptor, loop: EventLoop) {
         self.socket = socket
@@ -64,6 +81,52 @@ final class ConnectionWatch: @unchecked Sendable {
         onHangup = nil
         onRoom = nil
         setRoom(false)
+        stopProbing()
+    }
+
+    /// Until ``stopWaiting()``, writes an interim `100 Continue` after 1, 3, 7 and 15 seconds
+    /// to find out whether a held-back client is still there (see the type's comment), each
+    /// only if `take` says the request may have one more.
+    func probeWhileWaiting(take: @escaping () -> Bool) {
+        guard probe == nil, !hungUp else { return }
+        takeProbe = take
+        probeInterval = Self.firstProbeAfter
+        nextProbe = CoarseClock.milliseconds() + probeInterval
+        probe = loop.addDeadlineSource(
+            next: { [unowned(unsafe) self] in Int(max(self.nextProbe - CoarseClock.milliseconds(), 0)) },
+            expired: { [unowned(unsafe) self] in self.sendProbe() })
+    }
+
+    private func stopProbing() {
+        takeProbe = nil
+        guard let probe else { return }
+        loop.removeDeadlineSource(probe)
+        self.probe = nil
+    }
+
+    /// One probe, written whole or not at all: only onto an empty send queue (so that the
+    /// kernel takes all of it, and nothing half-written is left before libmicrohttpd's answer).
+    private func sendProbe() {
+        guard probe != nil else { return }
+        probeInterval *= 2
+        nextProbe = CoarseClock.milliseconds() + probeInterval
+        do {
+            guard try StreamSocket.unacknowledgedBytes(socket) == 0 else { return }  // a client that reads nothing yet
+            guard takeProbe?() == true else {
+                stopProbing()
+                return
+            }
+            var bytes = Self.probeBytes
+            let sent = try bytes.withUnsafeMutableBytes { (raw) throws(Errno) -> Int? in
+                var piece = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
+                return try withUnsafeMutablePointer(to: &piece) { (pointer) throws(Errno) -> Int? in
+                    try StreamSocket.send(socket, UnsafeMutableBufferPointer(start: pointer, count: 1))
+                }
+            }
+            if sent != nil && sent != bytes.count { hangUp() }  // cannot happen on an empty queue; never leave half a line
+        } catch {
+            hangUp()
+        }
     }
 
     /// Calls `handler` once when the socket has room again (after a send that took nothing all).
@@ -76,6 +139,7 @@ final class ConnectionWatch: @unchecked Sendable {
     func closed() {
         onHangup = nil
         onRoom = nil
+        stopProbing()
         if let watch {
             loop.unwatch(watch)
             self.watch = nil
@@ -108,6 +172,7 @@ final class ConnectionWatch: @unchecked Sendable {
     private func hangUp() {
         guard !hungUp else { return }
         hungUp = true
+        stopProbing()
         let handler = onHangup
         onHangup = nil
         onRoom = nil

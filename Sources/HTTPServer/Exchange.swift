@@ -34,9 +34,23 @@ final class Exchange: Sendable {
     let started = ContinuousClock.now
     let state: Mutex<State>
 
+    /// A held-back client may be probed with interim answers (plain HTTP/1.1 only), at most
+    /// ``probeBudget`` times: with libmicrohttpd's own `100 Continue` for a client that asked
+    /// for one, no more than Go's client takes (5).
+    let probesHangups: Bool
+    static let probeBudget = 4
+    private let probesLeft = Atomic(Exchange.probeBudget)
+
+    /// Whether one more probe may go to this request's client (taking it).
+    func takeProbe() -> Bool {
+        probesLeft.wrappingSubtract(1, ordering: .relaxed).oldValue > 0
+    }
+
     init(
-        connection: ConnectionRef, request: HTTPRequest, handler: HTTPHandler, bodyLimit: Int, resumer: ConnectionResumer
+        connection: ConnectionRef, request: HTTPRequest, handler: HTTPHandler, bodyLimit: Int, resumer: ConnectionResumer,
+        probesHangups: Bool = false
     ) {
+        self.probesHangups = probesHangups
         self.connection = connection
         self.request = request
         self.handler = handler
@@ -53,14 +67,19 @@ final class Exchange: Sendable {
 
     /// MHD_suspend_connection, on the machine's word, inside libmicrohttpd's callback; a client
     /// that hangs up meanwhile (libmicrohttpd does not look at the socket) cancels the request,
-    /// and fails a streamed body, so that a handler waiting for it stops.
-    func suspend() {
+    /// and fails a streamed body, so that a handler waiting for it stops. A client held back in
+    /// the middle of its body is probed (``ConnectionWatch/probeWhileWaiting()``): TCP alone
+    /// would not tell that it left.
+    func suspend(holdingBackBody: Bool = false) {
         MHD_suspend_connection(connection.pointer)
-        connectionWatch?.waitForHangup { [weak self] in
+        let waiting = connectionWatch?.waitForHangup { [weak self] in
             guard let self else { return }
             self.request.boundLogger.notice("client hung up; cancelling its request")
             self.bodyStream?.fail()
             self.cancelTask()
+        }
+        if waiting == true, holdingBackBody, probesHangups {
+            connectionWatch?.probeWhileWaiting { [weak self] in self?.takeProbe() ?? false }
         }
     }
 

@@ -137,8 +137,13 @@ public final class HTTPRequestBody: Sendable {
     /// The body is complete.
     func finish() { end { $0.complete = true } }
 
-    /// The client went away.
-    func fail() { end { $0.failed = true } }
+    /// The client went away: nobody is held back any more.
+    func fail() {
+        end {
+            $0.failed = true
+            $0.heldBack = nil
+        }
+    }
 
     private func end(_ change: (inout State) -> Void) {
         let reader = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -19,6 +19,14 @@ public enum StreamSocket {
 
     /// IOV_MAX: the most pieces one ``send(_:_:)`` takes.
     public static let maxPieces = 1024
+
+    /// ioctl(SIOCOUTQ): the bytes sent that the peer has not acknowledged yet (0: everything
+    /// written has reached the peer's kernel, and the send buffer is empty).
+    public static func unacknowledgedBytes(_ fd: FileDescriptor) throws(Errno) -> Int {
+        var count: Int32 = 0
+        try nothingOrErrno { ioctl(fd.rawValue, UInt(TIOCOUTQ), &count) }
+        return Int(count)
+    }
 }
 
 /// The monotonic clock at the kernel's tick resolution (CLOCK_MONOTONIC_COARSE: a few

@@ -210,6 +210,23 @@ import Testing
         #expect(sink.failed == 1 && sink.ended == 0)
     }
 
+    /// A client that leaves while held back: the body lets go of what it would have called
+    /// (which held the whole exchange, and through it the stream and its usbfs buffers).
+    @Test func aFailedBodyLetsGoOfTheHeldBackClient() {
+        let body = HTTPRequestBody()
+        body.attach(Sink(room: 0))
+        weak var weakFlag: Flag?
+        do {
+            let flag = Flag()
+            weakFlag = flag
+            let data: [UInt8] = [1, 2]
+            #expect(data.withUnsafeBytes { body.offer($0) { flag.raised += 1 } } == 0)
+        }
+        #expect(weakFlag != nil, "held while the client is held back")
+        body.fail()
+        #expect(weakFlag == nil, "let go once the client is gone")
+    }
+
     @Test func aSinkAttachedLateTakesWhatItCanAndTheRestWaits() {
         let body = HTTPRequestBody()
         let data: [UInt8] = Array(0..<10)
