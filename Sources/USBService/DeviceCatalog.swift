@@ -13,6 +13,8 @@ public protocol DeviceCatalog: Sendable {
     func session(id: String) async throws -> DeviceSession?
     /// The session of device `id` if one is open now, at once (nil: ask ``session(id:)``).
     func openSession(id: String) -> DeviceSession?
+    /// The device on port `port` of hub `hub` (nil: none), and whether the policy shows it.
+    func portDevice(hub: String, port: UInt8) async -> (id: String, shown: Bool)?
     /// Every device present now, at once, when the catalog knows nothing changed since its
     /// last look (nil: ask ``devices()``); with a number that changes whenever the list may.
     func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])?
@@ -27,6 +29,7 @@ public protocol DeviceCatalog: Sendable {
 extension DeviceCatalog {
     public func openSession(id: String) -> DeviceSession? { nil }
     public func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { nil }
+    public func portDevice(hub: String, port: UInt8) async -> (id: String, shown: Bool)? { nil }
 }
 
 extension USBHost: DeviceCatalog {}

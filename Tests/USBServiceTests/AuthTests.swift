@@ -37,9 +37,16 @@ import USB
         #expect(!failure.description.contains("0123456789abcdef"), "errors never show a token")
     }
 
-    @Test func everyRouteHasAScope() {
-        let served = Set(API.router(catalog: FakeCatalog(list: [])).table.map { "\($0.method) \($0.template)" })
-        #expect(served == Set(RouteScopes.table.keys))
+    @Test func everyRouteDeclaresWhoMayUseIt() {
+        let table = API.router(catalog: FakeCatalog(list: [])).table
+        for route in table {
+            #expect(route.requirement is Access, "\(route.method) \(route.template)")
+        }
+        let open = table.filter { ($0.requirement as? Access) == .open }.map(\.template)
+        #expect(Set(open) == ["/healthz", "/readyz", "/openapi.yaml"])
+        let moving = table.filter { $0.method != "GET" || $0.template.hasSuffix("/data") || $0.template.hasSuffix("/stream") || $0.template.hasSuffix("/iso") }
+        #expect(moving.allSatisfy { ($0.requirement as? Access).flatMap(\.scope).map { $0 >= .transfer } ?? false },
+                "every route that moves data or changes state needs more than read")
     }
 
     func call(_ method: String, _ path: String, token: String?) async throws -> HTTPResponse {
@@ -128,16 +135,35 @@ import USB
         let slots = StreamSlots(perDevice: 2, total: 3)
         let a1 = try slots.acquire(device: "1-1")
         let a2 = try slots.acquire(device: "1-1")
-        #expect(throws: TooManyStreams(device: "1-1", limit: 2, perDevice: true)) { try slots.acquire(device: "1-1") }
+        #expect(throws: TooManyStreams(device: "1-1", limit: 2, bound: .device)) { try slots.acquire(device: "1-1") }
         let b1 = try slots.acquire(device: "2-1")
-        #expect(throws: TooManyStreams(device: "3-1", limit: 3, perDevice: false)) { try slots.acquire(device: "3-1") }
+        #expect(throws: TooManyStreams(device: "3-1", limit: 3, bound: .total)) { try slots.acquire(device: "3-1") }
         a1.release()
         a1.release()  // once only
         #expect(slots.count == 2)
         _ = try slots.acquire(device: "3-1")  // released when dropped
         #expect(slots.count == 2)
         _ = (a2, b1)
-        let problem = TooManyStreams(device: "1-1", limit: 2, perDevice: true)
+        let problem = TooManyStreams(device: "1-1", limit: 2, bound: .device)
         #expect(problem.status == 503 && problem.headers["Retry-After"] == "1")
+    }
+
+    /// One client cannot take every slot of a device: past its own bound, others still get theirs.
+    @Test func perClientBounds() throws {
+        let slots = StreamSlots(perDevice: 8, perClientOnDevice: 2, perClient: 3, total: 64)
+        let first = try slots.acquire(device: "1-1", client: "address 10.0.0.1")
+        let second = try slots.acquire(device: "1-1", client: "address 10.0.0.1")
+        #expect(throws: TooManyStreams(device: "1-1", limit: 2, bound: .clientOnDevice)) {
+            try slots.acquire(device: "1-1", client: "address 10.0.0.1")
+        }
+        let other = try slots.acquire(device: "1-1", client: "token ci")
+        let elsewhere = try slots.acquire(device: "2-1", client: "address 10.0.0.1")
+        #expect(throws: TooManyStreams(device: "3-1", limit: 3, bound: .client)) {
+            try slots.acquire(device: "3-1", client: "address 10.0.0.1")
+        }
+        first.release()
+        let again = try slots.acquire(device: "1-1", client: "address 10.0.0.1")
+        #expect(slots.count == 4)
+        _ = (second, other, elsewhere, again)
     }
 }

@@ -58,11 +58,17 @@ import USB
             NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid,
             AuthProblem.insufficientScope(needed: .admin, name: "x"),
             AuthProblem.rateLimited(name: "x", perSecond: 1, wait: .seconds(1)),
-            TooManyStreams(device: "1-1", limit: 8, perDevice: true), LeaseProblem.notFound("x"),
+            TooManyStreams(device: "1-1", limit: 8, bound: .device), LeaseProblem.notFound("x"),
             LeaseProblem.held(Self.lease), LeaseProblem.wrongToken(Self.lease),
             TransferProblem.dataForIn, TransferProblem.lengthMismatch(length: 1, dataCount: 2),
             TransferProblem.controlDataTooLarge(count: 5000),
             TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),
+            TransferProblem.requestRefused(request: "SET_ADDRESS", why: "x"),
+            OriginProblem.misdirected(host: "x"), OriginProblem.foreign(origin: "x"),
+            AccessProblem.protected(device: "1-1", what: "x", why: "y"), AccessProblem.adminOnly(device: "1-1", what: "x"),
+            AccessProblem.portOfHiddenDevice(hub: "1-1", port: 1), AuthProblem.tooManyFailures(wait: .seconds(1)),
+            TooManyStreams(device: "1-1", limit: 4, bound: .client),
+            USBProblem.usbfsBudget(UsbfsBudget.Exhausted(wanted: 2, free: 1, limit: 3)),
         ]
         let errors: [USBError] = [
             .io, .invalidParameter, .access, .noDevice, .notFound, .busy, .timeout, .overflow, .pipe, .interrupted,

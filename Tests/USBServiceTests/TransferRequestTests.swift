@@ -52,6 +52,14 @@ import USBService
         ([("request_type", "0xc0"), ("request", "1"), ("length", "4"), ("data", "x")], 400, "unknown-parameter"),
         ([("direction", "out"), ("type", "standard"), ("request", "9"), ("value", "1")], 400, "use-dedicated-route"),
         ([("request_type", "0x01"), ("request", "11"), ("value", "1")], 400, "use-dedicated-route"),
+        // Every form of the state changes: another recipient, the IN direction.
+        ([("request_type", "0x80"), ("request", "9"), ("value", "1"), ("length", "1")], 400, "use-dedicated-route"),
+        ([("request_type", "0x02"), ("request", "9"), ("value", "1")], 400, "use-dedicated-route"),
+        ([("request_type", "0x00"), ("request", "5"), ("value", "42")], 400, "request-refused"),
+        ([("request_type", "0x00"), ("request", "3"), ("value", "2"), ("index", "0x0400")], 400, "request-refused"),
+        // Other features are fine (remote wake-up), as are class requests numbered like them.
+        ([("request_type", "0x00"), ("request", "3"), ("value", "1")], 404, "device-not-found"),
+        ([("request_type", "0x21"), ("request", "9"), ("value", "0x0200")], 404, "device-not-found"),
         // Everything right: the fake has no session, so the device is not found.
         ([("request_type", "0xc0"), ("request", "1"), ("length", "4")], 404, "device-not-found"),
         ([("direction", "IN"), ("type", "Vendor"), ("recipient", "interface"), ("request", "0x5c"), ("length", "4")],

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import USB
@@ -64,5 +65,66 @@ import Testing
         #expect(changes.map(\.summary) == ["added 1-2"])
         let fine = roster.update(id: "1-1", HotplugTests.sysfs("1-1", address: 2))
         #expect(fine, "a denied device needs no rescan: it stays absent")
+    }
+}
+
+/// Inside a shown device, each interface is decided again.
+@Suite struct InterfaceAccessTests {
+    @Test func riskyInterfacesStayProtectedInsideAllowedDevices() throws {
+        let policy = DevicePolicy(rules: [try .init(parsing: "allow vid=0x1209")])
+        #expect(policy.access(toInterfaceClass: 0xff, subclass: 0, protocol: 0) == .open)
+        #expect(policy.access(toInterfaceClass: 0x02, subclass: 0x02, protocol: 1) == .open, "a serial port")
+        for (code, subclass, proto) in [(3, 1, 1), (3, 1, 2), (8, 6, 0x50), (2, 6, 0), (2, 0x0d, 0), (0xe0, 1, 1)] as [(UInt8, UInt8, UInt8)] {
+            guard case .protected = policy.access(toInterfaceClass: code, subclass: subclass, protocol: proto) else {
+                Issue.record("\(code)/\(subclass)/\(proto) is open")
+                continue
+            }
+        }
+        #expect(DevicePolicy(denyRiskyClasses: false).access(toInterfaceClass: 3, subclass: 1, protocol: 1) == .open)
+    }
+
+    @Test func aRuleNamingTheInterfaceClassDecides() throws {
+        let policy = DevicePolicy(rules: [try .init(parsing: "allow interface_class=hid"), try .init(parsing: "deny interface_class=0xff")])
+        #expect(policy.access(toInterfaceClass: 3, subclass: 1, protocol: 1) == .open)
+        guard case .protected = policy.access(toInterfaceClass: 0xff, subclass: 0, protocol: 0) else {
+            Issue.record("a deny rule for the class protects it")
+            return
+        }
+    }
+
+    @Test func hubsAreProtectedUnlessAllowedAndThenAdminOnly() throws {
+        guard case .protected = DevicePolicy().access(toInterfaceClass: 9, subclass: 0, protocol: 0) else {
+            Issue.record("a hub is protected by default")
+            return
+        }
+        let allowed = DevicePolicy(rules: [try .init(parsing: "allow class=hub")])
+        #expect(allowed.access(toInterfaceClass: 9, subclass: 0, protocol: 0) == .adminOnly)
+        #expect(DevicePolicy.allowAll.access(toInterfaceClass: 9, subclass: 0, protocol: 0) != .open, "not even with everything shown")
+    }
+}
+
+/// The daemon's share of usbfs memory.
+@Suite struct UsbfsBudgetTests {
+    @Test func reservationsFitTheShareOrAreRefused() throws {
+        let budget = UsbfsBudget(limit: 100)
+        try budget.reserve(60)
+        #expect(throws: UsbfsBudget.Exhausted(wanted: 50, free: 40, limit: 100)) { try budget.reserve(50) }
+        try budget.reserve(40)
+        #expect(budget.inUse == 100)
+        budget.release(60)
+        try budget.reserve(10)
+        #expect(budget.inUse == 50)
+    }
+
+    @Test func theDefaultIsThreeQuartersOfTheKernels() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("usbfs-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("usbfs_memory_mb")
+        try "16\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(UsbfsBudget.defaultLimit(sysfs: file.path) == 12 << 20)
+        try "0\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(UsbfsBudget.defaultLimit(sysfs: file.path) == 16 << 20, "0: no kernel limit; still bounded")
+        #expect(UsbfsBudget.defaultLimit(sysfs: folder.appendingPathComponent("absent").path) == 16 << 20)
     }
 }

@@ -1,8 +1,14 @@
 /// Which devices the daemon shows and lets anyone use, in the spirit of usbredir's filter
 /// rules: rules tried in order, the first that matches decides; then, unless turned off, the
 /// classes that are risky to expose are denied (HID boot keyboards and mice: a remote client
-/// could type on the host; mass storage: a remote client could read or write the disk);
-/// then everything else is allowed. A denied device is invisible: not listed, no events, 404.
+/// could type on the host; mass storage: a remote client could read or write the disk;
+/// network and wireless adapters: the host's own connections); then everything else is
+/// allowed. A denied device is invisible: not listed, no events, 404.
+///
+/// Inside a device that is shown, each interface is decided again (``access(toInterfaceClass:subclass:protocol:)``):
+/// a risky interface inside a composite device stays protected even when a rule allows the
+/// device by its vendor, unless a rule names its class (`interface_class=…`); hub interfaces
+/// are protected unless a rule allows hubs, and then only for the admin scope.
 public struct DevicePolicy: Sendable, Equatable {
     public struct Rule: Sendable, Equatable, CustomStringConvertible {
         public var allow: Bool
@@ -11,17 +17,25 @@ public struct DevicePolicy: Sendable, Equatable {
         /// The device's class or any interface's.
         public var classCode: UInt8?
         public var serial: String?
+        /// An interface class: the rule decides about interfaces of this class (and matches
+        /// devices that have one).
+        public var interfaceClass: UInt8?
 
-        public init(allow: Bool, vendorID: UInt16? = nil, productID: UInt16? = nil, classCode: UInt8? = nil, serial: String? = nil) {
+        public init(
+            allow: Bool, vendorID: UInt16? = nil, productID: UInt16? = nil, classCode: UInt8? = nil, serial: String? = nil,
+            interfaceClass: UInt8? = nil
+        ) {
             self.allow = allow
             self.vendorID = vendorID
             self.productID = productID
             self.classCode = classCode
             self.serial = serial
+            self.interfaceClass = interfaceClass
         }
 
         /// "allow|deny key=value[,key=value…]", keys vendor_id (vid), product_id (pid), class
-        /// (a code or a name such as hid), serial. A rule with no key matches every device.
+        /// (a code or a name such as hid), serial, interface_class (a code or a name). A rule
+        /// with no key matches every device.
         public init(parsing text: String) throws(PolicyError) {
             let words = text.split(separator: " ", maxSplits: 1).map(String.init)
             guard let verb = words.first, verb == "allow" || verb == "deny" else {
@@ -34,12 +48,13 @@ public struct DevicePolicy: Sendable, Equatable {
                 switch parts[0] {
                 case "vendor_id", "vid": vendorID = try Self.word(parts[1], in: text)
                 case "product_id", "pid": productID = try Self.word(parts[1], in: text)
-                case "class":
+                case "class", "interface_class":
                     guard let code = Self.number(parts[1]).flatMap(UInt8.init(exactly:)) ?? ClassCode.code(named: parts[1])
                     else { throw .malformed(text, "unknown class '\(parts[1])'") }
-                    classCode = code
+                    if parts[0] == "class" { classCode = code } else { interfaceClass = code }
                 case "serial": serial = parts[1]
-                default: throw .malformed(text, "unknown key '\(parts[0])' (vendor_id, product_id, class, serial)")
+                default:
+                    throw .malformed(text, "unknown key '\(parts[0])' (vendor_id, product_id, class, serial, interface_class)")
                 }
             }
         }
@@ -49,6 +64,7 @@ public struct DevicePolicy: Sendable, Equatable {
             if let productID, device.descriptor.productID != productID { return false }
             if let serial, device.serial != serial { return false }
             if let classCode, !device.hasClass(classCode) { return false }
+            if let interfaceClass, !device.hasInterfaceClass(interfaceClass) { return false }
             return true
         }
 
@@ -58,6 +74,7 @@ public struct DevicePolicy: Sendable, Equatable {
             if let productID { keys.append("product_id=\(hex(productID))") }
             if let classCode { keys.append("class=\(hex(classCode))") }
             if let serial { keys.append("serial=\(serial)") }
+            if let interfaceClass { keys.append("interface_class=\(hex(interfaceClass))") }
             return (allow ? "allow" : "deny") + (keys.isEmpty ? "" : " " + keys.joined(separator: ","))
         }
 
@@ -99,20 +116,68 @@ public struct DevicePolicy: Sendable, Equatable {
         return !(denyRiskyClasses && Self.isRisky(device))
     }
 
-    /// A HID boot keyboard or mouse (class 3, subclass 1, protocol 1 or 2), or mass storage
-    /// (class 8), as the device or any interface.
+    /// A device with a risky interface (``riskyInterface(class:subclass:protocol:)``), or of
+    /// mass storage class itself.
     public static func isRisky(_ device: USBDeviceInfo) -> Bool {
-        if device.hasClass(0x08) { return true }
+        if device.descriptor.deviceClass == 0x08 { return true }
         let alts = device.configurations.flatMap(\.interfaces).flatMap(\.altSettings)
-        return alts.contains { $0.interfaceClass == 0x03 && $0.interfaceSubClass == 1 && [1, 2].contains($0.interfaceProtocol) }
+        return alts.contains { riskyInterface(class: $0.interfaceClass, subclass: $0.interfaceSubClass, protocol: $0.interfaceProtocol) != nil }
+    }
+
+    /// What a remote client could do with an interface of this kind that it must not do by
+    /// default, or nil for the harmless ones: a HID boot keyboard or mouse (3/1/1-2: type on
+    /// the host, read its keys), mass storage (8: its disks), a network adapter (CDC ECM, EEM,
+    /// NCM, MBIM; RNDIS: its connections), a wireless controller (0xe0: Bluetooth). Serial
+    /// ports (CDC ACM) and vendor interfaces are not risky.
+    public static func riskyInterface(class code: UInt8, subclass: UInt8, protocol: UInt8) -> String? {
+        switch (code, subclass, `protocol`) {
+        case (0x03, 1, 1), (0x03, 1, 2): "a HID boot keyboard or mouse"
+        case (0x08, _, _): "mass storage"
+        case (0x02, 0x06, _), (0x02, 0x0c, _), (0x02, 0x0d, _), (0x02, 0x0e, _), (0x02, 0x02, 0xff), (0xef, 0x04, 0x01):
+            "a network adapter"
+        case (0xe0, _, _): "a wireless controller"
+        default: nil
+        }
+    }
+
+    /// Who may use an interface of a shown device.
+    public enum InterfaceAccess: Sendable, Equatable {
+        case open
+        /// Only with the admin scope (a hub, allowed by a rule).
+        case adminOnly
+        /// Nobody: why.
+        case protected(String)
+    }
+
+    /// Who may use an interface of class `code`/`subclass`/`protocol`: a rule that names the
+    /// interface class decides (the first); else a hub is protected (allowed for the admin scope
+    /// by any allow rule for the hub class), and a risky interface is protected unless risky
+    /// classes are exposed.
+    public func access(toInterfaceClass code: UInt8, subclass: UInt8, protocol: UInt8) -> InterfaceAccess {
+        if let rule = rules.first(where: { $0.interfaceClass == code }) {
+            guard rule.allow else { return .protected("a rule denies interface class \(hex(code))") }
+            return code == 0x09 ? .adminOnly : .open
+        }
+        if code == 0x09 {
+            let allowed = rules.contains { $0.allow && ($0.classCode == 0x09 || $0.interfaceClass == 0x09) }
+            return allowed ? .adminOnly : .protected("a hub: its ports carry other devices (allow class=hub to reach it, with the admin scope)")
+        }
+        if denyRiskyClasses, let risk = Self.riskyInterface(class: code, subclass: subclass, protocol: `protocol`) {
+            return .protected("\(risk) (allow interface_class=\(hex(code)) or --expose-risky-devices to reach it)")
+        }
+        return .open
     }
 }
 
 extension USBDeviceInfo {
     /// The device's class is `code`, or any interface of any configuration has it.
     public func hasClass(_ code: UInt8) -> Bool {
-        descriptor.deviceClass == code
-            || configurations.lazy.flatMap(\.interfaces).flatMap(\.altSettings).contains { $0.interfaceClass == code }
+        descriptor.deviceClass == code || hasInterfaceClass(code)
+    }
+
+    /// Any interface of any configuration has class `code`.
+    public func hasInterfaceClass(_ code: UInt8) -> Bool {
+        configurations.lazy.flatMap(\.interfaces).flatMap(\.altSettings).contains { $0.interfaceClass == code }
     }
 }
 

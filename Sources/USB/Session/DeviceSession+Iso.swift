@@ -67,9 +67,12 @@ extension DeviceSession {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .isoWrite)
         try DeviceState.checkIsoPackets(Array(repeating: packetSize, count: packetsPerTransfer), for: descriptor)
+        let transferSize = packetSize * packetsPerTransfer
+        // Its URBs' buffers count against the daemon's usbfs share while it runs.
+        try budget.reserve(transfers * transferSize)
+        defer { budget.release(transfers * transferSize) }
         USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: false)
         defer { USBMetrics.streamClosed(endpoint: endpoint) }
-        let transferSize = packetSize * packetsPerTransfer
         var queue: [PendingTransfer] = []
         var body = BodyPieces()
         var summary = IsoStreamSummary()

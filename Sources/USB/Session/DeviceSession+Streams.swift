@@ -21,8 +21,7 @@ extension DeviceSession {
         }
         leftovers[endpoint] = nil
         let stream = try BulkInStream(
-            handle: handle, endpoint: endpoint, type: type, options: options,
-            loop: loop)
+            handle: handle, endpoint: endpoint, type: type, options: options, loop: loop, budget: budget)
         streams = streams.filter { $0.value.stream != nil }
         streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
         stream.start()
@@ -41,7 +40,7 @@ extension DeviceSession {
         let stream = try OutStream(
             handle: handle, endpoint: endpoint, type: libusbType(descriptor), transfers: transfers,
             transferSize: transferSize, packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
-            loop: loop, logger: logger)
+            loop: loop, budget: budget, logger: logger)
         streams = streams.filter { $0.value.stream != nil }
         streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
         return stream

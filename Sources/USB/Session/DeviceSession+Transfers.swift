@@ -6,7 +6,7 @@ import Logging
 extension DeviceSession {
     /// A control transfer on endpoint 0. For OUT, `data` is the data stage (`setup.length`
     /// must equal its count); for IN, up to `setup.length` bytes come back in the result.
-    public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws(USBError)
+    public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws
         -> TransferResult
     {
         try await ready()
@@ -64,9 +64,12 @@ extension DeviceSession {
         return try await perform(pending, endpoint: endpoint, logger: logger)
     }
 
-    func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws(USBError)
-        -> TransferResult
-    {
+    /// Submits `pending` and waits for its end; its buffer counts against the daemon's usbfs
+    /// share meanwhile (``UsbfsBudget``: refused before any URB when it does not fit).
+    func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws -> TransferResult {
+        let bytes = pending.buffer.count
+        try budget.reserve(bytes)
+        defer { budget.release(bytes) }
         let key = ObjectIdentifier(pending)
         inFlight[key] = pending
         defer { inFlight[key] = nil }

@@ -19,6 +19,8 @@ public actor DeviceSession {
     nonisolated let loop: EventLoop
     /// Where blocking libusb calls run.
     nonisolated let worker: ThreadExecutor
+    /// The daemon's share of usbfs memory, which every URB and stream buffer counts against.
+    nonisolated let budget: UsbfsBudget
     nonisolated let goneFlag = Atomic<Bool>(false)
     public internal(set) var state: DeviceState
     var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
@@ -50,11 +52,12 @@ public actor DeviceSession {
     /// attached again on release.
     public init(
         handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?,
-        loop: EventLoop
+        loop: EventLoop, budget: UsbfsBudget = .unlimited
     ) {
         self.id = id
         self.handle = handle
         self.loop = loop
+        self.budget = budget
         self.worker = ThreadExecutor(name: "usb-\(id)")
         self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
         // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.

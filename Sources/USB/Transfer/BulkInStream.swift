@@ -58,16 +58,22 @@ public final class BulkInStream: @unchecked Sendable {
     public let endpoint: UInt8
     let handle: USBDeviceHandle
     private let loop: EventLoop
+    private let budget: UsbfsBudget
     private var transfers: [Transfer] = []
     private let buffers: TransferBuffers
     private let state: Mutex<State>
     /// The packets of each transfer, for an isochronous endpoint.
     private let iso: IsoLayout?
 
-    /// Allocates the transfers and buffers; nothing is submitted until ``start()``.
+    /// Allocates the transfers and buffers, which count against the daemon's usbfs share for
+    /// the stream's life (``UsbfsBudget.Exhausted`` when they do not fit); nothing is submitted
+    /// until ``start()``.
     init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, options: Options, loop: EventLoop
-    ) throws(USBError) {
+        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, options: Options, loop: EventLoop,
+        budget: UsbfsBudget = .unlimited
+    ) throws {
+        try budget.reserve(options.transfers * options.transferSize)
+        self.budget = budget
         self.handle = handle
         self.endpoint = endpoint
         self.options = options
@@ -94,6 +100,7 @@ public final class BulkInStream: @unchecked Sendable {
             } catch {
                 transfers = []
                 buffers.free()
+                budget.release(options.transfers * options.transferSize)
                 throw error
             }
             iso?.apply(to: transfer.pointer)
@@ -114,6 +121,7 @@ public final class BulkInStream: @unchecked Sendable {
         USBMetrics.streamClosed(endpoint: endpoint)
         transfers = []
         buffers.free()
+        budget.release(options.transfers * options.transferSize)
     }
 
     /// Sets the handler called (on any thread) when a ``read(into:)`` that answered `.wait`

@@ -32,6 +32,8 @@ public final class OutStream: @unchecked Sendable {
     public let endpoint: UInt8
     public let zeroCopy: Bool
     private let loop: EventLoop
+    private let budget: UsbfsBudget
+    private let reserved: Int
     private let logger: Logger
     private var transfers: [Transfer] = []
     /// The zero-length packet that ends data filling its last packet, when asked for.
@@ -41,8 +43,12 @@ public final class OutStream: @unchecked Sendable {
 
     init(
         handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, transfers count: Int, transferSize: Int,
-        packetSize: Int, zeroLengthPacket: Bool, timeout: UInt32, loop: EventLoop, logger: Logger
-    ) throws(USBError) {
+        packetSize: Int, zeroLengthPacket: Bool, timeout: UInt32, loop: EventLoop, budget: UsbfsBudget = .unlimited,
+        logger: Logger
+    ) throws {
+        try budget.reserve(count * transferSize)
+        self.budget = budget
+        self.reserved = count * transferSize
         self.endpoint = endpoint
         self.loop = loop
         self.logger = logger
@@ -70,6 +76,7 @@ public final class OutStream: @unchecked Sendable {
         } catch {
             transfers = []
             buffers.free()
+            budget.release(count * transferSize)
             throw error
         }
         USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
@@ -80,6 +87,7 @@ public final class OutStream: @unchecked Sendable {
         transfers = []
         zeroLengthTransfer = nil
         buffers.free()
+        budget.release(reserved)
     }
 
     /// Called (on the loop) when a client held back by ``take(_:)`` may send more.

@@ -14,6 +14,8 @@ public enum TransferProblem: HTTPResponseError, Sendable {
     case controlDataTooLarge(count: Int)
     /// A standard request that would change what the daemon tracks (SET_CONFIGURATION, SET_INTERFACE).
     case useDedicatedRoute(request: String, route: String)
+    /// A standard request that would break the device or the host's view of it.
+    case requestRefused(request: String, why: String)
 
     public static let maxControlData = 4096
 
@@ -27,7 +29,7 @@ public enum TransferProblem: HTTPResponseError, Sendable {
             case .cancelled: 503
             case .overflow, .error, .completed: 502
             }
-        case .dataForIn, .lengthMismatch, .useDedicatedRoute: 400
+        case .dataForIn, .lengthMismatch, .useDedicatedRoute, .requestRefused: 400
         case .controlDataTooLarge: 413
         }
     }
@@ -47,6 +49,7 @@ public enum TransferProblem: HTTPResponseError, Sendable {
         case .lengthMismatch: "length-mismatch"
         case .controlDataTooLarge: "control-data-too-large"
         case .useDedicatedRoute: "use-dedicated-route"
+        case .requestRefused: "request-refused"
         }
     }
 
@@ -65,6 +68,7 @@ public enum TransferProblem: HTTPResponseError, Sendable {
         case .lengthMismatch: "Length and data differ"
         case .controlDataTooLarge: "Control data too large"
         case .useDedicatedRoute: "Use the dedicated route"
+        case .requestRefused: "Request refused"
         }
     }
 
@@ -86,6 +90,7 @@ public enum TransferProblem: HTTPResponseError, Sendable {
             "'length=\(length)' differs from the \(count) bytes of data; leave length out for OUT requests."
         case .controlDataTooLarge(let count):
             "Control transfers carry at most \(Self.maxControlData) bytes of data; this one has \(count)."
+        case .requestRefused(let request, let why): "\(request) is not sent through /control: \(why)."
         case .useDedicatedRoute(let request, let route):
             "\(request) changes state the daemon keeps; use \(route)."
         }

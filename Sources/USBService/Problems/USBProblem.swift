@@ -15,6 +15,8 @@ public enum USBProblem: HTTPResponseError, Sendable {
     /// Device `id` is a root hub (part of the host controller): it cannot be `action`.
     case rootHub(String, action: String)
     case usb(USBError, context: String)
+    /// The daemon's share of usbfs memory is taken (``UsbfsBudget``).
+    case usbfsBudget(UsbfsBudget.Exhausted)
 
     public var status: Int {
         switch self {
@@ -22,10 +24,11 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceNotFound, .serialNotFound: 404
         case .deviceRemoved: 410
         case .ambiguousSerial: 409
+        case .usbfsBudget: 503
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: 410
-            case .access: 503
+            case .access, .noMemory: 503
             case .busy: 409
             case .pipe: 409
             case .timeout: 504
@@ -42,10 +45,12 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceRemoved: "device-gone"
         case .ambiguousSerial: "ambiguous-serial"
         case .rootHub: "root-hub"
+        case .usbfsBudget: "usbfs-budget-exhausted"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "device-gone"
             case .access: "usb-access-denied"
+            case .noMemory: "usb-out-of-memory"
             case .busy: "device-busy"
             case .pipe: "usb-stall"
             case .timeout: "usb-timeout"
@@ -63,10 +68,12 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .deviceRemoved: "Device gone"
         case .ambiguousSerial: "Serial number not unique"
         case .rootHub: "A root hub"
+        case .usbfsBudget: "USB memory taken"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "Device gone"
             case .access: "No access to the device"
+            case .noMemory: "Out of USB memory"
             case .busy: "Device busy"
             case .pipe: "The device stalled"
             case .timeout: "USB timeout"
@@ -88,12 +95,25 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .rootHub(let id, let action): "\(id) is a root hub, part of the host controller: it cannot be \(action)."
         case .ambiguousSerial(let serial, let ids):
             "Devices \(ids.joined(separator: ", ")) all have serial number '\(serial)': address one by its id."
+        case .usbfsBudget(let exhausted):
+            "This needs \(exhausted.wanted) bytes of USB transfer memory and \(exhausted.free) of the daemon's \(exhausted.limit) are free (--usbfs-budget-mb); try again when a stream or transfer ends."
         case .usb(let error, let context):
             switch error {
+            case .noMemory:
+                "\(context): \(error). The kernel's USB memory (usbfs_memory_mb) is taken, by this daemon or other programs; try again later."
             case .busy:
                 "\(context): \(error). Another program or a kernel driver holds it, or an interface is still claimed."
             default: "\(context): \(error)."
             }
         }
     }
+
+    /// Memory that others hold comes back: try again in a second.
+    public var headers: HTTPHeaders {
+        switch self {
+        case .usbfsBudget, .usb(.noMemory, _): ["Retry-After": "1"]
+        default: [:]
+        }
+    }
+
 }

@@ -7,12 +7,12 @@ struct InterfaceRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/claims") { try await claims($0) }
-        router.post("/v1/devices/{id}/interfaces/{interface}/claim") { try await claim($0) }
-        router.delete("/v1/devices/{id}/interfaces/{interface}/claim") { try await release($0) }
-        router.put("/v1/devices/{id}/interfaces/{interface}/alt-setting") { try await altSetting($0) }
-        router.put("/v1/devices/{id}/configuration") { try await configuration($0) }
-        router.post("/v1/devices/{id}/reset") { try await reset($0) }
+        router.get("/v1/devices/{id}/claims", requires: Access.read) { try await claims($0) }
+        router.post("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await claim($0) }
+        router.delete("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await release($0) }
+        router.put("/v1/devices/{id}/interfaces/{interface}/alt-setting", requires: Access.transfer) { try await altSetting($0) }
+        router.put("/v1/devices/{id}/configuration", requires: Access.admin) { try await configuration($0) }
+        router.post("/v1/devices/{id}/reset", requires: Access.admin) { try await reset($0) }
     }
 
     func claims(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -26,6 +26,7 @@ struct InterfaceRoutes: Sendable {
         let number = try context.byte(request, "interface")
         let session = try await context.session(request)
         try context.checkLease(request, device: session.id, interface: number)
+        try await context.checkInterfaceAccess(request, session: session, interface: number)
         let claim = try await context.usb("Claiming interface \(number) of \(session.id)", device: session.id) {
             try await session.claim(number)
         }

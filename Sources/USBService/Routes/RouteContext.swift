@@ -11,6 +11,10 @@ struct RouteContext: Sendable {
     /// The streams open now (bounded by `limits`).
     let streamSlots: StreamSlots
     let leases: LeaseTable
+    /// Which interfaces of a shown device may be used (``DevicePolicy/access(toInterfaceClass:subclass:protocol:)``).
+    let policy: DevicePolicy
+    /// The token file, for the scope a request holds (nil: no tokens, every request may all).
+    let tokens: TokenFile?
     let logger: Logger
     /// The whole device list's JSON, while the list does not change.
     let listingCache = ListingCache()
@@ -43,6 +47,11 @@ struct RouteContext: Sendable {
     /// whose current alternate setting has it.
     func checkLease(_ request: RoutedRequest, session: DeviceSession, endpoint: UInt8) async throws {
         try checkLease(request, device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
+    }
+
+    /// Who a request counts as for per-client bounds: its token's name, or its address.
+    func client(_ request: RoutedRequest) -> String {
+        request.principal.map { "token \($0)" } ?? "address \(request.request.remoteAddress)"
     }
 
     /// Every device present now (a fresh scan, which also records what changed since the last).
@@ -85,6 +94,8 @@ struct RouteContext: Sendable {
             throw USBProblem.usb(error, context: context())
         } catch let error as DeviceStateError {
             throw DeviceStateProblem(error, device: device)
+        } catch let error as UsbfsBudget.Exhausted {
+            throw USBProblem.usbfsBudget(error)
         }
     }
 }

@@ -14,8 +14,8 @@ struct StreamRoutes: Sendable {
     static let maxBytesInFlight = 8 << 20
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/stream") { try await stream($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/stream", streamsBody: true) { try await upload($0) }
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer) { try await stream($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer, streamsBody: true) { try await upload($0) }
     }
 
     func upload(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -33,7 +33,7 @@ struct StreamRoutes: Sendable {
         let zeroLengthPacket = try query.boolean("zlp") ?? false
         let interface = await session.state.interface(ofEndpoint: endpoint)
         try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         defer { slot.release() }
         let what = { "Streaming to endpoint \(hex(endpoint)) of \(session.id)" }
         let stream = try await context.usb(what(), device: session.id) {
@@ -107,7 +107,7 @@ struct StreamRoutes: Sendable {
         let transfers = try Self.isoTransfers(request.query, packets: packets, default: 4)
         let interface = await session.state.interface(ofEndpoint: endpoint)
         try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         defer { slot.release() }
         let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
         let (summary, offered) = try await pump(request, session: session, interface: interface, slot: slot, body: body, what) {
@@ -190,7 +190,7 @@ struct StreamRoutes: Sendable {
         }
         let interface = await session.state.interface(ofEndpoint: endpoint)
         try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface)
+        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options)
         }

@@ -7,20 +7,32 @@ struct TransferRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.post("/v1/devices/{id}/control") { try await control($0) }
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/data") { try await read($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/data") { try await write($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/clear-halt") { try await clearHalt($0) }
+        router.post("/v1/devices/{id}/control", requires: Access.transfer) { try await control($0) }
+        router.get("/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer) { try await read($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer) { try await write($0) }
+        router.post("/v1/devices/{id}/endpoints/{endpoint}/clear-halt", requires: Access.transfer) { try await clearHalt($0) }
     }
 
     func control(_ request: RoutedRequest) async throws -> HTTPResponse {
         let control = try ControlRequest(request, limits: context.limits)
         let session = try await context.session(request)
         let setup = control.setup
+        let index = UInt8(truncatingIfNeeded: setup.index)
         switch setup.recipient {
-        case .interface: try context.checkLease(request, device: session.id, interface: UInt8(truncatingIfNeeded: setup.index))
-        case .endpoint: try await context.checkLease(request, session: session, endpoint: UInt8(truncatingIfNeeded: setup.index))
-        default: try context.checkLease(request, device: session.id, interface: nil)
+        case .interface:
+            try context.checkLease(request, device: session.id, interface: index)
+            try await context.checkInterfaceAccess(request, session: session, interface: index)
+        case .endpoint:
+            try await context.checkLease(request, session: session, endpoint: index)
+            if let interface = await session.state.interface(ofEndpoint: index) {
+                try await context.checkInterfaceAccess(request, session: session, interface: interface)
+            }
+        default:
+            try context.checkLease(request, device: session.id, interface: nil)
+            try await context.checkDeviceAccess(request, session: session)
+            if setup.recipient == .other && setup.kind == .class {
+                try await context.checkHubPort(request, session: session, port: index)
+            }
         }
         let what = { "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)" }
         let result = try await context.usb(what(), device: session.id) {

@@ -1,31 +1,52 @@
 import HTTPRouting
 import HTTPServer
 
-/// Bearer tokens (RFC 6750) from a ``TokenFile``, checked against each route's scope
-/// (``RouteScopes``). The token's name goes to the request's log lines (`auth.token`) and to
-/// ``RoutedRequest/principal``; the token itself is never logged. With a `rateLimiter`, a
-/// token past its rate gets 429 `rate-limited`.
-struct BearerAuthenticator: RouteGuard {
-    let tokens: TokenFile
-    var rateLimiter: RateLimiter? = nil
+/// Who a request is, and whether it may go on, from its head (before any of its body is
+/// read): bearer tokens (RFC 6750) from a ``TokenFile`` checked against each route's scope
+/// (``Access``, declared with the route), when there is a token file; then a request rate per client (a token's
+/// name, or the client's address without tokens), when one is set. The token's name goes to
+/// the request's log lines (`auth.token`) and to ``RoutedRequest/principal``; the token itself
+/// is never logged. Failed attempts are limited per address whatever the rate: after
+/// `failureBurst` of them, 429 until the bucket refills (one a second), so tokens cannot be
+/// guessed at speed.
+struct Authenticator: RouteGuard {
+    var tokens: TokenFile?
+    var rateLimiter: RateLimiter?
+    var failures = RateLimiter(perSecond: 1, burst: Authenticator.failureBurst)
+    static let failureBurst = 10
 
-    func admit(_ request: RoutedRequest) async throws -> RoutedRequest {
-        // A route missing from the table needs the most.
-        let needed = RouteScopes.required(method: request.request.method == "HEAD" ? "GET" : request.request.method, route: request.route) ?? .admin
-        guard let needed else { return request }
-        guard let header = request.request.headers["Authorization"] else { throw AuthProblem.missing }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw AuthProblem.malformed }
-        let token = parts[1].trimmingPrefix { $0 == " " }
-        guard let entry = tokens.entry(for: Array(token.utf8)) else { throw AuthProblem.invalid }
+    func admit(_ request: RoutedRequest) throws -> RoutedRequest {
         var admitted = request
-        request.request.annotations["auth.token"] = .string(entry.name)
-        admitted.principal = entry.name
-        guard entry.scope >= needed else { throw AuthProblem.insufficientScope(needed: needed, name: entry.name) }
-        if let wait = rateLimiter?.admit(entry.name) {
-            throw AuthProblem.rateLimited(name: entry.name, perSecond: rateLimiter?.perSecond ?? 0, wait: wait)
+        let head = request.request
+        guard let needed = request.access.scope else { return request }  // open to anyone, never limited
+        let address = "address \(head.remoteAddress)"
+        if let tokens {
+            if let wait = failures.exhausted(address) { throw AuthProblem.tooManyFailures(wait: wait) }
+            let entry: TokenFile.Entry
+            do {
+                entry = try Self.entry(head, in: tokens)
+            } catch {
+                _ = failures.admit(address)
+                throw error
+            }
+            head.annotations["auth.token"] = .string(entry.name)
+            admitted.principal = entry.name
+            guard entry.scope >= needed else { throw AuthProblem.insufficientScope(needed: needed, name: entry.name) }
+        }
+        if let rateLimiter, let wait = rateLimiter.admit(admitted.principal.map { "token \($0)" } ?? address) {
+            throw AuthProblem.rateLimited(
+                name: admitted.principal ?? "this address", perSecond: rateLimiter.perSecond, wait: wait)
         }
         return admitted
+    }
+
+    private static func entry(_ head: HTTPRequest, in tokens: TokenFile) throws(AuthProblem) -> TokenFile.Entry {
+        guard let header = head.headers["Authorization"] else { throw .missing }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw .malformed }
+        let token = parts[1].trimmingPrefix { $0 == " " }
+        guard let entry = tokens.entry(for: Array(token.utf8)) else { throw .invalid }
+        return entry
     }
 }
 
@@ -36,12 +57,13 @@ enum AuthProblem: HTTPResponseError, Sendable {
     case invalid
     case insufficientScope(needed: Scope, name: String)
     case rateLimited(name: String, perSecond: Int, wait: Duration)
+    case tooManyFailures(wait: Duration)
 
     var status: Int {
         switch self {
         case .missing, .malformed, .invalid: 401
         case .insufficientScope: 403
-        case .rateLimited: 429
+        case .rateLimited, .tooManyFailures: 429
         }
     }
 
@@ -50,7 +72,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
         case .missing, .malformed: "unauthorized"
         case .invalid: "invalid-token"
         case .insufficientScope: "insufficient-scope"
-        case .rateLimited: "rate-limited"
+        case .rateLimited, .tooManyFailures: "rate-limited"
         }
     }
 
@@ -59,7 +81,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
         case .missing, .malformed: "Authentication required"
         case .invalid: "Invalid token"
         case .insufficientScope: "Insufficient scope"
-        case .rateLimited: "Too many requests"
+        case .rateLimited, .tooManyFailures: "Too many requests"
         }
     }
 
@@ -71,7 +93,9 @@ enum AuthProblem: HTTPResponseError, Sendable {
         case .insufficientScope(let needed, let name):
             "The token '\(name)' does not have the '\(needed)' scope this request needs."
         case .rateLimited(let name, let perSecond, _):
-            "The token '\(name)' is past its \(perSecond) requests a second (--rate-limit); retry after Retry-After."
+            "'\(name)' is past its \(perSecond) requests a second (--rate-limit); retry after Retry-After."
+        case .tooManyFailures:
+            "Too many requests from this address failed to authenticate; retry after Retry-After."
         }
     }
 
@@ -81,7 +105,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
         case .invalid: ["WWW-Authenticate": "Bearer realm=\"usbhttpd\", error=\"invalid_token\""]
         case .insufficientScope(let needed, _):
             ["WWW-Authenticate": "Bearer realm=\"usbhttpd\", error=\"insufficient_scope\", scope=\"\(needed)\""]
-        case .rateLimited(_, _, let wait):
+        case .rateLimited(_, _, let wait), .tooManyFailures(let wait):
             // Whole seconds, rounded up (at least 1).
             ["Retry-After": String(max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0)))]
         }

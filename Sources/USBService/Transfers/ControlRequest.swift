@@ -110,15 +110,25 @@ struct ControlRequest: Sendable, Equatable {
         }
     }
 
-    /// SET_CONFIGURATION and SET_INTERFACE would change what the daemon tracks behind its back.
-    private static func refuseStateChanges(_ setup: ControlSetup) throws(TransferProblem) {
-        guard setup.kind == .standard, setup.direction == .out else { return }
-        if setup.recipient == .device && setup.request == 0x09 {
+    /// Standard requests that change the device behind the daemon's back, or break it until it
+    /// is replugged, in every form (any direction, any recipient): SET_CONFIGURATION and
+    /// SET_INTERFACE (the daemon tracks both: use their routes), SET_ADDRESS (the device would
+    /// answer at another address than the host knows), SET_FEATURE(TEST_MODE) (the device
+    /// leaves normal operation).
+    static func refuseStateChanges(_ setup: ControlSetup) throws(TransferProblem) {
+        guard setup.kind == .standard else { return }
+        switch setup.request {
+        case 0x09:
             throw .useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /v1/devices/{id}/configuration")
-        }
-        if setup.recipient == .interface && setup.request == 0x0b {
+        case 0x0b:
             throw .useDedicatedRoute(
                 request: "SET_INTERFACE", route: "PUT /v1/devices/{id}/interfaces/{interface}/alt-setting")
+        case 0x05:
+            throw .requestRefused(request: "SET_ADDRESS", why: "the host assigns addresses; the device would stop answering at its own")
+        case 0x03 where setup.recipient == .device && setup.value == 2:
+            throw .requestRefused(request: "SET_FEATURE(TEST_MODE)", why: "the device would leave normal operation until it is replugged")
+        default:
+            return
         }
     }
 }

@@ -1,36 +1,61 @@
 import HTTPServer
 import Synchronization
 
-/// Bounds the streams open at once, per device and in all: each stream holds a slot from
-/// start to end. Past a bound, 503 `too-many-streams` with `Retry-After`. The slots also say
+/// Bounds the streams open at once: per device, per client (a token, or an address without
+/// tokens) on one device (so that one client cannot take every slot of a device), per client
+/// and in all. Each stream holds a slot from start to end. Past a bound, 503 `too-many-streams` with `Retry-After`. The slots also say
 /// which interface each stream uses, so that a lease granted over it can cut it (``cut(device:interface:)``).
 final class StreamSlots: Sendable {
     let perDevice: Int
+    let perClientOnDevice: Int
+    let perClient: Int
     let total: Int
-    private let open = Mutex<[String: Int]>([:])
+    private struct Open {
+        var devices: [String: Int] = [:]
+        var clients: [String: Int] = [:]
+        /// By client and device.
+        var pairs: [Pair: Int] = [:]
+        var all = 0
+    }
+    private struct Pair: Hashable {
+        var client: String
+        var device: String
+    }
+    private let open = Mutex(Open())
     private let live = Mutex<[ObjectIdentifier: WeakSlot]>([:])
 
     private struct WeakSlot {
         weak var slot: Slot?
     }
 
-    init(perDevice: Int, total: Int) {
+    init(perDevice: Int, perClientOnDevice: Int = .max, perClient: Int = .max, total: Int) {
         self.perDevice = perDevice
+        self.perClientOnDevice = perClientOnDevice
+        self.perClient = perClient
         self.total = total
     }
 
-    /// A slot for a stream of `device` on `interface` (nil: not known), given back by
-    /// ``Slot/release()`` (or when dropped).
-    func acquire(device: String, interface: UInt8? = nil) throws(TooManyStreams) -> Slot {
-        try open.withLock { (open: inout [String: Int]) throws(TooManyStreams) in
-            let all = open.values.reduce(0, +)
-            guard all < total else { throw TooManyStreams(device: device, limit: total, perDevice: false) }
-            guard open[device, default: 0] < perDevice else {
-                throw TooManyStreams(device: device, limit: perDevice, perDevice: true)
+    /// A slot for a stream of `client` on `device`'s `interface` (nil: not known), given back
+    /// by ``Slot/release()`` (or when dropped).
+    func acquire(device: String, interface: UInt8? = nil, client: String = "") throws(TooManyStreams) -> Slot {
+        try open.withLock { (open: inout Open) throws(TooManyStreams) in
+            let pair = Pair(client: client, device: device)
+            guard open.all < total else { throw TooManyStreams(device: device, limit: total, bound: .total) }
+            guard open.devices[device, default: 0] < perDevice else {
+                throw TooManyStreams(device: device, limit: perDevice, bound: .device)
             }
-            open[device, default: 0] += 1
+            guard open.pairs[pair, default: 0] < perClientOnDevice else {
+                throw TooManyStreams(device: device, limit: perClientOnDevice, bound: .clientOnDevice)
+            }
+            guard open.clients[client, default: 0] < perClient else {
+                throw TooManyStreams(device: device, limit: perClient, bound: .client)
+            }
+            open.all += 1
+            open.devices[device, default: 0] += 1
+            open.clients[client, default: 0] += 1
+            open.pairs[pair, default: 0] += 1
         }
-        let slot = Slot(slots: self, device: device, interface: interface)
+        let slot = Slot(slots: self, device: device, interface: interface, client: client)
         live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
         return slot
     }
@@ -48,14 +73,22 @@ final class StreamSlots: Sendable {
     }
 
     /// Streams open now, in all.
-    var count: Int { open.withLock { $0.values.reduce(0, +) } }
+    var count: Int { open.withLock { $0.all } }
 
-    fileprivate func release(_ device: String, slot: ObjectIdentifier) {
+    fileprivate func release(_ device: String, client: String, slot: ObjectIdentifier) {
         live.withLock { _ = $0.removeValue(forKey: slot) }
         open.withLock { open in
-            open[device, default: 1] -= 1
-            if open[device] == 0 { open[device] = nil }
+            open.all -= 1
+            Self.decrement(&open.devices, device)
+            Self.decrement(&open.clients, client)
+            Self.decrement(&open.pairs, Pair(client: client, device: device))
         }
+    }
+
+    /// Counts one less for `key`, forgetting it at 0 (so that the maps hold only what is open).
+    private static func decrement<Key: Hashable>(_ counts: inout [Key: Int], _ key: Key) {
+        counts[key, default: 1] -= 1
+        if counts[key] == 0 { counts[key] = nil }
     }
 
     /// One stream's place; released once. A stream that can be cut says how (``onCut(_:)``).
@@ -63,13 +96,15 @@ final class StreamSlots: Sendable {
         private let slots: StreamSlots
         let device: String
         let interface: UInt8?
+        let client: String
         private let released = Atomic(false)
         private let cutState = Mutex<(cut: Bool, handler: (@Sendable () -> Void)?)>((false, nil))
 
-        fileprivate init(slots: StreamSlots, device: String, interface: UInt8?) {
+        fileprivate init(slots: StreamSlots, device: String, interface: UInt8?, client: String) {
             self.slots = slots
             self.device = device
             self.interface = interface
+            self.client = client
         }
 
         /// Whether a lease has cut this stream.
@@ -95,26 +130,31 @@ final class StreamSlots: Sendable {
 
         func release() {
             guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            slots.release(device, slot: ObjectIdentifier(self))
+            slots.release(device, client: client, slot: ObjectIdentifier(self))
         }
 
         deinit { release() }
     }
 }
 
-/// 503 `too-many-streams`: the per-device or the total bound on open streams is reached.
+/// 503 `too-many-streams`: the per-device, per-client or total bound on open streams is reached.
 struct TooManyStreams: HTTPResponseError, Sendable, Equatable {
+    enum Bound: Sendable { case device, clientOnDevice, client, total }
     var device: String
     var limit: Int
-    var perDevice: Bool
+    var bound: Bound
 
     var status: Int { 503 }
     var code: String { "too-many-streams" }
     var title: String { "Too many streams" }
     var detail: String {
-        perDevice
-            ? "Device \(device) already has \(limit) streams open (--max-streams-per-device); try again when one ends."
-            : "The daemon already has \(limit) streams open (--max-streams); try again when one ends."
+        switch bound {
+        case .device: "Device \(device) already has \(limit) streams open (--max-streams-per-device); try again when one ends."
+        case .clientOnDevice:
+            "This client already has \(limit) streams open on device \(device) (--max-client-streams-per-device); try again when one ends."
+        case .client: "This client already has \(limit) streams open (--max-streams-per-client); try again when one ends."
+        case .total: "The daemon already has \(limit) streams open (--max-streams); try again when one ends."
+        }
     }
     var headers: HTTPHeaders { ["Retry-After": "1"] }
 }

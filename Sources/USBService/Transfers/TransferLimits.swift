@@ -13,6 +13,11 @@ public struct TransferLimits: Sendable, Equatable {
     public var maxStreamsPerDevice = 8
     /// The most streams open at once in all.
     public var maxStreams = 64
+    /// The most streams one client (a token, or an address without tokens) may have open on
+    /// one device: fewer than ``maxStreamsPerDevice``, so that one client cannot take them all.
+    public var maxClientStreamsPerDevice = 4
+    /// The most streams one client may have open in all.
+    public var maxStreamsPerClient = 32
 
     public init() {}
 
