@@ -2,23 +2,31 @@ import HTTPRouting
 import HTTPServer
 import Logging
 import Prometheus
+import USB
 
 /// The whole HTTP API of usbhttpd, as one responder.
 public enum API {
     /// `metrics` is what `/metrics` shows: the registry the program bootstrapped swift-metrics
-    /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`). With `tokens`,
-    /// every route but /healthz, /readyz and /openapi.yaml needs a bearer token with the
-    /// route's scope (``RouteScopes``); with `rateLimit` too, each token may make that many
-    /// requests a second (429 `rate-limited` past it).
+    /// with (`MetricsSystem.bootstrap(PrometheusMetricsFactory(registry:))`). Every request
+    /// passes `origins` first (``RequestOrigins``: the `Host` it names, the page it comes from).
+    /// With `tokens`, every route but /healthz, /readyz and /openapi.yaml needs a bearer token
+    /// with the scope its route declares (``Access``); with `rateLimit`, each client (a token, or an
+    /// address without tokens) may make that many requests a second (429 `rate-limited` past it).
     public static func router(
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil,
-        rateLimit: Int? = nil
+        rateLimit: Int? = nil, origins: RequestOrigins = RequestOrigins(), policy: DevicePolicy = DevicePolicy()
     ) -> Router {
+        let logger = Logger(label: "usbhttpd.api")
+        let streamSlots = StreamSlots(
+            perDevice: limits.maxStreamsPerDevice, perClientOnDevice: limits.maxClientStreamsPerDevice,
+            perClient: limits.maxStreamsPerClient, total: limits.maxStreams)
+        let leases = LeaseTable { lease, why in
+            await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)
+        }
         let context = RouteContext(
-            catalog: catalog, limits: limits,
-            streamSlots: StreamSlots(perDevice: limits.maxStreamsPerDevice, total: limits.maxStreams),
-            leases: LeaseTable(), logger: Logger(label: "usbhttpd.api"))
+            catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
+            logger: logger)
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)
@@ -28,10 +36,12 @@ public enum API {
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)
-        if let tokens {
-            router.routeGuard = BearerAuthenticator(
-                tokens: tokens, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil })
-        }
+        router.guards = [
+            OriginGuard(origins: origins),
+            HeadGuard(),
+            Authenticator(tokens: tokens, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil }),
+        ]
+        if !origins.origins.isEmpty { router.crossOrigin = CrossOrigin(origins: origins) }
         return router
     }
 }

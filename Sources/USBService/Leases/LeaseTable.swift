@@ -1,126 +1,123 @@
 import Foundation
 import Synchronization
 
-/// A client's hold on a device, or on one interface of it, for a time it renews. While it is
-/// held, requests that change what it covers must carry its token (`X-USB-Lease`).
-struct Lease: Sendable, Equatable {
-    /// Names the lease in `/v1/leases/{lease}`; not a secret.
-    var id: String
-    /// The secret a request shows to act under the lease.
-    var token: String
-    var device: String
-    /// nil: the whole device.
-    var interface: UInt8?
-    /// Who took it: the bearer token's name, or "anonymous".
-    var holder: String
-    /// Grows with every grant, daemon-wide: a stale holder's number is smaller.
-    var fencing: UInt64
-    var expires: ContinuousClock.Instant
-    var expiresAt: Double
-
-    func covers(device: String, interface: UInt8?) -> Bool {
-        self.device == device && (self.interface == nil || interface == nil || self.interface == interface)
-    }
-}
-
-/// Every lease held now. Grants never overlap: a device lease excludes any other lease on the
-/// device; an interface lease excludes a device lease and another on the same interface.
+/// The daemon's leases (a ``LeaseBook`` behind a lock) and their ending: a lease whose time is
+/// up, or that an admin ended, is handed to `end` (which cuts its streams and releases the
+/// claims it covered) exactly once. One task for all leases ends them on time: it sleeps until
+/// the next expiry, is woken early only when a grant expires sooner, and stops when no lease is
+/// left, so neither many leases nor a renewal loop add tasks.
 final class LeaseTable: Sendable {
+    /// Why a lease ends.
+    enum Ending: String, Sendable {
+        case expired
+        case endedByAdmin = "ended by an admin"
+    }
+    typealias End = @Sendable (_ lease: Lease, _ why: Ending) async -> Void
+
+    private struct Reaper {
+        var running = false
+        /// The sleep until `wakeAt`; cancelled to wake the reaper sooner.
+        var sleeper: Task<Void, Never>?
+        var wakeAt: ContinuousClock.Instant?
+    }
     private struct State {
-        var leases: [String: Lease] = [:]
-        var fencing: UInt64 = 0
+        var book = LeaseBook()
+        var reaper = Reaper()
     }
     private let state = Mutex(State())
+    private let end: End
 
-    /// A new lease, or the lease in the way.
-    func grant(device: String, interface: UInt8?, holder: String, ttl: Duration) throws(LeaseProblem) -> Lease {
-        try state.withLock { (state: inout State) throws(LeaseProblem) -> Lease in
-            Self.dropExpired(&state)
-            if let held = state.leases.values.first(where: { $0.covers(device: device, interface: interface) }) {
-                throw .held(held)
-            }
-            state.fencing += 1
-            let lease = Lease(
-                id: Self.random(8), token: Self.random(24), device: device, interface: interface, holder: holder,
-                fencing: state.fencing, expires: .now + ttl, expiresAt: Date().timeIntervalSince1970 + ttl.seconds)
-            state.leases[lease.id] = lease
-            return lease
+    init(end: @escaping End = { _, _ in }) { self.end = end }
+
+    private static var now: LeaseBook.Now { LeaseBook.Now(instant: .now, unix: Date().timeIntervalSince1970) }
+
+    /// A new lease, or the lease in the way. Expired leases it found are ended before it returns.
+    func grant(device: String, interface: UInt8?, holder: String, ttl: Duration) async throws(LeaseProblem) -> Lease {
+        let (lease, ended) = try state.withLock { (state: inout State) throws(LeaseProblem) in
+            let granted = try state.book.grant(
+                device: device, interface: interface, holder: holder, ttl: ttl, id: Self.random(8),
+                token: Self.random(24), now: Self.now)
+            schedule(&state, granted.lease.expires)
+            return granted
         }
+        for old in ended { await end(old, .expired) }
+        return lease
     }
 
     /// Extends lease `id` to `ttl` from now, for the holder of its token.
     func renew(id: String, token: String?, ttl: Duration) throws(LeaseProblem) -> Lease {
-        try state.withLock { (state: inout State) throws(LeaseProblem) -> Lease in
-            Self.dropExpired(&state)
-            guard var lease = state.leases[id] else { throw .notFound(id) }
-            guard Self.same(token, lease.token) else { throw .wrongToken(lease) }
-            lease.expires = .now + ttl
-            lease.expiresAt = Date().timeIntervalSince1970 + ttl.seconds
-            state.leases[id] = lease
-            return lease
+        try state.withLock { (state: inout State) throws(LeaseProblem) in
+            try state.book.renew(id: id, token: token, ttl: ttl, now: Self.now)
         }
     }
 
-    /// Ends lease `id` for the holder of its token.
+    /// Ends lease `id` for the holder of its token; its claims stay the holder's.
     func release(id: String, token: String?) throws(LeaseProblem) -> Lease {
-        try state.withLock { (state: inout State) throws(LeaseProblem) -> Lease in
-            Self.dropExpired(&state)
-            guard let lease = state.leases[id] else { throw .notFound(id) }
-            guard Self.same(token, lease.token) else { throw .wrongToken(lease) }
-            state.leases[id] = nil
-            return lease
+        try state.withLock { (state: inout State) throws(LeaseProblem) in
+            try state.book.release(id: id, token: token, now: .now)
         }
     }
 
-    /// Passes when no lease covers what a request changes, or the request shows that lease's
-    /// token. `interface` nil: the request changes the whole device (every lease on it counts).
+    /// Ends lease `id` whoever holds it (an admin's call): its streams are cut and its claims released.
+    func endByAdmin(id: String) async throws(LeaseProblem) -> Lease {
+        let lease = try state.withLock { (state: inout State) throws(LeaseProblem) in
+            try state.book.release(id: id, token: nil, force: true, now: .now)
+        }
+        await end(lease, .endedByAdmin)
+        return lease
+    }
+
+    /// ``LeaseBook/check(device:interface:token:now:)`` now.
     func check(device: String, interface: UInt8?, token: String?) throws(LeaseProblem) -> Lease? {
-        try state.withLock { (state: inout State) throws(LeaseProblem) -> Lease? in
-            var shown: Lease?
-            for lease in state.leases.values where lease.expires > .now && lease.covers(device: device, interface: interface) {
-                guard Self.same(token, lease.token) else { throw .held(lease) }
-                shown = lease
-            }
-            return shown
+        try state.withLock { (state: inout State) throws(LeaseProblem) in
+            try state.book.check(device: device, interface: interface, token: token, now: .now)
         }
     }
 
     /// Leases held now, oldest grant first.
-    var all: [Lease] {
-        state.withLock { state in
-            Self.dropExpired(&state)
-            return state.leases.values.sorted { $0.fencing < $1.fencing }
+    var all: [Lease] { state.withLock { $0.book.live(now: .now) } }
+
+    /// Whether the reaper task runs (while any lease is in the book).
+    var reaperRunning: Bool { state.withLock { $0.reaper.running } }
+
+    /// Makes sure the reaper will wake by `expiry`.
+    private func schedule(_ state: inout State, _ expiry: ContinuousClock.Instant) {
+        if !state.reaper.running {
+            state.reaper.running = true
+            Task { await self.reap() }
+        } else if let wakeAt = state.reaper.wakeAt, expiry < wakeAt {
+            state.reaper.sleeper?.cancel()
         }
+        // Running without a wake time: it is ending leases, and reads the next expiry (this
+        // one included) under the lock when done.
     }
 
-    /// Removes and returns the leases whose time is up.
-    func takeExpired() -> [Lease] {
-        state.withLock { Self.dropExpired(&$0) }
-    }
-
-    @discardableResult
-    private static func dropExpired(_ state: inout State) -> [Lease] {
-        let now = ContinuousClock.now
-        let expired = state.leases.values.filter { $0.expires <= now }
-        for lease in expired { state.leases[lease.id] = nil }
-        return expired
-    }
-
-    /// The shown token is the lease's: their digests compared in constant time.
-    private static func same(_ shown: String?, _ token: String) -> Bool {
-        guard let shown else { return false }
-        return TokenDigest(of: Array(shown.utf8)).matches(TokenDigest(of: Array(token.utf8)))
+    /// Ends the leases whose time is up, sleeps until the next runs out, and stops when the book is empty.
+    private func reap() async {
+        while true {
+            let expired = state.withLock { $0.book.takeExpired(now: .now) }
+            for lease in expired { await end(lease, .expired) }
+            let sleeper = state.withLock { state -> Task<Void, Never>? in
+                guard let next = state.book.nextExpiry else {
+                    state.reaper = Reaper()
+                    return nil
+                }
+                let sleeper = Task { _ = try? await Task.sleep(until: next, clock: .continuous) }
+                state.reaper.sleeper = sleeper
+                state.reaper.wakeAt = next
+                return sleeper
+            }
+            guard let sleeper else { return }
+            await sleeper.value
+            state.withLock {
+                $0.reaper.sleeper = nil
+                $0.reaper.wakeAt = nil
+            }
+        }
     }
 
     private static func random(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         return hex((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

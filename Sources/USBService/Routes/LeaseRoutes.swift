@@ -1,19 +1,21 @@
 import HTTPRouting
+import Logging
 import HTTPServer
 import USB
 
 /// Leases for sharing a device: take one on a device or one interface, renew it before its
 /// time is up, give it back. While it is held, changes to what it covers need its token
-/// (``RouteContext/checkLease(_:device:interface:)``); when it expires, its claims are released.
+/// (``RouteContext/checkLease(_:device:interface:)``); when it expires, or an admin ends it,
+/// its streams are cut and its claims released (``end(_:why:catalog:streamSlots:logger:)``).
 struct LeaseRoutes: Sendable {
     let context: RouteContext
     static let ttlRange = 1_000...3_600_000
 
     func register(in router: inout Router) {
-        router.post("/v1/devices/{id}/leases") { try await take($0) }
-        router.get("/v1/leases") { try list($0) }
-        router.put("/v1/leases/{lease}") { try await renew($0) }
-        router.delete("/v1/leases/{lease}") { try await release($0) }
+        router.post("/v1/devices/{id}/leases", requires: Access.transfer) { try await take($0) }
+        router.get("/v1/leases", requires: Access.read) { try list($0) }
+        router.put("/v1/leases/{lease}", requires: Access.transfer) { try await renew($0) }
+        router.delete("/v1/leases/{lease}", requires: Access.transfer) { try await release($0) }
     }
 
     func take(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -24,9 +26,8 @@ struct LeaseRoutes: Sendable {
         if let interface, await session.state.active?.interfaces.contains(where: { $0.number == interface }) != true {
             throw DeviceStateProblem(.interfaceNotFound(interface, configuration: await session.state.active?.value ?? 0), device: session.id)
         }
-        let lease = try context.leases.grant(
+        let lease = try await context.leases.grant(
             device: session.id, interface: interface, holder: request.principal ?? "anonymous", ttl: ttl)
-        expire(lease)
         // Streams already running on what the lease covers were started without its token: they end.
         let cut = context.streamSlots.cut(device: session.id, interface: interface)
         request.request.logger.info(
@@ -48,14 +49,22 @@ struct LeaseRoutes: Sendable {
         let ttl = try Self.ttl(request)
         let lease = try context.leases.renew(
             id: request.parameters["lease"] ?? "", token: request.request.headers["X-USB-Lease"], ttl: ttl)
-        expire(lease)
         return try .json(LeaseModel(lease, withToken: false))
     }
 
+    /// The holder ends its lease with its token (its claims stay its own); with `force=true` an
+    /// admin ends anyone's, which cuts its streams and releases its claims.
     func release(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let lease = try context.leases.release(
-            id: request.parameters["lease"] ?? "", token: request.request.headers["X-USB-Lease"])
+        try request.query.allow(only: ["force"])
+        let id = request.parameters["lease"] ?? ""
+        if try request.query.boolean("force") ?? false {
+            guard context.scope(of: request) >= .admin else {
+                throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
+            }
+            let lease = try await context.leases.endByAdmin(id: id)
+            return try .json(LeaseModel(lease, withToken: false))
+        }
+        let lease = try context.leases.release(id: id, token: request.request.headers["X-USB-Lease"])
         request.request.logger.info("lease released", metadata: ["usb.lease": "\(lease.id)"])
         return try .json(LeaseModel(lease, withToken: false))
     }
@@ -65,21 +74,32 @@ struct LeaseRoutes: Sendable {
         .milliseconds(try request.query.integer("ttl_ms", in: ttlRange) ?? 30_000)
     }
 
-    /// When `lease` may have run out: if it has (not renewed meanwhile), release the claims it
-    /// covered.
-    private func expire(_ lease: Lease) {
-        let context = self.context
-        Task {
-            try? await Task.sleep(until: lease.expires + .milliseconds(5))
-            for expired in context.leases.takeExpired() {
-                guard let session = try? await context.catalog.session(id: expired.device) else { continue }
-                let claimed = await session.state.claims.keys.filter { expired.interface == nil || $0 == expired.interface }
-                for number in claimed.sorted() { try? await session.release(number) }
-                context.logger.notice(
-                    "lease expired: its claims are released",
-                    metadata: ["usb.device": "\(expired.device)", "usb.lease": "\(expired.id)", "usb.interfaces": "\(claimed.sorted())"])
+    /// Ends `lease` (expired, or ended by an admin): the streams on what it covered are cut and
+    /// the claims on it released, so the next holder finds the device as nobody left it.
+    static func end(
+        _ lease: Lease, why: LeaseTable.Ending, catalog: any DeviceCatalog, streamSlots: StreamSlots, logger: Logger
+    ) async {
+        let cut = streamSlots.cut(device: lease.device, interface: lease.interface)
+        var released: [UInt8] = []
+        if let session = catalog.openSession(id: lease.device) {
+            let claimed = await session.state.claims.keys.filter { lease.interface == nil || $0 == lease.interface }
+            for number in claimed.sorted() {
+                do {
+                    try await session.release(number)
+                    released.append(number)
+                } catch {
+                    logger.warning(
+                        "a claim of an ended lease could not be released",
+                        metadata: ["usb.device": "\(lease.device)", "usb.interface": "\(number)", "error": "\(error)"])
+                }
             }
         }
+        logger.notice(
+            "lease \(why.rawValue): its streams are cut and its claims released",
+            metadata: [
+                "usb.device": "\(lease.device)", "usb.lease": "\(lease.id)", "usb.lease.holder": "\(lease.holder)",
+                "usb.interfaces": "\(released)", "usb.lease.streams_cut": "\(cut)",
+            ])
     }
 }
 
