@@ -90,7 +90,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "Threads", "TestSupport"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads", "EventLoop", "LinuxSystem"]),
-        .testTarget(name: "USBTests", dependencies: ["USB"]),
+        .testTarget(
+            name: "USBTests",
+            dependencies: ["USB", "LinuxSystem", .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(
             name: "USBServiceTests",
             dependencies: [

@@ -53,15 +53,18 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private let threadID = Atomic<UInt>(0)
     private let stopRequested = Atomic<Bool>(false)
     private let ended = DispatchSemaphore(value: 0)
+    private let onFailure: @Sendable (Errno) -> Void
     /// Loop-confined: the array the queue's work is swapped into, and whether work is running.
     private var spare: [Work] = []
     private var draining = false
     /// The token of the wake counter's registration.
     private static let wakeToken: UInt64 = 0
 
-    /// Starts the loop on a new thread named `name`.
-    public init(name: String, logger: Logger) throws(Errno) {
+    /// Starts the loop on a new thread named `name`. `onFailure` runs on that thread if the
+    /// loop stops for an error (epoll_wait failing), after it is logged.
+    public init(name: String, logger: Logger, onFailure: @escaping @Sendable (Errno) -> Void = { _ in }) throws(Errno) {
         self.logger = logger
+        self.onFailure = onFailure
         self.epoll = try Epoll.create()
         do {
             self.wakeCounter = try EventCounter.create()
@@ -277,6 +280,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 count = try epoll.wait(into: &events, timeout: timeout)
             } catch {
                 logger.critical("epoll_wait failed: the event loop stops", metadata: ["error": "\(error)"])
+                onFailure(error)
                 break
             }
             for index in 0..<count {

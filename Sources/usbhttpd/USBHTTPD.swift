@@ -42,8 +42,27 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "Bearer tokens, one per line: <name> <scopes> <token> (see README, Securing a deployment).")
     var tokenFile: String?
 
-    @Option(help: "Requests a second each token may make (a burst of as many); 0 for no limit. Needs --token-file.")
+    @Option(help: "Requests a second each client may make (a token, or an address without a token file; a burst of as many); 0 for no limit.")
     var rateLimit = 0
+
+    @Option(
+        name: .customLong("allowed-host"),
+        help: "A name this server answers to as Host, beyond loopback names, IP literals and this machine's name ('*.example.org' for any under it); repeatable. Others get 421.")
+    var allowedHosts: [String] = []
+
+    @Option(
+        name: .customLong("allowed-origin"),
+        help: "An origin (scheme://host[:port]) whose web pages may use the API through CORS; repeatable. Pages from other origins may only read.")
+    var allowedOrigins: [String] = []
+
+    @Option(help: "The most streams one client (a token, or an address) may have open on one device.")
+    var maxClientStreamsPerDevice = 4
+
+    @Option(help: "The most streams one client (a token, or an address) may have open in all.")
+    var maxStreamsPerClient = 32
+
+    @Option(help: "The daemon's share of the kernel's usbfs memory for transfers and streams, in MiB (default: three quarters of usbfs_memory_mb).")
+    var usbfsBudgetMb: Int?
 
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
@@ -56,10 +75,10 @@ struct USBHTTPD: AsyncParsableCommand {
 
     @Option(
         name: .customLong("rule"),
-        help: "A device policy rule, 'allow|deny key=value,…' (vendor_id, product_id, class, serial); repeatable, first match wins.")
+        help: "A device policy rule, 'allow|deny key=value,…' (vendor_id, product_id, class, serial, interface_class); repeatable, first match wins.")
     var rules: [String] = []
 
-    @Flag(help: "Do not deny HID boot keyboards and mice and mass storage by default.")
+    @Flag(help: "Do not deny HID boot keyboards and mice, mass storage, network and wireless adapters by default (devices, and interfaces inside composite devices).")
     var exposeRiskyDevices = false
 
     @Option(help: "The most streams (IN or OUT) open at once on one device.")
@@ -85,11 +104,32 @@ struct USBHTTPD: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard defaultTimeoutMs >= 1, maxTimeoutMs >= defaultTimeoutMs else {
-            throw ValidationError("--default-timeout-ms must be at least 1 and at most --max-timeout-ms.")
+        // Every bound checked here, so that nothing past a C type's range reaches a request.
+        guard defaultTimeoutMs >= 1, maxTimeoutMs >= defaultTimeoutMs, maxTimeoutMs <= 86_400_000 else {
+            throw ValidationError("--default-timeout-ms must be at least 1, and at most --max-timeout-ms, at most 86400000 (a day).")
         }
-        guard maxReadLength >= 1, maxBodySize >= 0 else {
-            throw ValidationError("--max-read-length must be at least 1 and --max-body-size not negative.")
+        guard (1...(64 << 20)).contains(maxReadLength), (0...(1 << 30)).contains(maxBodySize) else {
+            throw ValidationError("--max-read-length must be 1 to 67108864 and --max-body-size 0 to 1073741824.")
+        }
+        guard (0...1_000_000).contains(rateLimit) else {
+            throw ValidationError("--rate-limit must be 0 (no limit) to 1000000.")
+        }
+        guard (1...4096).contains(maxStreamsPerClient), (1...4096).contains(maxClientStreamsPerDevice) else {
+            throw ValidationError("--max-streams-per-client and --max-client-streams-per-device must be 1 to 4096.")
+        }
+        if let usbfsBudgetMb, !(1...65_536).contains(usbfsBudgetMb) {
+            throw ValidationError("--usbfs-budget-mb must be 1 to 65536.")
+        }
+        guard (0...86_400).contains(idleTimeout), (1...100_000).contains(maxConnections),
+            (0...100_000).contains(maxConnectionsPerClient)
+        else {
+            throw ValidationError("--idle-timeout must be 0 to 86400, --max-connections 1 to 100000, the per-client limit 0 to 100000.")
+        }
+        for origin in allowedOrigins where !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) || origin.hasSuffix("/") {
+            throw ValidationError("--allowed-origin '\(origin)' must be scheme://host[:port], as a browser sends it.")
+        }
+        for name in allowedHosts where name.isEmpty || name.contains(where: { $0 == "/" || $0 == " " }) {
+            throw ValidationError("--allowed-host '\(name)' must be a host name, or *.suffix.")
         }
         for rule in rules {
             do {
@@ -98,17 +138,11 @@ struct USBHTTPD: AsyncParsableCommand {
                 throw ValidationError(error.description)
             }
         }
-        guard rateLimit >= 0, rateLimit == 0 || tokenFile != nil else {
-            throw ValidationError("--rate-limit counts requests per token: give --token-file too (and a limit of at least 0).")
-        }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
         }
-        guard maxStreamsPerDevice >= 1, maxStreams >= maxStreamsPerDevice else {
-            throw ValidationError("--max-streams-per-device must be at least 1 and at most --max-streams.")
-        }
-        guard maxConnections >= 1, maxConnectionsPerClient >= 0, idleTimeout >= 0 else {
-            throw ValidationError("--max-connections must be at least 1; the per-client limit and timeout not negative.")
+        guard maxStreamsPerDevice >= 1, maxStreams >= maxStreamsPerDevice, maxStreams <= 4096 else {
+            throw ValidationError("--max-streams-per-device must be at least 1 and at most --max-streams, at most 4096.")
         }
         if !ListenAddress.isLoopback(host) && (tokenFile == nil || tlsCert == nil) && !insecure {
             throw ValidationError(
@@ -122,7 +156,8 @@ struct USBHTTPD: AsyncParsableCommand {
         // line is logged (RequestLogContext).
         LoggingSystem.bootstrap(
             { label, provider in
-                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                var handler = EscapingLogHandler(
+                    wrapped: StreamLogHandler.standardError(label: label, metadataProvider: provider))
                 handler.logLevel = level
                 return handler
             }, metadataProvider: RequestLogContext.metadataProvider)
@@ -146,10 +181,14 @@ struct USBHTTPD: AsyncParsableCommand {
             metadata: ["usb.policy.rules": "\(policy.rules.map(\.description))", "usb.policy.deny_risky": "\(policy.denyRiskyClasses)"])
         // One thread serves HTTP, libusb's events and the device actors (blocking libusb calls
         // run on each device's worker thread instead).
-        let loop = try EventLoop(name: "usbhttpd-loop", logger: Logger(label: "usbhttpd.loop"))
-        let host = try USBHost(context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy)
-        await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
-
+        // The loop serves every connection and every transfer: if it fails, nothing would answer
+        // (not even /readyz), so the process ends and its supervisor starts it again.
+        let loop = try EventLoop(name: "usbhttpd-loop", logger: Logger(label: "usbhttpd.loop")) { _ in Foundation.exit(70) }
+        let budget = UsbfsBudget(limit: usbfsBudgetMb.map { $0 << 20 } ?? UsbfsBudget.defaultLimit())
+        logger.info("usbfs share", metadata: ["usb.usbfs_budget_bytes": "\(budget.limit)"])
+        let host = try USBHost(
+            context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget)
+        try await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
         var configuration = HTTPServerConfiguration()
         configuration.host = self.host
@@ -169,8 +208,12 @@ struct USBHTTPD: AsyncParsableCommand {
         limits.maxReadLength = maxReadLength
         limits.maxStreamsPerDevice = maxStreamsPerDevice
         limits.maxStreams = maxStreams
+        limits.maxStreamsPerClient = maxStreamsPerClient
+        limits.maxClientStreamsPerDevice = maxClientStreamsPerDevice
         let server = HTTPServer(
-            configuration: configuration, responder: API.router(catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit),
+            configuration: configuration, responder: API.router(
+                catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit,
+                origins: RequestOrigins(hosts: allowedHosts, origins: allowedOrigins), policy: policy),
             logger: Logger(label: "usbhttpd.http"), loop: loop)
 
         let group = ServiceGroup(

@@ -1,4 +1,8 @@
 import Foundation
+import LinuxSystem
+import Logging
+import Synchronization
+import SystemPackage
 import Testing
 
 @testable import USB
@@ -71,7 +75,7 @@ import Testing
             atPath: folder.appendingPathComponent("driver").path, withDestinationPath: "../../usb")
         device = try #require(SysfsDevice(name: "3-1.2", root: root.path))
         #expect(device.isBound)
-        #expect(SysfsDevice.scan(root: root.path).map(\.name) == ["3-1.2"], "interfaces are not devices")
+        #expect(SysfsDevice.scan(root: root.path)?.map(\.name) == ["3-1.2"], "interfaces are not devices")
         #expect(SysfsDevice(name: "3-1.9", root: root.path) == nil)
     }
 
@@ -150,10 +154,64 @@ extension HotplugTests {
         try Data(DescriptorParserTests.device).write(to: folder.appendingPathComponent("descriptors"))
         var known = Self.sysfs("1-1", address: 2)
         known.manufacturer = "as read before"
-        let same = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known]).first)
+        let same = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known])?.first)
         #expect(same.manufacturer == "as read before" && same.activeConfiguration == nil && !same.isBound)
         try Data("7\n".utf8).write(to: folder.appendingPathComponent("devnum"))
-        let replugged = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known]).first)
+        let replugged = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known])?.first)
         #expect(replugged.address == 7 && replugged.manufacturer == nil, "a new address: read anew")
+    }
+
+    /// A folder or a device that cannot be read for a moment (descriptors running out) is not
+    /// every device, or that device, leaving: the scan says it cannot tell, or keeps the device.
+    @Test func aTransientReadFailureIsNotARemoval() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("1-1")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // Files that exist but cannot be read (directories where files belong: read fails).
+        for name in ["devnum", "descriptors", "busnum"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(name), withIntermediateDirectories: true)
+        }
+        let known = Self.sysfs("1-1", address: 2)
+        #expect(SysfsDevice.scan(root: root.path, known: ["1-1": known]) == [known], "kept as it was")
+        #expect(SysfsDevice.scan(root: root.path)?.isEmpty == true, "an unknown unreadable one is not made up")
+        // A root that cannot be read at all (a file, not a folder): nil, not "no devices".
+        let file = root.appendingPathComponent("not-a-folder")
+        try Data().write(to: file)
+        #expect(SysfsDevice.scan(root: file.path) == nil)
+        #expect(SysfsDevice.scan(root: root.appendingPathComponent("absent").path) == [], "no USB at all")
+        var roster = DeviceRoster(policy: .allowAll)
+        _ = roster.update([known])
+        #expect(roster.update(SysfsDevice.scan(root: root.path, known: ["1-1": known]) ?? []).isEmpty)
+    }
+}
+
+/// The hot-plug thread's own failure is kept, not lost with the thread.
+@Suite struct HotplugFailureTests {
+    /// A source that is always readable and broken.
+    struct BrokenSource: HotplugSource {
+        let counter: EventCounter
+        var descriptor: FileDescriptor { counter.descriptor }
+        func drain(using buffer: inout [UInt8]) throws(Errno) -> Bool { throw .ioError }
+        func close() throws(Errno) { try counter.close() }
+    }
+
+    @Test func aBrokenSourceStopsTheMonitorAndSaysWhy() async throws {
+        let counter = try EventCounter.create()
+        try counter.signal()
+        let failures = Mutex(0)
+        let monitor = try HotplugMonitor(
+            source: .netlink, notices: BrokenSource(counter: counter), logger: Logger(label: "test"),
+            onChange: {}, onFailure: { failures.withLock { $0 += 1 } })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while monitor.failure == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(monitor.failure?.hasPrefix("netlink: ") == true, "\(monitor.failure ?? "no failure")")
+        #expect(failures.withLock { $0 } == 1)
+    }
+
+    @Test func aStoppedMonitorHasNoFailure() async throws {
+        let monitor = try HotplugMonitor(source: .polling, notices: nil, logger: Logger(label: "test"), onChange: {}, onFailure: {})
+        monitor.stop()
+        #expect(monitor.failure == nil)
     }
 }

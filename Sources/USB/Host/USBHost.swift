@@ -1,4 +1,7 @@
 import EventLoop
+import Glibc
+import LinuxSystem
+import SystemPackage
 import Logging
 import Synchronization
 import Threads
@@ -15,6 +18,8 @@ import Threads
 public actor USBHost {
     private let context: USBContext
     private let loop: EventLoop
+    /// The daemon's share of usbfs memory, for every session.
+    public nonisolated let usbfsBudget: UsbfsBudget
     private let events: USBEvents
     private let executor: ThreadExecutor
     private let logger: Logger
@@ -54,8 +59,9 @@ public actor USBHost {
     /// `policy` decides which devices exist for clients (``DevicePolicy``).
     public init(
         context: USBContext, loop: EventLoop, logger: Logger, policy: DevicePolicy = DevicePolicy(),
-        sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog()
+        sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog(), usbfsBudget: UsbfsBudget = .unlimited
     ) throws {
+        self.usbfsBudget = usbfsBudget
         self.roster = DeviceRoster(policy: policy)
         self.context = context
         self.loop = loop
@@ -69,15 +75,20 @@ public actor USBHost {
     /// Reads the devices present now and starts following changes; returns the monitor's
     /// source (see ``HotplugMonitor`` for `allowNetlink` and `allowInotify`).
     @discardableResult
-    public func startMonitoring(allowNetlink: Bool = true, allowInotify: Bool = true) -> HotplugMonitor.Source {
+    public func startMonitoring(allowNetlink: Bool = true, allowInotify: Bool = true) throws(Errno) -> HotplugMonitor.Source {
         _ = refresh()
-        let monitor = HotplugMonitor(
+        let monitor = try HotplugMonitor(
+            logger: logger, allowNetlink: allowNetlink, allowInotify: allowInotify,
             onChange: { [weak self] in
                 guard let self else { return }
                 // At once, on the monitor's thread: the list is not trusted until rescanned.
                 listing.withLock { $0.notices += 1 }
                 Task { await self.refresh() }
-            }, allowNetlink: allowNetlink, allowInotify: allowInotify)
+            },
+            onFailure: { [weak self] in
+                // Nothing tells of changes any more: every listing scans.
+                self?.listing.withLock { $0.trusted = false }
+            })
         self.monitor = monitor
         // inotify misses arrivals between its follow-up rescans, polling for up to a second:
         // with them every listing scans.
@@ -91,6 +102,7 @@ public actor USBHost {
     public var readiness: (isReady: Bool, reason: String) {
         if stopping { return (false, "shutting down") }
         guard let monitor else { return (false, "not following devices yet") }
+        if let failure = monitor.failure { return (false, "the hot-plug thread failed (\(failure))") }
         return (true, monitor.source.rawValue)
     }
 
@@ -141,6 +153,16 @@ public actor USBHost {
     public nonisolated func openSession(id: String) -> DeviceSession? {
         guard let session = openSessions.withLock({ $0[id] }), !session.isGone else { return nil }
         return session
+    }
+
+    /// The device on port `port` of hub `hub` ("usb1", "1-2"), and whether the policy shows it;
+    /// nil when nothing is plugged there.
+    public func portDevice(hub: String, port: UInt8) -> (id: String, shown: Bool)? {
+        let child = hub.hasPrefix("usb") ? "\(hub.dropFirst(3))-\(port)" : "\(hub).\(port)"
+        if roster[child] != nil { return (child, true) }
+        guard SysfsDevice(name: child, root: sysfsRoot) != nil else { return nil }
+        // Present but not in the roster: denied by the policy (or not configured yet).
+        return (child, false)
     }
 
     /// When device `id` was last removed (seconds since the epoch), nil if it is present or
@@ -194,7 +216,13 @@ public actor USBHost {
             }
         }
         let known = roster.entries.mapValues(\.sysfs)
-        for change in roster.update(SysfsDevice.scan(root: sysfsRoot, known: known)) {
+        guard let scanned = SysfsDevice.scan(root: sysfsRoot, known: known) else {
+            // Not the same as no devices: nothing changes until a scan can read the folder.
+            logger.warning("cannot read the USB devices' sysfs folder; keeping the devices as they were",
+                metadata: ["usb.sysfs": "\(sysfsRoot)", "error": "\(String(cString: strerror(errno)))"])
+            return roster.devices
+        }
+        for change in roster.update(scanned) {
             switch change {
             case .removed(let info): removed(info)
             case .added(let info):
@@ -239,7 +267,7 @@ public actor USBHost {
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(
             handle: handle, id: id, configurations: entry.info.configurations,
-            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop)
+            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget)
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])

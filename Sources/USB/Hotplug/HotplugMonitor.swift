@@ -1,5 +1,7 @@
-import CLinux
-import Glibc
+import LinuxSystem
+import Logging
+import Synchronization
+import SystemPackage
 import Threads
 
 /// Tells its owner when the set of USB devices may have changed, without udevd. Its owner
@@ -12,6 +14,10 @@ import Threads
 ///   change (a node appears before the device is configured, and nothing tells when it is);
 /// - `polling`: a rescan every second, when neither is allowed.
 ///
+/// It runs on a thread of its own. If that thread fails (its epoll set or its source
+/// breaks), the failure is logged and kept (``failure``): the owner then reports itself not
+/// ready, since the device list would silently go stale.
+///
 /// libusb's own hot-plug is not used: with device discovery off it has nothing to report,
 /// and with it on, Debian's libusb waits for udevd's messages, which are never sent here.
 public final class HotplugMonitor: Sendable {
@@ -20,91 +26,110 @@ public final class HotplugMonitor: Sendable {
     }
 
     public let source: Source
-    private let uevents: UEventSocket?
-    private let nodes: DeviceNodeWatch?
-    private let epollFD: Int32
-    private let wakeFD: Int32
+    private let notices: (any HotplugSource)?
+    private let epoll: Epoll
+    private let wake: EventCounter
     private let onChange: @Sendable () -> Void
+    private let onFailure: @Sendable () -> Void
+    private let logger: Logger
+    private let failed = Mutex<String?>(nil)
+    private let stopped = Atomic(false)
 
-    /// Starts watching on a thread of its own; `onChange` runs on that thread.
-    /// `allowNetlink` and `allowInotify` false skip those sources (to test the fallbacks).
-    public init(onChange: @escaping @Sendable () -> Void, allowNetlink: Bool = true, allowInotify: Bool = true) {
-        self.onChange = onChange
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
-        if allowNetlink, let socket = UEventSocket() {
-            uevents = socket
-            nodes = nil
-            source = .netlink
-        } else if allowInotify, let watch = DeviceNodeWatch() {
-            uevents = nil
-            nodes = watch
-            source = .inotify
-        } else {
-            uevents = nil
-            nodes = nil
-            source = .polling
+    /// Starts watching on a thread of its own; `onChange` runs on that thread, and
+    /// `onFailure` once if the thread fails. `allowNetlink` and `allowInotify` false skip those
+    /// sources (to test the fallbacks).
+    public convenience init(
+        logger: Logger, allowNetlink: Bool = true, allowInotify: Bool = true,
+        onChange: @escaping @Sendable () -> Void, onFailure: @escaping @Sendable () -> Void = {}
+    ) throws(Errno) {
+        var chosen: (Source, (any HotplugSource)?) = (.polling, nil)
+        if allowNetlink, let socket = try? UEventSource() {
+            chosen = (.netlink, socket)
+        } else if allowInotify, let watch = try? DeviceNodeSource() {
+            chosen = (.inotify, watch)
         }
-        add(wakeFD, token: 0)
-        if let uevents { add(uevents.fd, token: 1) }
-        if let nodes { add(nodes.fd, token: 2) }
-        NamedThread.start(name: "usb-hotplug") { [self] in loop() }
+        try self.init(source: chosen.0, notices: chosen.1, logger: logger, onChange: onChange, onFailure: onFailure)
     }
+
+    /// With a given source (tests give one that fails).
+    init(
+        source: Source, notices: (any HotplugSource)?, logger: Logger, onChange: @escaping @Sendable () -> Void,
+        onFailure: @escaping @Sendable () -> Void
+    ) throws(Errno) {
+        self.source = source
+        self.notices = notices
+        self.logger = logger
+        self.onChange = onChange
+        self.onFailure = onFailure
+        do {
+            epoll = try Epoll.create()
+            wake = try EventCounter.create()
+        } catch {
+            try? notices?.close()
+            throw error
+        }
+        do {
+            try epoll.add(wake.descriptor, events: .input, token: 0)
+            if let notices { try epoll.add(notices.descriptor, events: .input, token: 1) }
+        } catch {
+            try? notices?.close()
+            try? wake.close()
+            try? epoll.close()
+            throw error
+        }
+        NamedThread.start(name: "usb-hotplug") { [self] in run() }
+    }
+
+    /// Why the monitor stopped following devices, nil while it follows them.
+    public var failure: String? { failed.withLock { $0 } }
 
     /// Ends the thread.
     public func stop() {
-        _ = eventfd_write(wakeFD, 1)
+        stopped.store(true, ordering: .releasing)
+        do {
+            try wake.signal()
+        } catch {
+            logger.error("cannot wake the hot-plug thread to stop it", metadata: ["error": "\(error)"])
+        }
     }
 
-    private func add(_ fd: Int32, token: UInt64) {
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue
-        event.data.u64 = token
-        _ = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+    private func run() {
+        do {
+            try follow()
+        } catch {
+            failed.withLock { $0 = "\(source.rawValue): \(error)" }
+            logger.critical(
+                "the hot-plug thread failed: devices are no longer followed, and /readyz says so",
+                metadata: ["usb.hotplug.source": "\(source.rawValue)", "error": "\(error)"])
+            onFailure()
+        }
+        do {
+            try notices?.close()
+            try wake.close()
+            try epoll.close()
+        } catch {
+            logger.error("closing the hot-plug descriptors failed", metadata: ["error": "\(error)"])
+        }
     }
 
-    private func loop() {
-        var events = [epoll_event](repeating: epoll_event(), count: 4)
+    private func follow() throws(Errno) {
+        var events = Epoll.EventBuffer(capacity: 4)
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         /// Rescans still owed after an inotify change.
         var followUps = 0
-        defer {
-            close(wakeFD)
-            close(epollFD)
-        }
-        while true {
+        while !stopped.load(ordering: .acquiring) {
             let timeout: Int32 = source == .polling ? 1000 : followUps > 0 ? 20 : -1
-            let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
-            if count < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            let count = try epoll.wait(into: &events, timeout: timeout)
             var changed = count == 0 && (source == .polling || followUps > 0)
             if count == 0 && followUps > 0 { followUps -= 1 }
-            for event in events.prefix(Int(count)) {
-                switch event.data.u64 {
-                case 0: return
-                case 1: changed = drainUEvents(&buffer) || changed
-                default:
-                    if nodes?.drain() == true {
-                        changed = true
-                        followUps = 50
-                    }
+            for index in 0..<count {
+                guard events[index].token == 1, let notices else { continue }  // 0: stop() woke it
+                if try notices.drain(using: &buffer) {
+                    changed = true
+                    if source == .inotify { followUps = 50 }
                 }
             }
-            if changed { onChange() }
-        }
-    }
-
-    private func drainUEvents(_ buffer: inout [UInt8]) -> Bool {
-        guard let uevents else { return false }
-        var changed = false
-        while true {
-            switch uevents.receive(into: &buffer) {
-            case .event(let event): if event?.concernsUSBDevice == true { changed = true }
-            case .overflow: changed = true
-            case .empty: return changed
-            }
+            if changed && !stopped.load(ordering: .acquiring) { onChange() }
         }
     }
 }

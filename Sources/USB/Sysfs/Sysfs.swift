@@ -35,9 +35,10 @@ enum Sysfs {
         return bytes
     }
 
-    /// The names in a directory, without "." and "..".
-    static func entries(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
+    /// The names in a directory, without "." and ".."; none when it does not exist, nil when it
+    /// cannot be read (descriptors running out, say): not the same as empty.
+    static func entries(_ path: String) -> [String]? {
+        guard let directory = opendir(path) else { return errno == ENOENT ? [] : nil }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {

@@ -52,18 +52,30 @@ extension SysfsDevice {
     /// Every device under `root`. A device in `known` with the same address is the same
     /// device (a replugged or re-enumerated one gets a new address): only what may change
     /// while it stays plugged (its configuration, its driver) is read again.
-    static func scan(root: String = Sysfs.devices, known: [String: SysfsDevice] = [:]) -> [SysfsDevice] {
-        Sysfs.entries(root).compactMap { name in
+    ///
+    /// Nil when the folder cannot be read at all, and a known device whose files cannot be read
+    /// while its folder is still there is kept as it was: a transient failure (descriptors
+    /// running out) must not look like every device leaving.
+    static func scan(root: String = Sysfs.devices, known: [String: SysfsDevice] = [:]) -> [SysfsDevice]? {
+        guard let names = Sysfs.entries(root) else { return nil }
+        return names.compactMap { name in
+            let directory = root + "/" + name
             if var device = known[name] {
-                let directory = root + "/" + name
-                if Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }) == device.address {
+                switch Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }) {
+                case device.address:
                     device.activeConfiguration = Sysfs.attribute(directory + "/bConfigurationValue")
                         .flatMap { UInt8($0) }.flatMap { $0 == 0 ? nil : $0 }
                     device.isBound = Sysfs.exists(directory + "/driver")
                     return device
+                case nil where Sysfs.exists(directory):
+                    return device
+                default:
+                    break
                 }
             }
-            return SysfsDevice(name: name, root: root)
+            if let device = SysfsDevice(name: name, root: root) { return device }
+            if let old = known[name], Sysfs.exists(directory) { return old }
+            return nil
         }
     }
 
