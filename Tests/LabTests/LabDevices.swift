@@ -40,6 +40,21 @@ extension LabSession {
         Int(try await metric(["usbhttpd_streams_active{", "direction=\"\(direction)\""]) ?? 0)
     }
 
+    /// The bytes of usbfs memory the daemon's transfers hold now.
+    func usbfsBytesInUse() async throws -> Double {
+        try await metric(["usbhttpd_usbfs_bytes_in_use"]) ?? 0
+    }
+
+    /// Waits (up to 20 s) until the first sample with `parts` satisfies `condition`; true once it does.
+    func waitForMetric(_ parts: [String], _ condition: (Double) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if condition(try await metric(parts) ?? 0) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     /// Waits (up to 20 s) until the daemon has at least `count` streams open in `direction`,
     /// so that a test acts on a stream that runs rather than after a fixed time (a loaded
     /// machine starts one late). True once they are.
@@ -110,7 +125,7 @@ extension LabSession {
 /// The FunctionFS gadget's vendor requests (lab/gadget/ffs-gadget.c).
 enum Gadget {
     static let info = 0x01, echoSet = 0x02, echoGet = 0x03, outCount = 0x04, refuse = 0x10
-    static let interruptQueue = 0x20, halt = 0x21, delayed = 0x30
+    static let interruptQueue = 0x20, halt = 0x21, pauseOut = 0x22, delayed = 0x30
     /// Endpoint files: ep1 interrupt IN, ep2 bulk IN, ep3 bulk OUT.
     static let interruptFile = 1, bulkInFile = 2, bulkOutFile = 3
 }

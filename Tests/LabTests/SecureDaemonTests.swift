@@ -22,14 +22,20 @@ import TestSupport
         #expect(text.contains("--insecure"), "\(text)")
     }
 
-    /// A request rate counts per token: without a token file it means nothing, and the daemon says so.
-    @Test func aRateLimitNeedsATokenFile() async throws {
-        let log = temporary("rate.log").path
-        let daemon = try ChildProcess(LabSession.daemonBinary, ["--port", "0", "--rate-limit", "10"], output: log)
+    /// Every bound is checked at the start: a value out of range stops it, naming the option.
+    @Test(arguments: [
+        (["--rate-limit", "-1"], "--rate-limit"), (["--max-streams-per-client", "0"], "--max-streams-per-client"),
+        (["--usbfs-budget-mb", "0"], "--usbfs-budget-mb"), (["--allowed-origin", "dash.example"], "--allowed-origin"),
+        (["--allowed-host", "a b"], "--allowed-host"), (["--idle-timeout", "100000"], "--idle-timeout"),
+        (["--max-streams", "1", "--max-streams-per-device", "2"], "--max-streams-per-device"),
+    ])
+    func outOfRangeOptionsStopTheStart(arguments: [String], option: String) async throws {
+        let log = temporary("options.log").path
+        let daemon = try ChildProcess(LabSession.daemonBinary, ["--port", "0"] + arguments, output: log)
         let code = try await daemon.waitForExit()
         #expect(code != nil && code != 0)
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(text.contains("--rate-limit") && text.contains("--token-file"), "\(text)")
+        #expect(text.contains(option), "\(text)")
     }
 
     @Test func aBadTokenFileStopsTheStartNamingTheLineNotTheToken() async throws {

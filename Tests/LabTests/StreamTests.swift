@@ -155,14 +155,44 @@ extension InTheLab {
             }
         }
 
+        /// One client cannot take every slot of a device: its fifth stream there is refused while
+        /// another client still gets one.
+        @Test func oneClientCannotTakeEverySlotOfADevice() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let before = try await lab.openStreams("in")
+            try await lab.run(
+                "for i in 1 2 3 4; do timeout 20 curl -sN --interface 127.0.0.20 --limit-rate 20K -o /dev/null "
+                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "duration_ms=4000&transfers=1&transfer_size=512"))' "
+                    + "> /dev/null 2>&1 & done")
+            #expect(try await lab.streamsActive("in", atLeast: before + 4))
+            let fifth = try await lab.exec(
+                "curl -s --interface 127.0.0.20 -w '\\n%{http_code}' "
+                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "max_bytes=512"))'")
+            #expect(fifth.stdout.hasSuffix("503") && fifth.stdout.contains("--max-client-streams-per-device"), "\(fifth.stdout)")
+            let other = try await lab.exec(
+                "curl -s --interface 127.0.0.21 -o /dev/null -w '%{http_code}' "
+                    + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "max_bytes=512"))'")
+            #expect(other.stdout == "200", "another client is not held back")
+            var count = try await lab.openStreams("in")
+            for _ in 0..<150 where count > before {
+                try await Task.sleep(for: .milliseconds(100))
+                count = try await lab.openStreams("in")
+            }
+            #expect(count == before)
+        }
+
         @Test func aNinthStreamOnOneDeviceWaitsItsTurn() async throws {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.sourceSink)
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
-            // Eight slow readers hold the device's eight stream slots for a few seconds.
+            // Eight slow readers, each from its own address (so that none is held back by the
+            // per-client bound), hold the device's eight stream slots for a few seconds.
             try await lab.run(
-                "for i in 1 2 3 4 5 6 7 8; do timeout 20 curl -sN --limit-rate 20K -o /dev/null "
+                "for i in 2 3 4 5 6 7 8 9; do timeout 20 curl -sN --interface 127.0.0.$i --limit-rate 20K -o /dev/null "
                     + "'http://127.0.0.1:8080\(streamPath(id, endpoint, "duration_ms=6000&transfers=1&transfer_size=512"))' "
                     + "> /dev/null 2>&1 & done")
             var count = 0
@@ -213,113 +243,6 @@ extension InTheLab {
             try await lab.released(id)
             let unclaimed = try await lab.daemon.get(streamPath(id, 0x81, ""))
             #expect(problemMismatch(unclaimed, status: 409, code: "interface-not-claimed") == nil)
-        }
-    }
-}
-
-extension InTheLab {
-    /// `POST …/endpoints/{ep}/stream`: request bodies of any size to bulk OUT.
-    @Suite struct StreamOutTests {
-        @Test func aBodyOfAnySizeReachesTheGadgetWhole() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
-            // Three times the largest buffered body (1 MiB), and not a whole number of packets.
-            let data = (0..<(3 << 20) + 7).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-            let sent = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/stream?transfers=4&transfer_size=65536", body: data)
-            #expect(sent.status == 200, "\(sent.text)")
-            #expect(sent.actualLength == data.count)
-            let after = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
-            #expect(Int(after - before) == data.count, "the gadget received every byte")
-        }
-
-        @Test func aChunkedUploadWorksToo() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
-            let output = try await lab.run(
-                """
-                head -c 2500000 /dev/urandom > "$TMPDIR/upload.bin"
-                curl -s -H 'Transfer-Encoding: chunked' --data-binary @"$TMPDIR/upload.bin" \
-                  'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream'
-                """)
-            #expect(output.contains("\"actual_length\" : 2500000"), "\(output)")
-            let after = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
-            #expect(after - before == 2_500_000)
-        }
-
-        /// SourceSink halts its OUT endpoint on a byte that breaks its pattern: the upload
-        /// stops there with a stall and says how much got through.
-        @Test func aStallStopsTheUploadAndSaysHowFarItGot() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            var data = SourceSinkTests.pattern(2 << 20)
-            data[1 << 20] ^= 0xff
-            let result = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/stream?transfers=2&transfer_size=65536", body: data)
-            #expect(problemMismatch(result, status: 409, code: "usb-stall") == nil)
-            let through = Int(result.header("X-USB-Actual-Length") ?? "") ?? -1
-            #expect(through >= 0 && through < 2 << 20, "\(through) bytes went through")
-            #expect(try await lab.post("/v1/devices/\(id)/endpoints/\(out)/clear-halt").status == 200)
-            #expect(try await lab.write(id, endpoint: out, data: SourceSinkTests.pattern(4096)).status == 200)
-        }
-
-        @Test func aClientThatHangsUpMidUploadStopsIt() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let output = try await lab.exec(
-                """
-                head -c 20000000 /dev/zero | timeout 5 curl -s --limit-rate 500K -H 'X-Request-Id: hung-upload' \
-                  -X POST -T - 'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(out)/stream'
-                echo "rc=$?"
-                """)
-            #expect(output.stdout.contains("rc=124"), "\(output.stdout)")
-            let ended = try await lab.logLine(containing: ["hung-upload", "stream to the device ended early"]) != nil
-            #expect(ended, "the upload was stopped when its client went away")
-            #expect(try await lab.write(id, endpoint: out, data: [1, 2, 3]).status == 200, "the endpoint works at once")
-        }
-
-        /// With zlp=true, data that fills its last packet is followed by a zero-length packet:
-        /// Loopback then ends the returned data with one too, and a longer read stops there.
-        @Test func aZeroLengthPacketEndsAnUploadThatFillsItsLastPacket() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let `in` = try await lab.endpoint(id, type: "bulk", direction: "in")
-            for _ in 0..<64 {
-                guard try await lab.read(id, endpoint: `in`, length: 4096, timeout: 100).status == 200 else { break }
-            }
-            let data = (0..<2048).map { UInt8(truncatingIfNeeded: $0 * 7) }
-            let sent = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/stream?zlp=true&transfer_size=4096", body: data)
-            #expect(sent.status == 200 && sent.actualLength == 2048, "\(sent.text)")
-            let back = try await lab.read(id, endpoint: `in`, length: 4096, timeout: 2000)
-            #expect(back.status == 200 && back.body == data, "\(back.text)")
-        }
-
-        static let badUploads: [(String, Int, String)] = [
-            ("transfer_size=1000", 400, "invalid-transfer-size"),
-            ("zlp=maybe", 400, "invalid-parameter"),
-            ("transfers=40", 400, "invalid-parameter"),
-            ("length=4", 400, "unknown-parameter"),
-        ]
-
-        @Test(arguments: badUploads)
-        func badUploadsAreRefused(query: String, status: Int, code: String) async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
-            let out = try await lab.endpoint(id, type: "bulk", direction: "out")
-            let result = try await lab.post(
-                "/v1/devices/\(id)/endpoints/\(out)/stream?\(query)", body: [UInt8](repeating: 0, count: 200_000))
-            #expect(problemMismatch(result, status: status, code: code) == nil, "\(query): \(result.text)")
         }
     }
 }

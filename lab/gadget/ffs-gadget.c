@@ -17,6 +17,9 @@
  *   0x10 any  REFUSE         always stalls
  *   0x20 OUT  INT_QUEUE      queues one interrupt IN packet of wValue bytes (1..64)
  *   0x21 OUT  HALT           halts endpoint file ep<wValue> (1, 2 or 3)
+ *   0x22 OUT  PAUSE_OUT      ep3 takes nothing for wValue milliseconds (0: resume now): the
+ *                            host's OUT transfers wait, as on a device that refuses data
+ *                            (at most one read of 16 KiB already pending still completes)
  *   0x30 IN   DELAYED        waits wValue milliseconds, then answers wLength bytes
  * Every other request stalls.
  */
@@ -164,10 +167,27 @@ static void *bulk_in(void *unused) {
     return NULL;
 }
 
+/* Until when ep3 takes nothing (CLOCK_MONOTONIC), and the signal that it may again. */
+static struct timespec out_paused_until;
+static pthread_cond_t out_resumed;
+
+static void wait_while_out_paused(void) {
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > out_paused_until.tv_sec ||
+            (now.tv_sec == out_paused_until.tv_sec && now.tv_nsec >= out_paused_until.tv_nsec)) break;
+        pthread_cond_timedwait(&out_resumed, &lock, &out_paused_until);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 static void *bulk_out(void *unused) {
     (void)unused;
     static uint8_t buf[16384];
     for (;;) {
+        wait_while_out_paused();
         ssize_t n = read(ep[3], buf, sizeof buf);
         halt_if_requested(3);
         if (n < 0) { if (errno != EINTR) usleep(10000); continue; }
@@ -253,6 +273,21 @@ static void setup(const struct usb_ctrlrequest *r) {
         ack();
         return;
     }
+    case 0x22: {
+        if (in || length != 0) break;
+        pthread_mutex_lock(&lock);
+        clock_gettime(CLOCK_MONOTONIC, &out_paused_until);
+        out_paused_until.tv_sec += value / 1000;
+        out_paused_until.tv_nsec += (long)(value % 1000) * 1000000L;
+        if (out_paused_until.tv_nsec >= 1000000000L) {
+            out_paused_until.tv_sec += 1;
+            out_paused_until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_broadcast(&out_resumed);
+        pthread_mutex_unlock(&lock);
+        ack();
+        return;
+    }
     case 0x30: {
         if (!in) break;
         static uint8_t zeros[4096];
@@ -267,6 +302,11 @@ static void setup(const struct usb_ctrlrequest *r) {
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: %s FUNCTIONFS-DIR\n", argv[0]); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* PAUSE_OUT's deadline is on the monotonic clock. */
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&out_resumed, &monotonic);
     char path[256];
     snprintf(path, sizeof path, "%s/ep0", argv[1]);
     ep0 = open(path, O_RDWR);

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension InTheLab {
+    /// The attacks of the hardening review, tried against the real daemon in the lab, with
+    /// what it answers now.
+    @Suite struct AttackTests {
+        /// `curl` in the guest against the lab's daemon: "<status> <body>".
+        func curl(_ lab: LabSession, _ arguments: String) async throws -> (status: Int, body: String) {
+            let output = try await lab.exec("curl -s -w '\\n%{http_code}' \(arguments)")
+            let lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+
+        /// A page on another site that rebinds its name to the bench machine (DNS rebinding)
+        /// sends its own name as Host: it reads nothing.
+        @Test func aReboundHostReadsNothing() async throws {
+            let lab = try await Lab.shared.session()
+            let rebound = try await curl(lab, "-H 'Host: rebind.evil.example' http://127.0.0.1:8080/v1/devices")
+            #expect(rebound.status == 421 && rebound.body.contains("misdirected-request"), "\(rebound)")
+            #expect(!rebound.body.contains("lab-ffs"))
+            let byName = try await curl(lab, "http://localhost:8080/v1/devices")
+            #expect(byName.status == 200)
+        }
+
+        /// A cross-site form POST (text/plain: no preflight) cannot claim an interface; the
+        /// page may still load the list (its answer stays with the browser).
+        @Test func aCrossSitePostClaimsNothing() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.loopback)
+            try await lab.released(id)
+            let post = try await curl(
+                lab,
+                "-X POST -H 'Origin: https://evil.example' -H 'Content-Type: text/plain' --data x "
+                    + "http://127.0.0.1:8080/v1/devices/\(id)/interfaces/0/claim")
+            #expect(post.status == 403 && post.body.contains("foreign-origin"), "\(post)")
+            let claims = try await lab.daemon.get("/v1/devices/\(id)/claims").object()
+            #expect((claims["claims"] as? [Any])?.isEmpty == true, "nothing was claimed: \(claims)")
+            let reset = try await curl(lab, "-X POST -H 'Sec-Fetch-Site: cross-site' http://127.0.0.1:8080/v1/devices/\(id)/reset")
+            #expect(reset.status == 403)
+            let read = try await curl(lab, "-H 'Origin: https://evil.example' http://127.0.0.1:8080/v1/devices")
+            #expect(read.status == 200)
+        }
+
+        /// Claiming a root hub's interface would detach the hub driver and drop every device
+        /// on its bus; its port requests would reach devices the policy hides.
+        @Test func hubsAreOutOfReach() async throws {
+            let lab = try await Lab.shared.session()
+            let before = try await lab.daemon.get("/v1/devices").object()["devices"] as? [[String: Any]] ?? []
+            let rootHubs = before.compactMap { $0["id"] as? String }.filter { $0.hasPrefix("usb") }
+            let hub = try #require(rootHubs.first, "root hubs are listed")
+            let claim = try await lab.post("/v1/devices/\(hub)/interfaces/0/claim")
+            #expect(problemMismatch(claim, status: 403, code: "interface-protected") == nil, "\(claim.text)")
+            // GET_PORT_STATUS of port 1 (class, recipient other).
+            let port = try await lab.post("/v1/devices/\(hub)/control?request_type=0xa3&request=0&index=1&length=4")
+            #expect(problemMismatch(port, status: 403, code: "interface-protected") == nil, "\(port.text)")
+            let after = try await lab.daemon.get("/v1/devices").object()["devices"] as? [[String: Any]] ?? []
+            #expect(after.count == before.count, "every device is still there")
+        }
+
+        /// Made-up methods, each new, used to grow /metrics without bound; now they count as one label.
+        @Test func madeUpMethodsDoNotGrowTheMetrics() async throws {
+            let lab = try await Lab.shared.session()
+            let before = try await lab.daemon.get("/metrics").body.count
+            // Two hundred requests on one connection, each with a method never seen before.
+            try await lab.run(
+                """
+                python3 - <<'PY'
+                import socket
+                s = socket.create_connection(("127.0.0.1", 8080))
+                f = s.makefile("rb")
+                for i in range(200):
+                    method = "M%d%s" % (i, "X" * 40)
+                    s.sendall(("%s /v1/devices/nope%d HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n" % (method, i)).encode())
+                    length = 0
+                    while True:
+                        line = f.readline()
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                        if line in (b"\\r\\n", b""):
+                            break
+                    f.read(length)
+                PY
+                """)
+            let metrics = try await lab.daemon.get("/metrics").text
+            #expect(metrics.utf8.count - before < 4096, "grew by \(metrics.utf8.count - before) bytes")
+            #expect(metrics.contains("method=\"other\""))
+            #expect(!metrics.contains("nope1"), "paths are never labels")
+        }
+
+        /// A `%0a` in the path cannot write a line of its own into the log.
+        @Test func aNewlineInThePathForgesNoLogLine() async throws {
+            let lab = try await Lab.shared.session()
+            let marker = "forged-\(UInt32.random(in: 0...UInt32.max))"
+            let answer = try await curl(lab, "-g -H 'X-Request-Id: \(marker)' 'http://127.0.0.1:8080/v1/x%0a\(marker)%0d%1b[31m'")
+            #expect(answer.status == 404)
+            let line = try await lab.logLine(containing: [marker, "request"])
+            #expect(line?.contains("\\n\(marker)") == true, "\(line ?? "no line")")
+            let log = try await lab.daemonLog()
+            #expect(!log.split(separator: "\n").contains { $0.hasPrefix(marker) }, "no line starts with the forged text")
+            #expect(!log.contains("\u{1b}"), "no escape sequence reaches a terminal")
+        }
+
+        /// HEAD must have no effect: on a data route it is refused before any transfer.
+        @Test func headPerformsNoTransfer() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let parts = ["usbhttpd_usb_transfers_total{", "type=\"bulk\"", "outcome=\"completed\""]
+            let before = try await lab.metric(parts) ?? 0
+            let head = try await lab.daemon.request("HEAD", "/v1/devices/\(id)/endpoints/\(endpoint)/data?length=512")
+            #expect(head.status == 405 && head.header("Allow") == "GET")
+            #expect(try await lab.metric(parts) ?? 0 == before, "no transfer ran")
+        }
+
+        /// A stream's buffers count against the daemon's share of usbfs memory: past it the
+        /// next stream is refused before it starts, and the first keeps running.
+        @Test func theUsbfsShareIsNeverExceeded() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.claimed(id)
+            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let limit = try await lab.metric(["usbhttpd_usbfs_budget_bytes"]) ?? 0
+            #expect(limit > 0, "the share is in /metrics")
+            let held = try await lab.usbfsBytesInUse()
+            let path = "/v1/devices/\(id)/endpoints/\(endpoint)/stream?transfers=8&transfer_size=1048576"
+            try await lab.run(
+                "(timeout 20 curl -sN --interface 127.0.0.30 --limit-rate 50K -o /dev/null "
+                    + "'http://127.0.0.1:8080\(path)&duration_ms=15000' > /dev/null 2>&1 & echo $! > \"$TMPDIR/budget.pid\")")
+            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + 8 * 1_048_576 })
+            let second = try await curl(lab, "--interface 127.0.0.31 -D - 'http://127.0.0.1:8080\(path)&max_bytes=512'")
+            #expect(second.status == 503 && second.body.contains("usbfs-budget-exhausted"), "\(second)")
+            #expect(second.body.lowercased().contains("retry-after: 1"))
+            #expect(try await lab.usbfsBytesInUse() <= limit)
+            try await lab.run("kill $(cat \"$TMPDIR/budget.pid\")")
+            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 == held }, "all given back at the end")
+        }
+
+        /// An allow rule by vendor shows a device, but its boot keyboard interface stays
+        /// protected: claiming it would take the host's keyboard.
+        @Test func aKeyboardInsideAnAllowedDeviceStaysProtected() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(vendor: 0x0627, product: 0x0001)
+            let output = try await lab.run(
+                """
+                setsid \(LabSession.daemonBinary) --port 8097 --rule 'allow vendor_id=0x0627' > "$TMPDIR/keyboard.log" 2>&1 &
+                pid=$!
+                for i in $(seq 300); do curl -sf http://127.0.0.1:8097/readyz > /dev/null && break; sleep 0.1; done
+                echo "listed=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8097/v1/devices/\(id))"
+                curl -s -X POST http://127.0.0.1:8097/v1/devices/\(id)/interfaces/0/claim
+                echo
+                kill $pid
+                """)
+            #expect(output.contains("listed=200"), "\(output)")
+            #expect(output.contains("interface-protected") && output.contains("a HID boot keyboard"), "\(output)")
+            // usbhid still has it.
+            let driver = try await lab.run("readlink /sys/bus/usb/devices/\(id):1.0/driver")
+            #expect(driver.contains("usbhid"), "\(driver)")
+        }
+    }
+}
