@@ -73,7 +73,7 @@ import USB
         let reader = try await call("POST", "/v1/devices/4-1/interfaces/0/claim", token: "read-token-0123456789abcdef")
         #expect(reader.status == 403 && code(reader) == "insufficient-scope")
         #expect(reader.headers["WWW-Authenticate"]?.contains("scope=\"transfer\"") == true)
-        let notAdmin = try await call("PUT", "/v1/devices/4-1/configuration", token: "transfer-token-fedcba9876543210")
+        let notAdmin = try await call("POST", "/v1/devices/4-1/reset", token: "transfer-token-fedcba9876543210")
         #expect(notAdmin.status == 403 && String(decoding: notAdmin.body, as: UTF8.self).contains("'ci'"))
     }
 

@@ -69,6 +69,8 @@ import USB
             AccessProblem.portOfHiddenDevice(hub: "1-1", port: 1), AuthProblem.tooManyFailures(wait: .seconds(1)),
             TooManyStreams(device: "1-1", limit: 4, bound: .client),
             USBProblem.usbfsBudget(UsbfsBudget.Exhausted(wanted: 2, free: 1, limit: 3)),
+            USBProblem.reenumerated("1-1", expected: 3, now: 4), USBProblem.invalidAddress("x"),
+            USBProblem.kernelDriverBound("1-1", interface: 0, driver: "usbhid"),
         ]
         let errors: [USBError] = [
             .io, .invalidParameter, .access, .noDevice, .notFound, .busy, .timeout, .overflow, .pipe, .interrupted,

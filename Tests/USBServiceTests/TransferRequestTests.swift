@@ -42,7 +42,7 @@ import USBService
         ([("direction", "in"), ("type", "vendor"), ("request", "1"), ("index", "-1"), ("length", "4")], 400,
          "invalid-parameter"),
         ([("direction", "in"), ("type", "vendor"), ("request", "1"), ("length", "4097")], 400, "invalid-parameter"),
-        ([("direction", "in"), ("type", "vendor"), ("request", "1"), ("length", "4"), ("timeout_ms", "0")], 400,
+        ([("direction", "in"), ("type", "vendor"), ("request", "1"), ("length", "4"), ("timeout_ms", "-1")], 400,
          "invalid-parameter"),
         ([("direction", "in"), ("type", "vendor"), ("request", "1"), ("length", "4"), ("timeout_ms", "600001")], 400,
          "invalid-parameter"),
@@ -122,6 +122,10 @@ import USBService
 
     static let otherCases: [(String, String, [(String, String)], Int, String)] = [
         ("GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "64"), ("timeout_ms", "10")], 404, "device-not-found"),
+        ("GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "64"), ("timeout_ms", "0")], 404, "device-not-found"),
+        ("GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "64"), ("timeout_ms", "-1")], 400, "invalid-parameter"),
+        ("POST", "/v1/devices/4-1/interfaces/0/claim", [("detach", "maybe")], 400, "invalid-parameter"),
+        ("POST", "/v1/devices/4-1/interfaces/0/claim", [("detach", "false")], 404, "device-not-found"),
         ("GET", "/v1/devices/4-1/endpoints/0x81/data", [], 400, "missing-parameter"),
         ("GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "1048577")], 400, "invalid-parameter"),
         ("GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "8"), ("zlp", "true")], 400, "unknown-parameter"),
@@ -153,5 +157,14 @@ import USBService
         let response = await call(method, path, query)
         #expect(response.status == status, "\(method) \(path) \(query)")
         #expect(code(response) == expected, "\(path): \(String(decoding: response.body, as: UTF8.self))")
+    }
+
+    /// `X-USB-Device-Address` names the instance of the device meant; one that is no address is
+    /// refused before the device is looked up (a stale one is a lab test: it needs a device).
+    @Test(arguments: ["0", "128", "abc", "-1", "017x", ""])
+    func aBadDeviceAddressIsRefused(value: String) async {
+        let response = await call(
+            "GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "8")], headers: ["X-USB-Device-Address": value])
+        #expect(response.status == 400 && code(response) == "invalid-header", "\(value): \(response.status)")
     }
 }

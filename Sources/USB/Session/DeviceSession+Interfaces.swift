@@ -4,14 +4,17 @@ import Logging
 /// Claims, alternate settings, configurations, halts and resets: blocking libusb calls, each run
 /// on the device's worker thread while the actor's other work waits.
 extension DeviceSession {
-    /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is bound.
-    public func claim(_ number: UInt8) async throws -> DeviceState.Claim {
+    /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is
+    /// bound, or, unless `detach`, failing with LIBUSB_ERROR_BUSY as libusb does without
+    /// auto-detach (libusb_kernel_driver_active first, then the claim, on the worker thread).
+    public func claim(_ number: UInt8, detach: Bool = true) async throws -> DeviceState.Claim {
         try await ready()
         leftovers = [:]
         try state.checkClaim(number)
         let (handle, id, configuration) = (handle, id, state.activeConfiguration)
         let (detached, altSetting) = try await blocking { () throws(USBError) -> (Bool, UInt8?) in
             let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
+            if detached && !detach { throw .busy }
             try handle.claimInterface(number)
             let altSetting = configuration.flatMap { Sysfs.altSetting(device: id, configuration: $0, interface: number) }
             return (detached, altSetting)

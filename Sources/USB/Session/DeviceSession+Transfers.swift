@@ -29,7 +29,8 @@ extension DeviceSession {
     /// Reads up to `length` bytes from bulk or interrupt IN endpoint `endpoint`. The URB asks
     /// for whole packets, so a device that sends a full packet to a shorter read does not
     /// overflow: what comes beyond `length` is kept for the next read of the endpoint, which
-    /// gets it without a URB.
+    /// gets it without a URB. So are the bytes of a read that timed out or was cancelled after
+    /// some came.
     public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .read)
@@ -43,6 +44,12 @@ extension DeviceSession {
             handle: handle, endpoint: endpoint, type: libusbType(descriptor),
             length: (length + packet - 1) / packet * packet, timeout: timeout)
         let result = try await perform(pending, endpoint: endpoint, logger: logger)
+        if result.status == .timedOut || result.status == .cancelled, result.actualLength > 0 {
+            // What came before the timeout (or the client's hang-up) is not lost: it waits for
+            // the next read of the endpoint, as leftovers do.
+            leftovers[endpoint] = pending.bytes(from: 0, count: result.actualLength)
+            return TransferResult(status: result.status, actualLength: result.actualLength, data: [])
+        }
         let count = min(result.actualLength, length)
         if result.actualLength > length {
             leftovers[endpoint] = pending.bytes(from: length, count: result.actualLength - length)

@@ -15,6 +15,9 @@ import Synchronization
 public actor DeviceSession {
     /// The device's id ("1-2.3") at the time it was opened.
     public nonisolated let id: String
+    /// The address the device had on its bus when it was opened: it changes each time the
+    /// device enumerates, so with the bus it names this instance of the device.
+    public nonisolated let address: UInt8
     public nonisolated let handle: USBDeviceHandle
     nonisolated let loop: EventLoop
     /// Where blocking libusb calls run.
@@ -51,10 +54,11 @@ public actor DeviceSession {
     /// Takes over `handle`, on `loop`. Kernel drivers are detached from interfaces on claim and
     /// attached again on release.
     public init(
-        handle: USBDeviceHandle, id: String, configurations: [ConfigurationDescriptor], activeConfiguration: UInt8?,
-        loop: EventLoop, budget: UsbfsBudget = .unlimited
+        handle: USBDeviceHandle, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
+        activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited
     ) {
         self.id = id
+        self.address = address
         self.handle = handle
         self.loop = loop
         self.budget = budget

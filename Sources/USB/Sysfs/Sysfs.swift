@@ -2,13 +2,28 @@ import Glibc
 
 /// Linux's sysfs view of USB (`/sys/bus/usb/devices`): the kernel's own copy of every
 /// device's descriptors and strings, read without opening (or waking) the device.
-enum Sysfs {
+public enum Sysfs {
     static let devices = "/sys/bus/usb/devices"
 
     /// The current alternate setting of an interface
     /// (`<id>:<configuration>.<interface>/bAlternateSetting`), nil if unreadable.
     static func altSetting(device id: String, configuration: UInt8, interface: UInt8) -> UInt8? {
         attribute("\(devices)/\(id):\(configuration).\(interface)/bAlternateSetting").flatMap { UInt8($0) }
+    }
+
+    /// The name of the kernel driver bound to an interface (the last part of
+    /// `<id>:<configuration>.<interface>/driver`, a symbolic link), nil if none is bound.
+    public static func interfaceDriver(device id: String, configuration: UInt8, interface: UInt8) -> String? {
+        linkName("\(devices)/\(id):\(configuration).\(interface)/driver")
+    }
+
+    /// The last path component of symbolic link `path` (readlink), nil if it is not one.
+    static func linkName(_ path: String) -> String? {
+        var target = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &target, target.count - 1)
+        guard count > 0 else { return nil }
+        let text = String(decoding: target.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "/").last.map(String.init)
     }
 
     /// A text attribute without its trailing newline, nil if absent or unreadable.

@@ -8,13 +8,17 @@ struct DeviceDetails: Encodable, Sendable {
     var deviceDescriptor: DeviceDescriptorModel
     var configurations: [ConfigurationModel]
 
-    init(_ info: USBDeviceInfo) {
+    /// `drivers`: the kernel driver bound to each interface of the active configuration.
+    init(_ info: USBDeviceInfo, drivers: [UInt8: String] = [:]) {
         summary = DeviceSummary(info)
         speedMbps = Nullable(info.speed.megabits)
         activeConfiguration = Nullable(info.activeConfiguration.map(Int.init))
         deviceDescriptor = DeviceDescriptorModel(info.descriptor)
         let superSpeed = info.descriptor.bcdUSB >= 0x0300
-        configurations = info.configurations.map { ConfigurationModel($0, info: info, superSpeed: superSpeed) }
+        configurations = info.configurations.map { configuration in
+            let active = configuration.value == info.activeConfiguration
+            return ConfigurationModel(configuration, info: info, superSpeed: superSpeed, drivers: active ? drivers : [:])
+        }
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -77,7 +81,7 @@ struct ConfigurationModel: Encodable, Sendable {
     var extra: String
     var interfaces: [InterfaceModel]
 
-    init(_ c: ConfigurationDescriptor, info: USBDeviceInfo, superSpeed: Bool) {
+    init(_ c: ConfigurationDescriptor, info: USBDeviceInfo, superSpeed: Bool, drivers: [UInt8: String]) {
         value = Int(c.value)
         stringIndex = Int(c.stringIndex)
         string = Nullable(info.string(c.stringIndex))
@@ -89,7 +93,7 @@ struct ConfigurationModel: Encodable, Sendable {
         extra = hex(c.extra)
         interfaces = c.interfaces.map { interface in
             InterfaceModel(
-                number: Int(interface.number),
+                number: Int(interface.number), driver: Nullable(drivers[interface.number]),
                 altSettings: interface.altSettings.map { AltSettingModel($0, info: info) })
         }
     }
@@ -97,6 +101,9 @@ struct ConfigurationModel: Encodable, Sendable {
 
 struct InterfaceModel: Encodable, Sendable {
     var number: Int
+    /// The kernel driver bound to the interface now (usbhid, usb-storage…), null when none is
+    /// or the configuration is not the active one. A claim detaches it unless `detach=false`.
+    var driver: Nullable<String>
     var altSettings: [AltSettingModel]
 }
 

@@ -15,15 +15,22 @@ public enum USBProblem: HTTPResponseError, Sendable {
     /// Device `id` is a root hub (part of the host controller): it cannot be `action`.
     case rootHub(String, action: String)
     case usb(USBError, context: String)
+    /// The request named the device's address (`X-USB-Device-Address`) and device `id` now has
+    /// another: it enumerated again (a reset, a firmware update, a replug) since the client looked.
+    case reenumerated(String, expected: UInt8, now: UInt8)
+    /// A claim asked not to detach a kernel driver (`detach=false`) and `driver` has the interface.
+    case kernelDriverBound(String, interface: UInt8, driver: String)
+    /// `X-USB-Device-Address` is not a device address (1-127).
+    case invalidAddress(String)
     /// The daemon's share of usbfs memory is taken (``UsbfsBudget``).
     case usbfsBudget(UsbfsBudget.Exhausted)
 
     public var status: Int {
         switch self {
-        case .invalidDeviceID, .rootHub: 400
+        case .invalidDeviceID, .rootHub, .invalidAddress: 400
         case .deviceNotFound, .serialNotFound: 404
-        case .deviceRemoved: 410
-        case .ambiguousSerial: 409
+        case .deviceRemoved, .reenumerated: 410
+        case .ambiguousSerial, .kernelDriverBound: 409
         case .usbfsBudget: 503
         case .usb(let error, _):
             switch error {
@@ -46,6 +53,9 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .ambiguousSerial: "ambiguous-serial"
         case .rootHub: "root-hub"
         case .usbfsBudget: "usbfs-budget-exhausted"
+        case .reenumerated: "device-reenumerated"
+        case .kernelDriverBound: "device-busy"
+        case .invalidAddress: "invalid-header"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "device-gone"
@@ -69,6 +79,9 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .ambiguousSerial: "Serial number not unique"
         case .rootHub: "A root hub"
         case .usbfsBudget: "USB memory taken"
+        case .reenumerated: "Device enumerated again"
+        case .kernelDriverBound: "Device busy"
+        case .invalidAddress: "Invalid header"
         case .usb(let error, _):
             switch error {
             case .noDevice, .notFound: "Device gone"
@@ -97,6 +110,12 @@ public enum USBProblem: HTTPResponseError, Sendable {
             "Devices \(ids.joined(separator: ", ")) all have serial number '\(serial)': address one by its id."
         case .usbfsBudget(let exhausted):
             "This needs \(exhausted.wanted) bytes of USB transfer memory and \(exhausted.free) of the daemon's \(exhausted.limit) are free (--usbfs-budget-mb); try again when a stream or transfer ends."
+        case .reenumerated(let id, let expected, let now):
+            "Device '\(id)' had address \(expected) and has \(now) now: it enumerated again (reset, firmware update or replug). Look it up again (GET /v1/devices/\(id)) before driving it."
+        case .kernelDriverBound(let id, let interface, let driver):
+            "Interface \(interface) of \(id) is bound to kernel driver '\(driver)' and the claim asked not to detach it (detach=false)."
+        case .invalidAddress(let value):
+            "X-USB-Device-Address '\(value)' is not a device address: give the device's 'address' (1-127) from GET /v1/devices."
         case .usb(let error, let context):
             switch error {
             case .noMemory:

@@ -34,7 +34,16 @@ struct DeviceRoutes: Sendable {
         let id = try await context.deviceID(request)
         guard let device = try await context.usb("Reading device \(id)", device: id, { try await context.catalog.device(id: id) })
         else { throw await context.absent(id) }
-        return try .json(DeviceDetails(device))
+        var drivers: [UInt8: String] = [:]
+        if let active = device.activeConfiguration,
+            let configuration = device.configurations.first(where: { $0.value == active })
+        {
+            for interface in configuration.interfaces {
+                drivers[interface.number] = Sysfs.interfaceDriver(
+                    device: id, configuration: active, interface: interface.number)
+            }
+        }
+        return try .json(DeviceDetails(device, drivers: drivers))
     }
 
     func raw(_ request: RoutedRequest) async throws -> HTTPResponse {

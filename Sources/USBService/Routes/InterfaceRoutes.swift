@@ -11,7 +11,9 @@ struct InterfaceRoutes: Sendable {
         router.post("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await claim($0) }
         router.delete("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await release($0) }
         router.put("/v1/devices/{id}/interfaces/{interface}/alt-setting", requires: Access.transfer) { try await altSetting($0) }
-        router.put("/v1/devices/{id}/configuration", requires: Access.admin) { try await configuration($0) }
+        // The transfer scope may select the active configuration again (a no-op; PyUSB scripts
+        // begin with dev.set_configuration()); changing it needs admin, checked in the route.
+        router.put("/v1/devices/{id}/configuration", requires: Access.transfer) { try await configuration($0) }
         router.post("/v1/devices/{id}/reset", requires: Access.admin) { try await reset($0) }
     }
 
@@ -21,14 +23,24 @@ struct InterfaceRoutes: Sendable {
         return try .json(SessionState(id: session.id, await session.state))
     }
 
+    /// `detach=false` leaves a bound kernel driver alone: 409 device-busy naming it instead
+    /// (what PyUSB's libusb1 backend gets without detach_kernel_driver).
     func claim(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
+        try request.query.allow(only: ["detach"])
         let number = try context.byte(request, "interface")
+        let detach = try request.query.boolean("detach") ?? true
         let session = try await context.session(request)
         try context.checkLease(request, device: session.id, interface: number)
         try await context.checkInterfaceAccess(request, session: session, interface: number)
         let claim = try await context.usb("Claiming interface \(number) of \(session.id)", device: session.id) {
-            try await session.claim(number)
+            do {
+                return try await session.claim(number, detach: detach)
+            } catch let error as USBError where error == .busy && !detach {
+                guard let configuration = await session.state.activeConfiguration,
+                    let driver = Sysfs.interfaceDriver(device: session.id, configuration: configuration, interface: number)
+                else { throw USBError.busy }
+                throw USBProblem.kernelDriverBound(session.id, interface: number, driver: driver)
+            }
         }
         request.request.logger.info(
             "interface claimed",
@@ -69,6 +81,14 @@ struct InterfaceRoutes: Sendable {
         try request.query.allow(only: ["value"])
         let value = try request.query.requiredInteger("value", in: 0...0xff)
         let session = try await context.session(request)
+        // Selecting the active configuration again changes nothing: the kernel would put every
+        // interface back to alternate setting 0 behind the claims of other clients.
+        if value != 0, await session.state.activeConfiguration == UInt8(value) {
+            return try .json(SessionState(id: session.id, await session.state))
+        }
+        guard context.scope(of: request) >= .admin else {
+            throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
+        }
         try context.checkLease(request, device: session.id, interface: nil)
         try await context.usb("Selecting configuration \(value) of \(session.id)", device: session.id) {
             try await session.setConfiguration(value == 0 ? nil : UInt8(value))

@@ -76,13 +76,32 @@ struct RouteContext: Sendable {
 
     /// The open session of the device `{id}`; 404 when absent, 410 when it went away.
     func session(_ request: RoutedRequest) async throws -> DeviceSession {
+        let expected = try expectedAddress(request)
+        let session: DeviceSession
         // An id with an open session is well formed: no need to check it or to ask the host.
-        if let open = request.parameters["id"].flatMap(catalog.openSession(id:)) { return open }
-        let id = try await deviceID(request)
-        if let open = catalog.openSession(id: id) { return open }
-        guard let session = try await usb("Opening device \(id)", device: id, { try await catalog.session(id: id) })
-        else { throw await absent(id) }
+        if let open = request.parameters["id"].flatMap(catalog.openSession(id:)) {
+            session = open
+        } else {
+            let id = try await deviceID(request)
+            guard let opened = try await usb("Opening device \(id)", device: id, { try await catalog.session(id: id) })
+            else { throw await absent(id) }
+            session = opened
+        }
+        if let expected, expected != session.address {
+            throw USBProblem.reenumerated(session.id, expected: expected, now: session.address)
+        }
         return session
+    }
+
+    /// The device address a request names in `X-USB-Device-Address` (the `address` of
+    /// GET /v1/devices): the instance of the device it means, so that a device that enumerated
+    /// again behind the same id is not driven by a client that does not know it.
+    func expectedAddress(_ request: RoutedRequest) throws -> UInt8? {
+        guard let text = request.request.headers["X-USB-Device-Address"] else { return nil }
+        guard let value = UInt8(text), (1...127).contains(value) else {
+            throw USBProblem.invalidAddress(String(text.prefix(32)))
+        }
+        return value
     }
 
     /// Runs `body`, turning libusb call errors and device-state errors into problems that say

@@ -21,8 +21,10 @@ public struct TransferLimits: Sendable, Equatable {
 
     public init() {}
 
-    /// `timeout_ms` from `parameters`, or the default.
+    /// `timeout_ms` from `parameters`, or the default. 0 is no timeout (libusb's 0): the
+    /// transfer waits for the device as long as the client does, and is cancelled when the
+    /// client hangs up (as every transfer is); PyUSB's `timeout=0` means the same.
     func timeout(_ parameters: QueryParameters) throws(RoutingProblem) -> UInt32 {
-        UInt32(try parameters.integer("timeout_ms", in: 1...maxTimeoutMs) ?? defaultTimeoutMs)
+        UInt32(try parameters.integer("timeout_ms", in: 0...maxTimeoutMs) ?? defaultTimeoutMs)
     }
 }
