@@ -81,9 +81,22 @@ struct InterfaceRoutes: Sendable {
         try request.query.allow(only: ["value"])
         let value = try request.query.requiredInteger("value", in: 0...0xff)
         let session = try await context.session(request)
-        // Selecting the active configuration again changes nothing: the kernel would put every
-        // interface back to alternate setting 0 behind the claims of other clients.
+        // The active configuration again: the kernel's lightweight reset (halts cleared, data
+        // toggles and alternate settings back to their start), which PyUSB scripts count on from
+        // dev.set_configuration(), under the transfer scope; but only while nobody holds an
+        // interface (no claim here, no kernel driver, no other program through usbfs), since it
+        // would pull the alternate settings from under them. Otherwise it changes nothing.
         if value != 0, await session.state.activeConfiguration == UInt8(value) {
+            let state = await session.state
+            let held = !state.claims.isEmpty || state.active?.interfaces.contains { interface in
+                Sysfs.interfaceDriver(device: session.id, configuration: UInt8(value), interface: interface.number) != nil
+            } == true
+            if !held {
+                try context.checkLease(request, device: session.id, interface: nil)
+                try await context.usb("Selecting configuration \(value) of \(session.id) again", device: session.id) {
+                    try await session.setConfiguration(UInt8(value))
+                }
+            }
             return try .json(SessionState(id: session.id, await session.state))
         }
         guard context.scope(of: request) >= .admin else {

@@ -1,0 +1,151 @@
+"""The client without a daemon: descriptors, events, problems and requests, on
+httpx.MockTransport (what the requests look like); the lab tests drive the real daemon."""
+import errno
+import json
+
+import httpx
+import pytest
+import usb.core
+
+import usbhttpd
+from usbhttpd import descriptors, pyusb
+from usbhttpd.client import Client
+from usbhttpd.events import EventParser
+
+# QEMU's USB keyboard: a device descriptor, then a configuration with a HID descriptor.
+KEYBOARD = bytes.fromhex(
+    "120100020000004027060100000001020301"  # device: USB 2.0, 0627:0001, strings 1-3
+    "0902220001010 0a032".replace(" ", "")  # configuration 1, 34 bytes, 1 interface
+    + "090400000103010100"  # interface 0: HID boot keyboard, 1 endpoint
+    + "092111010001223f00"  # the HID descriptor
+    + "0705810308000a")  # endpoint 0x81, interrupt, 8 bytes, every 10 frames
+
+
+def test_descriptors_are_grouped_as_libusb_groups_them():
+    device, configurations = descriptors.parse(KEYBOARD)
+    assert (device.idVendor, device.idProduct, device.bNumConfigurations) == (0x0627, 0x0001, 1)
+    (configuration,) = configurations
+    assert configuration.bConfigurationValue == 1 and configuration.extra_descriptors == []
+    (interface,) = configuration.interfaces
+    (alt,) = interface
+    assert alt.bInterfaceClass == 3
+    assert bytes(alt.extra_descriptors).hex() == "092111010001223f00"  # the HID descriptor
+    (endpoint,) = alt.endpoints
+    assert (endpoint.bEndpointAddress, endpoint.wMaxPacketSize, endpoint.bInterval) == (0x81, 8, 10)
+
+
+def test_alternate_settings_of_one_interface_are_one_interface():
+    config = bytes.fromhex(
+        "0902320002010 0c032".replace(" ", "")  # 50 bytes, 2 interfaces
+        + "0904000000ff000000"  # interface 0
+        + "0904010001ff000000" + "07050102000200"  # interface 1, alt 0
+        + "0904010101ff000000" + "07058102000201")  # interface 1, alt 1
+    parsed = descriptors.parse_configuration(config)
+    assert [[alt.bAlternateSetting for alt in interface] for interface in parsed.interfaces] == [[0], [0, 1]]
+
+
+def test_a_truncated_descriptor_is_an_error():
+    with pytest.raises(ValueError):
+        descriptors.parse(b"\x12\x01")
+
+
+def test_events_are_parsed_and_the_last_id_kept():
+    parser = EventParser()
+    lines = ["retry: 1000", ": keep-alive", "", "id: run-7", "event: added",
+             'data: {"type": "added", "device": {"id": "1-1"}}', "", "data: plain", ""]
+    events = list(parser.feed(lines))
+    assert [event.type for event in events] == ["added", "message"]
+    assert events[0].device == {"id": "1-1"} and events[0].id == "run-7"
+    assert parser.last_id == "run-7" and parser.retry_ms == 1000
+
+
+def problem(status, code, **headers):
+    body = {"type": f"urn:usbhttpd:problem:{code}", "title": "t", "status": status, "detail": "d",
+            "code": code, "instance": "/", "request_id": "r"}
+    return httpx.Response(status, json=body, headers={"Content-Type": "application/problem+json", **headers})
+
+
+def client_answering(handler):
+    client = Client("http://daemon.test")
+    client.connection = lambda keepalive=1: httpx.Client(  # type: ignore[method-assign]
+        base_url=client.url, transport=httpx.MockTransport(handler))
+    client._http = client.connection()
+    return client
+
+
+def test_problems_become_exceptions_with_their_code():
+    client = client_answering(lambda request: problem(504, "usb-timeout", **{"X-USB-Actual-Length": "64",
+                                                                          "X-USB-Transfer-Status": "timed_out"}))
+    with pytest.raises(usbhttpd.TransferTimeout) as caught:
+        client.device("1-1").read(0x81, 128, timeout_ms=100)
+    assert caught.value.code == "usb-timeout" and caught.value.actual_length == 64
+    assert caught.value.transfer_status == "timed_out"
+
+
+def test_requests_name_the_instance_and_the_lease():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, content=b"\x01\x02")
+
+    device = client_answering(handler).device("3-1", address=7)
+    device.lease_token = "lease-token"
+    assert device.control(0xC0, 1, length=2, timeout_ms=0) == b"\x01\x02"
+    request = seen[0]
+    assert request.url.path == "/v1/devices/3-1/control"
+    assert dict(request.url.params) == {"request_type": "192", "request": "1", "value": "0", "index": "0",
+                                        "timeout_ms": "0", "length": "2"}
+    assert request.headers["X-USB-Device-Address"] == "7" and request.headers["X-USB-Lease"] == "lease-token"
+
+
+def test_uploads_are_sent_as_they_are_read():
+    bodies = []
+
+    def handler(request):
+        bodies.append(b"".join(request.stream))
+        return httpx.Response(200, json={"status": "completed", "actual_length": 6})
+
+    device = client_answering(handler).device("1-1")
+    assert device.stream_out(0x02, iter([b"abc", b"def"]))["actual_length"] == 6
+    assert bodies == [b"abcdef"]
+
+
+@pytest.mark.parametrize("code,status,number,text,kind", [
+    ("usb-stall", 409, -9, "Pipe error", usb.core.USBError),
+    ("usb-timeout", 504, -7, "Operation timed out", usb.core.USBTimeoutError),
+    ("device-busy", 409, -6, "Resource busy", usb.core.USBError),
+    ("device-gone", 410, -4, "No such device (it may have been disconnected)", usb.core.USBError),
+    ("interface-protected", 403, -3, "Access denied (insufficient permissions)", usb.core.USBError),
+    ("usb-overflow", 502, -8, "Overflow", usb.core.USBError),
+    ("something-new", 500, -99, "Other error", usb.core.USBError),
+])
+def test_problems_become_the_errors_pyusb_raises(code, status, number, text, kind):
+    error = usbhttpd.ProblemError(status, code, "t", "d", {})
+    raised = pyusb.libusb_error(error)
+    assert type(raised) is kind
+    assert (raised.backend_error_code, raised.strerror) == (number, text)
+    assert raised.errno == pyusb.ERRNO[number]
+
+
+def test_not_supported_is_not_implemented_as_in_pyusb():
+    raised = pyusb.libusb_error(usbhttpd.ProblemError(400, "usb-not-supported", "t", "d", {}))
+    assert isinstance(raised, NotImplementedError)
+    assert pyusb.ERRNO[pyusb.PIPE] == errno.EPIPE
+
+
+def test_the_backend_finds_devices_by_their_descriptors():
+    def handler(request):
+        if request.url.path == "/v1/devices":
+            return httpx.Response(200, json={"devices": [
+                {"id": "1-1", "bus": 1, "address": 2, "port_path": [1], "speed": "full"}]})
+        if request.url.path == "/v1/devices/1-1/descriptors/raw":
+            assert request.headers["X-USB-Device-Address"] == "2"
+            return httpx.Response(200, content=KEYBOARD)
+        return problem(404, "not-found")
+
+    backend = pyusb.get_backend(client=client_answering(handler))
+    device = usb.core.find(idVendor=0x0627, backend=backend)
+    assert device is not None and (device.bus, device.address, device.port_numbers) == (1, 2, (1,))
+    assert device.speed == 2
+    assert device[0][(0, 0)][0].bEndpointAddress == 0x81
