@@ -19,6 +19,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 
 import httpx
 
+from .connection import Connection
 from .errors import StreamEnded, UsbHttpdError, problem_from
 from .events import Event, EventParser
 
@@ -45,6 +46,11 @@ class Client:
             base_url=self.url, headers=headers, verify=self.verify,
             timeout=httpx.Timeout(self.timeout, connect=10.0),
             limits=httpx.Limits(max_keepalive_connections=keepalive))
+
+    def single_requests(self) -> Connection:
+        """A keep-alive connection for one device's single requests (see connection.py)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return Connection(self.url, headers, self.verify, self.timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -116,11 +122,11 @@ class Device:
         self.id = id
         self.address = address
         self.lease_token: Optional[str] = None
-        self._http = client.connection()
+        self._connection = client.single_requests()
         self._path = f"/v1/devices/{id}"
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
     def __enter__(self) -> "Device":
         return self
@@ -137,16 +143,20 @@ class Device:
         return headers
 
     def _call(self, method: str, path: str = "", params: Optional[dict] = None,
-              content: Any = None, timeout_ms: Optional[int] = None,
-              headers: Optional[dict] = None) -> httpx.Response:
-        timeout = None
+              content: Optional[bytes] = None, timeout_ms: Optional[int] = None,
+              headers: Optional[dict] = None) -> Any:
+        """One request on the device's keep-alive connection; an error answer raises its problem.
+        `timeout_ms`: the transfer's, which the wait for the answer outlasts (0: no limit)."""
+        timeout: Optional[float] = -1.0
         if timeout_ms is not None:
-            timeout = httpx.Timeout(None if timeout_ms == 0 else self.client.timeout + timeout_ms / 1000,
-                                    connect=10.0)
+            timeout = None if timeout_ms == 0 else self.client.timeout + timeout_ms / 1000
         all_headers = self._headers()
         all_headers.update(headers or {})
-        return call(self._http, method, self._path + path, params=params, content=content,
-                    headers=all_headers, timeout=timeout)
+        answer = self._connection.request(method, self._path + path, params=params, body=content or b"",
+                                          headers=all_headers, timeout=timeout)
+        if answer.status_code >= 400:
+            raise problem_from(answer)
+        return answer
 
     # What the device is
 

@@ -217,9 +217,7 @@ class HTTPBackend(usb.backend.IBackend):
         return _mapped(lambda: handle.device.write(ep, bytes(data), timeout_ms=timeout))
 
     def bulk_read(self, handle: _Handle, ep: int, intf: int, buff, timeout: int) -> int:
-        data = _mapped(lambda: handle.device.read(ep, len(buff), timeout_ms=timeout))
-        buff[:len(data)] = type(buff)(buff.typecode, data) if hasattr(buff, "typecode") else data
-        return len(data)
+        return _fill(buff, _mapped(lambda: handle.device.read(ep, len(buff), timeout_ms=timeout)))
 
     intr_write = bulk_write
     intr_read = bulk_read
@@ -232,17 +230,14 @@ class HTTPBackend(usb.backend.IBackend):
         # One packet of the endpoint's bytes per interval per packet, as many as fit in buff.
         answer = _mapped(lambda: handle.device.iso_read(ep, packet_lengths=_iso_lengths(handle, ep, len(buff)),
                                                         timeout_ms=timeout))
-        data = answer["data"]
-        buff[:len(data)] = type(buff)(buff.typecode, data) if hasattr(buff, "typecode") else data
-        return len(data)
+        return _fill(buff, answer["data"])
 
     def ctrl_transfer(self, handle: _Handle, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
                       data, timeout: int) -> int:
         if bmRequestType & 0x80:
             answer = _mapped(lambda: handle.device.control(bmRequestType, bRequest, wValue, wIndex,
                                                            length=len(data), timeout_ms=timeout))
-            data[:len(answer)] = type(data)(data.typecode, answer) if hasattr(data, "typecode") else answer
-            return len(answer)
+            return _fill(data, answer)
         return _mapped(lambda: handle.device.control(bmRequestType, bRequest, wValue, wIndex,
                                                      data=bytes(data), timeout_ms=timeout))
 
@@ -260,6 +255,12 @@ class _Record:
 
     def __init__(self, fields: Dict[str, Any]):
         self.__dict__.update(fields)
+
+
+def _fill(buffer, data: bytes) -> int:
+    """Copies `data` to the start of PyUSB's buffer (an array.array, or a bytearray)."""
+    buffer[:len(data)] = type(buffer)(buffer.typecode, data) if hasattr(buffer, "typecode") else data
+    return len(data)
 
 
 def _driver(handle: _Handle, intf: int) -> Optional[str]:

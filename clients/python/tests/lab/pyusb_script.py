@@ -121,7 +121,11 @@ def sourcesink():
     source = endpoint(device, usb.util.ENDPOINT_TYPE_BULK, usb.util.ENDPOINT_IN)
     sink = endpoint(device, usb.util.ENDPOINT_TYPE_BULK, usb.util.ENDPOINT_OUT)
     step("sourcesink read", lambda: bytes(source.read(512, timeout=2000)).hex())
-    step("sourcesink write", lambda: sink.write(bytes(512 * 8), timeout=2000))
+    # The sink checks its pattern (byte i of each 512-byte packet is i % 63) and halts the
+    # endpoint at a wrong byte: a script must not leave it halted for whoever comes next.
+    pattern = bytes((i % 512) % 63 for i in range(4096))
+    step("sourcesink write", lambda: sink.write(pattern, timeout=2000))
+    step("sourcesink write again", lambda: sink.write(pattern, timeout=2000))
     usb.util.dispose_resources(device)
 
 

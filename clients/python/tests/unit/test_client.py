@@ -1,7 +1,10 @@
 """The client without a daemon: descriptors, events, problems and requests, on
 httpx.MockTransport (what the requests look like); the lab tests drive the real daemon."""
+import email.message
 import errno
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -10,6 +13,7 @@ import usb.core
 import usbhttpd
 from usbhttpd import descriptors, pyusb
 from usbhttpd.client import Client
+from usbhttpd.connection import Answer, Connection
 from usbhttpd.events import EventParser
 
 # QEMU's USB keyboard: a device descriptor, then a configuration with a HID descriptor.
@@ -65,10 +69,31 @@ def problem(status, code, **headers):
     return httpx.Response(status, json=body, headers={"Content-Type": "application/problem+json", **headers})
 
 
+class FakeConnection:
+    """A device's connection (usbhttpd.connection.Connection) answered by `handler`."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def request(self, method, path, params=None, body=b"", headers=None, timeout=-1.0):
+        request = httpx.Request(method, "http://daemon.test" + path, params=params, content=body,
+                                headers=headers or {})
+        response = self.handler(request)
+        response.read()
+        message = email.message.Message()
+        for name, value in response.headers.items():
+            message[name] = value
+        return Answer(response.status_code, response.reason_phrase, message, response.content)
+
+    def close(self):
+        pass
+
+
 def client_answering(handler):
     client = Client("http://daemon.test")
     client.connection = lambda keepalive=1: httpx.Client(  # type: ignore[method-assign]
         base_url=client.url, transport=httpx.MockTransport(handler))
+    client.single_requests = lambda: FakeConnection(handler)  # type: ignore[method-assign]
     client._http = client.connection()
     return client
 
@@ -149,3 +174,39 @@ def test_the_backend_finds_devices_by_their_descriptors():
     assert device is not None and (device.bus, device.address, device.port_numbers) == (1, 2, (1,))
     assert device.speed == 2
     assert device[0][(0, 0)][0].bEndpointAddress == 0x81
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """A server that closes the connection after every other answer (as an idle timeout does)."""
+    protocol_version = "HTTP/1.1"
+    count = 0
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        KeepAliveHandler.count += 1
+        answer = json.dumps({"path": self.path, "body": body.decode(), "n": KeepAliveHandler.count}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+        if KeepAliveHandler.count % 2 == 0:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_connection_keeps_alive_and_recovers_from_a_close():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = Connection(f"http://127.0.0.1:{server.server_port}", {"Authorization": "Bearer t"}, True, 5.0)
+        answers = [connection.request("POST", "/v1/x", params={"a": "1"}, body=b"hi").json() for _ in range(4)]
+        assert [a["n"] for a in answers] == [1, 2, 3, 4]
+        assert answers[0]["path"] == "/v1/x?a=1" and answers[0]["body"] == "hi"
+        connection.close()
+    finally:
+        server.shutdown()
