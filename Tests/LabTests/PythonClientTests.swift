@@ -20,6 +20,12 @@ extension InTheLab {
                 try await lab.released(try await lab.deviceID(serial: serial))
             }
             try await lab.released(try await lab.deviceID(vendor: 0x0627, product: 0x0001))
+            // The audio device's streaming interface, which the isochronous tests claim.
+            let listing = try await lab.daemon.get("/v1/devices").object()
+            let devices = listing["devices"] as? [[String: Any]] ?? []
+            if let audio = devices.first(where: { $0["product"] as? String == "QEMU USB Audio" })?["id"] as? String {
+                try await lab.released(audio, interface: 1)
+            }
             // In the background (it takes a minute or two, longer than one agent request may
             // stay silent); then wait for its exit status.
             try await lab.run(

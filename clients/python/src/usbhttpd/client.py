@@ -19,7 +19,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 
 import httpx
 
-from .connection import Connection
+from .connection import Connection, tls_context
 from .errors import StreamEnded, UsbHttpdError, problem_from
 from .events import Event, EventParser
 
@@ -43,7 +43,7 @@ class Client:
         """A new httpx client for the daemon (keep-alive, token, TLS settings)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return httpx.Client(
-            base_url=self.url, headers=headers, verify=self.verify,
+            base_url=self.url, headers=headers, verify=tls_context(self.verify),
             timeout=httpx.Timeout(self.timeout, connect=10.0),
             limits=httpx.Limits(max_keepalive_connections=keepalive))
 

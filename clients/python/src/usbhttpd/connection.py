@@ -21,6 +21,16 @@ from urllib.parse import urlencode, urlsplit
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.CannotSendRequest)
 
 
+def tls_context(verify: Union[bool, str]) -> ssl.SSLContext:
+    """The TLS settings for `verify`: True (the system's CAs), a CA bundle's path, or False
+    (no verification)."""
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Answer:
     """The parts of an answer the client reads (the names httpx's Response has for them)."""
 
@@ -53,12 +63,7 @@ class Connection:
         self.base = parts.path.rstrip("/")
         self.headers = dict(headers)
         self.timeout = timeout
-        self.context: Optional[ssl.SSLContext] = None
-        if self.https:
-            self.context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-            if verify is False:
-                self.context.check_hostname = False
-                self.context.verify_mode = ssl.CERT_NONE
+        self.context = tls_context(verify) if self.https else None
         self._connection: Optional[http.client.HTTPConnection] = None
         self._used = False
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import usb.util
+
 import usbhttpd
 
 URL = os.environ.get("USBHTTPD_URL")
@@ -121,3 +123,49 @@ def test_events_start_with_the_devices_present(client):
     assert first.type == "present" and first.device["serial"] == "lab-ffs"
     assert first.id
     events.close()
+
+
+def test_wait_answers_at_once_for_a_present_device(client):
+    (summary,) = client.wait(timeout_ms=5000, serial="lab-ffs")
+    assert summary["serial"] == "lab-ffs"
+    with pytest.raises(usbhttpd.ProblemError) as caught:
+        client.wait(timeout_ms=300, serial="no-such-serial")
+    assert caught.value.code == "device-not-present"
+
+
+def audio(client):
+    (summary,) = [d for d in client.devices() if d.get("product") == "QEMU USB Audio"]
+    return summary
+
+
+def test_isochronous_out_through_the_client_and_the_backend(client):
+    """QEMU's usb-audio: endpoint 0x01 of interface 1, alternate setting 1, 192 bytes a packet."""
+    import usb.core
+    import usbhttpd.pyusb
+
+    summary = audio(client)
+    device = client.device(summary["id"])
+    device.claim(1)
+    try:
+        device.set_alt_setting(1, 1)
+        answer = device.iso_write(0x01, bytes(range(192)) * 10, packet_size=192)
+        assert answer["failed_packets"] == 0 and answer["actual_length"] == 1920
+        assert len(answer["packets"]) == 10
+    finally:
+        device.set_alt_setting(1, 0)
+        device.release(1)
+
+    dev = usb.core.find(idVendor=summary["vendor_id"], idProduct=summary["product_id"],
+                        backend=usbhttpd.pyusb.get_backend(URL))
+    detached = dev.is_kernel_driver_active(1)
+    if detached:
+        dev.detach_kernel_driver(1)
+    try:
+        dev.set_interface_altsetting(interface=1, alternate_setting=1)
+        assert dev.write(0x01, bytes(192 * 8), timeout=2000) == 192 * 8
+        dev.set_interface_altsetting(interface=1, alternate_setting=0)
+    finally:
+        usb.util.release_interface(dev, 1)
+        if detached:
+            dev.attach_kernel_driver(1)
+        usb.util.dispose_resources(dev)

@@ -210,3 +210,50 @@ def test_the_connection_keeps_alive_and_recovers_from_a_close():
         connection.close()
     finally:
         server.shutdown()
+
+
+class ListingHandler(KeepAliveHandler):
+    def do_GET(self):
+        answer = json.dumps({"devices": [{"id": "1-1", "auth": self.headers.get("Authorization")}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A server over TLS with a self-signed certificate for localhost (openssl makes it)."""
+    import ssl
+    import subprocess
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ListingHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://localhost:{server.server_port}", str(certificate)
+    server.shutdown()
+
+
+def test_tls_with_the_servers_certificate_and_a_token(tls_server):
+    url, certificate = tls_server
+    with Client(url, token="secret", verify=certificate) as client:
+        assert client.devices()[0]["auth"] == "Bearer secret"  # httpx
+    connection = Connection(url, {"Authorization": "Bearer secret"}, certificate, 5.0)
+    assert connection.request("GET", "/v1/devices").json()["devices"][0]["auth"] == "Bearer secret"
+    connection.close()
+
+
+def test_tls_refuses_an_unknown_certificate_unless_told(tls_server):
+    import ssl
+    url, _ = tls_server
+    with pytest.raises(ssl.SSLError):
+        Connection(url, {}, True, 5.0).request("GET", "/v1/devices")
+    unchecked = Connection(url, {}, False, 5.0)
+    assert unchecked.request("GET", "/v1/devices").status_code == 200
+    unchecked.close()
