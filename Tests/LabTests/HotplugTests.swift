@@ -109,6 +109,27 @@ extension InTheLab {
             print("hotplug: 50 cycles in \(cycles["seconds"] ?? "?") s; fds \(before.fds) → \(after.fds); RSS \(before.rssKiB) → \(after.rssKiB) KiB")
         }
 
+        /// The way back: a wait for the device on a port at another address than the one it
+        /// had answers with the device enumerated again, never with the old instance, even when
+        /// it starts before the device has left.
+        @Test func waitingForTheWayBackGetsTheNewInstance() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.loopback)
+            let before = try #require(try await lab.daemon.get("/v1/devices/\(id)").object()["address"] as? Int)
+            let path = "/v1/wait?id=\(id)&not_address=\(before)&timeout_ms=60000"
+            async let back = lab.daemon.get(path)
+            try await lab.replug("cycles loopback 1")
+            let answer = try await back
+            #expect(answer.status == 200, "\(answer.text)")
+            let devices = try answer.object()["devices"] as? [[String: Any]] ?? []
+            #expect(devices.count == 1 && devices.first?["id"] as? String == id, "\(devices)")
+            let after = try #require(devices.first?["address"] as? Int)
+            #expect(after != before, "enumerated again: \(before) -> \(after)")
+            let stale = try await lab.daemon.request(
+                "GET", "/v1/devices/\(id)/claims", headers: ["X-USB-Device-Address": "\(before)"])
+            #expect(problemMismatch(stale, status: 410, code: "device-reenumerated") == nil, "\(stale.text)")
+        }
+
         @Test func aReconnectingClientGetsTheEventsItMissed() async throws {
             let lab = try await Lab.shared.session()
             let first = try await lab.run(

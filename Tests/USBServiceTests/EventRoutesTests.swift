@@ -153,6 +153,22 @@ import USB
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
+    /// not_address: the same device at its old address is not what the client waits for; at
+    /// another address (enumerated again) it is.
+    @Test func waitForTheWayBackNeedsAnotherAddress() async throws {
+        let catalog = FakeCatalog(list: [])
+        catalog.changes.append(.added, Self.keyboard)
+        let api = API.router(catalog: catalog)
+        let address = String(Self.keyboard.address)
+        let same = await call(api, "/v1/wait", query: [("id", "4-1"), ("not_address", address), ("timeout_ms", "50")])
+        #expect(same.status == 404 && problemCode(same) == "device-not-present")
+        let other = await call(
+            api, "/v1/wait", query: [("id", "4-1"), ("not_address", String(Self.keyboard.address % 127 + 1))])
+        #expect(other.status == 200)
+        let bad = await call(api, "/v1/wait", query: [("id", "4-1"), ("not_address", "128")])
+        #expect(bad.status == 400 && problemCode(bad) == "invalid-parameter")
+    }
+
     @Test func waitForAbsence() async throws {
         let catalog = FakeCatalog(list: [])
         catalog.changes.append(.added, Self.keyboard)

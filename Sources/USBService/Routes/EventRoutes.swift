@@ -43,7 +43,7 @@ struct EventRoutes: Sendable {
     }
 
     func wait(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let filter = try DeviceFilter(query: request.query, others: ["for", "timeout_ms"])
+        let filter = try DeviceFilter(query: request.query, others: ["for", "timeout_ms", "not_address"])
         guard !filter.isEmpty else {
             throw RoutingProblem.missingParameter(
                 name: DeviceFilter.parameterNames.joined(separator: " or "),
@@ -51,12 +51,17 @@ struct EventRoutes: Sendable {
         }
         let wantPresent = (try request.query.choice("for", among: ["present", "absent"]) ?? "present") == "present"
         let timeout = try request.query.integer("timeout_ms", in: 0...context.limits.maxTimeoutMs) ?? 30_000
+        // The way back after a reset, a detach or a firmware update: the device must be at
+        // another address than the instance the client saw (it enumerated again), which it
+        // may still be when the client starts waiting.
+        let notAddress = try request.query.integer("not_address", in: 1...127)
+        let matches = { (device: USBDeviceInfo) in filter.matches(device) && device.address != notAddress.map(UInt8.init) }
         let deadline = ContinuousClock.now + .milliseconds(timeout)
         let log = context.catalog.changes
         _ = try await context.devices()
         while true {
             let (latest, devices) = log.snapshot()
-            let matching = devices.filter(filter.matches)
+            let matching = devices.filter(matches)
             if matching.isEmpty != wantPresent {
                 return try .json(DeviceList(devices: matching.map(DeviceSummary.init)))
             }
