@@ -6,6 +6,30 @@ extension InTheLab {
     /// Leases on a real device: another client is kept out, the holder gets in with its token,
     /// and an expired lease gives its claims back.
     @Suite struct LeaseLabTests {
+        /// A lease is on the port: it holds across the device leaving and coming back
+        /// (a replug, as a firmware update does), others still get 423, the holder gets in.
+        @Test func aLeaseHoldsThePortWhileTheDeviceEnumeratesAgain() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.loopback)
+            try await lab.released(id)
+            let taken = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000")
+            #expect(taken.status == 201, "\(taken.text)")
+            let lease = try taken.object()
+            let leaseID = try #require(lease["id"] as? String)
+            let token = try #require(lease["token"] as? String)
+
+            try await lab.replug("cycles loopback 1")
+            let stranger = try await lab.post("/v1/devices/\(id)/interfaces/0/claim")
+            #expect(problemMismatch(stranger, status: 423, code: "lease-held") == nil, "\(stranger.text)")
+            let holder = try await lab.post("/v1/devices/\(id)/interfaces/0/claim", headers: ["X-USB-Lease": token])
+            #expect(holder.status == 200, "\(holder.text)")
+
+            let released = try await lab.daemon.request(
+                "DELETE", "/v1/leases/\(leaseID)", headers: ["X-USB-Lease": token])
+            #expect(released.status == 200, "\(released.text)")
+            try await lab.released(id)
+        }
+
         @Test func aLeaseKeepsOthersOutAndItsExpiryReleasesTheClaims() async throws {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.loopback)
