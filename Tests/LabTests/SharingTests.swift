@@ -50,9 +50,11 @@ extension InTheLab {
             try await lab.claimed(gadget)
             let bulkIn = try await lab.endpoint(gadget, type: "bulk", direction: "in")
 
+            let held = try await lab.usbfsBytesInUse()
             let slowStarted = ContinuousClock.now
             async let slow = lab.vendor(gadget, "in", request: Gadget.delayed, value: 3000, length: 4, timeout: 10000)
-            try await Task.sleep(for: .milliseconds(300))
+            // The slow request is in flight once its buffer (setup and 4 bytes) counts against usbfs.
+            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + 12 }, "the slow one runs")
             for _ in 0..<5 {
                 let data = (0..<16).map { _ in UInt8.random(in: 0...255) }
                 #expect(try await lab.vendor(sourceSink, "out", request: 0x5b, data: data).status == 200)

@@ -67,13 +67,15 @@ extension InTheLab {
             try await lab.claimed(id)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let streamsBefore = try await lab.openStreams("in")
+            try await lab.run("rm -f \"$TMPDIR/halted.bin\"")
             async let streamed = lab.run(
                 """
-                curl -sN --limit-rate 2M -o /dev/null -H 'X-Request-Id: halted-stream' \
+                curl -sN --limit-rate 2M -o "$TMPDIR/halted.bin" -H 'X-Request-Id: halted-stream' \
                   'http://127.0.0.1:8080\(streamPath(id, endpoint, "transfers=2&transfer_size=4096"))'; echo "rc=$?"
                 """)
             #expect(try await lab.streamsActive("in", atLeast: streamsBefore + 1), "the stream runs before the halt")
-            try await Task.sleep(for: .milliseconds(300))
+            // Data reached the client (the answer has begun) before the halt.
+            try await lab.run("for i in $(seq 200); do [ -s \"$TMPDIR/halted.bin\" ] && break; sleep 0.1; done")
             let halt = try await lab.vendor(id, "out", request: Gadget.halt, value: Gadget.bulkInFile)
             #expect(halt.status == 200, "\(halt.text)")
             let output = try await streamed
