@@ -56,8 +56,9 @@ extension InTheLab {
             let list = try await lab.daemon.get("/v1/leases")
             #expect(list.text.contains(leaseID) && !list.text.contains(token), "listed, without its token")
 
-            // Not renewed: after 3 s the lease expires and its claim is released.
-            try await Task.sleep(for: .seconds(4))
+            // Not renewed: after 3 s the lease expires and its claim is released (the lease's
+            // log line says when).
+            #expect(try await lab.logLine(containing: ["lease expired: its streams are cut", leaseID], within: 20) != nil, "the lease expired")
             let claims = try await lab.daemon.get("/v1/devices/\(id)/claims").object()["claims"] as? [[String: Any]]
             #expect(claims?.isEmpty == true, "\(String(describing: claims))")
             let free = try await lab.post("/v1/devices/\(id)/interfaces/0/claim")
