@@ -169,3 +169,27 @@ def test_isochronous_out_through_the_client_and_the_backend(client):
         if detached:
             dev.attach_kernel_driver(1)
         usb.util.dispose_resources(dev)
+
+
+def replug(gadget):
+    """lab/guest/replug.py: the gadget unplugged and plugged again (waited for in sysfs)."""
+    script = Path(__file__).resolve().parents[4] / "lab" / "guest" / "replug.py"
+    subprocess.run(["python3", str(script), "cycles", gadget, "1"], check=True, capture_output=True, timeout=120)
+
+
+def test_events_resume_where_the_client_left(client):
+    """The iterator follows a replug; a new one given the last id gets what it missed."""
+    events = client.events(present=True, serial="lab-loopback")
+    present = next(events)
+    assert present.type == "present"
+    replug("loopback")
+    removed, added = next(events), next(events)
+    assert (removed.type, added.type) == ("removed", "added")
+    assert added.device["id"] == present.device["id"]
+    events.close()
+
+    replug("loopback")  # while nobody follows
+    resumed = client.events(last_event_id=added.id, serial="lab-loopback")
+    missed = [next(resumed).type, next(resumed).type]
+    resumed.close()
+    assert missed == ["removed", "added"]
