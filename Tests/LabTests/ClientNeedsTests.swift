@@ -56,14 +56,9 @@ extension InTheLab {
             let id = try await lab.deviceID(serial: LabSession.gadget)
             try await lab.claimed(id)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
-            let port = try #require(Int(lab.daemon.base.split(separator: ":").last ?? ""))
             let requestID = "forever-\(UInt32.random(in: 0...UInt32.max))"
-            let held = try await lab.usbfsBytesInUse()
-            let connection = try RawConnection(port: port)
-            try connection.send(
-                "GET /v1/devices/\(id)/endpoints/\(interrupt)/data?length=64&timeout_ms=0 HTTP/1.1\r\n"
-                    + "Host: 127.0.0.1\r\nX-Request-Id: \(requestID)\r\n\r\n")
-            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + 64 })
+            let connection = try await lab.readInFlight(
+                id, endpoint: interrupt, query: "length=64&timeout_ms=0", requestID: requestID)
             #expect(try await connection.response(within: 1.5) == nil, "no answer: nothing came and there is no timeout")
             connection.close()
             #expect(try await lab.logLine(containing: ["transfer cancelled", requestID]) != nil)

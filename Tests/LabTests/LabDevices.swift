@@ -111,6 +111,20 @@ extension LabSession {
         return try await post("/v1/devices/\(id)/control?\(query)", body: data)
     }
 
+    /// A read of `endpoint` (`query`: its length and timeout) sent on a connection of its own,
+    /// returned once the read is in flight (its buffer counted against usbfs), for the test to
+    /// hang up or wait on.
+    func readInFlight(_ id: String, endpoint: Int, query: String, requestID: String) async throws -> RawConnection {
+        let port = try #require(Int(daemon.base.split(separator: ":").last ?? ""))
+        let held = try await usbfsBytesInUse()
+        let connection = try RawConnection(port: port)
+        try connection.send(
+            "GET /v1/devices/\(id)/endpoints/\(endpoint)/data?\(query) HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nX-Request-Id: \(requestID)\r\n\r\n")
+        #expect(try await waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 > held }, "the read is in flight")
+        return connection
+    }
+
     func read(_ id: String, endpoint: Int, length: Int, timeout: Int? = nil) async throws -> HTTPResult {
         var path = "/v1/devices/\(id)/endpoints/\(endpoint)/data?length=\(length)"
         if let timeout { path += "&timeout_ms=\(timeout)" }

@@ -39,18 +39,19 @@ class Client:
         self.timeout = timeout
         self._http = self.connection()
 
+    def _auth(self) -> Dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def connection(self, keepalive: int = 1) -> httpx.Client:
         """A new httpx client for the daemon (keep-alive, token, TLS settings)."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return httpx.Client(
-            base_url=self.url, headers=headers, verify=tls_context(self.verify),
+            base_url=self.url, headers=self._auth(), verify=tls_context(self.verify),
             timeout=httpx.Timeout(self.timeout, connect=10.0),
             limits=httpx.Limits(max_keepalive_connections=keepalive))
 
     def single_requests(self) -> Connection:
         """A keep-alive connection for one device's single requests (see connection.py)."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return Connection(self.url, headers, self.verify, self.timeout)
+        return Connection(self.url, self._auth(), self.verify, self.timeout)
 
     def close(self) -> None:
         self._http.close()
