@@ -15,7 +15,8 @@ public enum API {
     public static func router(
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil,
-        rateLimit: Int? = nil, origins: RequestOrigins = RequestOrigins(), policy: DevicePolicy = DevicePolicy()
+        rateLimit: Int? = nil, origins: RequestOrigins = RequestOrigins(), policy: DevicePolicy = DevicePolicy(),
+        node: String? = nil
     ) -> Router {
         let logger = Logger(label: "usbhttpd.api")
         let streamSlots = StreamSlots(
@@ -26,7 +27,7 @@ public enum API {
         }
         let context = RouteContext(
             catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
-            logger: logger)
+            logger: logger, node: node)
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)

@@ -103,7 +103,17 @@ struct USBHTTPD: AsyncParsableCommand {
         case netlink, inotify, polling
     }
 
+    @Option(help: "The name of the node this daemon runs on, shown as `node` in device lists, details and events (on Kubernetes, the downward API's spec.nodeName).")
+    var nodeName: String?
+
     func validate() throws {
+        if let nodeName {
+            // A DNS name (what Kubernetes allows for a node): it goes into every answer as is.
+            let allowed = nodeName.utf8.allSatisfy { $0 == 0x2d || $0 == 0x2e || (0x30...0x39).contains($0) || (0x61...0x7a).contains($0) }
+            guard (1...253).contains(nodeName.utf8.count), allowed else {
+                throw ValidationError("--node-name must be 1-253 characters of a-z, 0-9, '-' and '.' (a node's DNS name).")
+            }
+        }
         // Every bound checked here, so that nothing past a C type's range reaches a request.
         guard defaultTimeoutMs >= 1, maxTimeoutMs >= defaultTimeoutMs, maxTimeoutMs <= 86_400_000 else {
             throw ValidationError("--default-timeout-ms must be at least 1, and at most --max-timeout-ms, at most 86400000 (a day).")
@@ -213,7 +223,7 @@ struct USBHTTPD: AsyncParsableCommand {
         let server = HTTPServer(
             configuration: configuration, responder: API.router(
                 catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit,
-                origins: RequestOrigins(hosts: allowedHosts, origins: allowedOrigins), policy: policy),
+                origins: RequestOrigins(hosts: allowedHosts, origins: allowedOrigins), policy: policy, node: nodeName),
             logger: Logger(label: "usbhttpd.http"), loop: loop)
 
         let group = ServiceGroup(

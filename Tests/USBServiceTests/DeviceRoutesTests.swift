@@ -18,6 +18,21 @@ import USBService
         try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
     }
 
+    /// --node-name: every summary says which node it came from (lists, details, waits, events).
+    @Test func theNodeNameIsInEverySummary() async throws {
+        let catalog = FakeCatalog(list: [FakeCatalog.keyboard])
+        catalog.changes.append(.added, FakeCatalog.keyboard)
+        let api = API.router(catalog: catalog, node: "bench-7.lab")
+        for (path, query) in [("/v1/devices", []), ("/v1/devices/4-1", []), ("/v1/wait", [("id", "4-1")])] {
+            let response = await api.response(
+                to: HTTPRequest(method: "GET", path: path, query: query.map { (name: $0.0, value: $0.1) }))
+            #expect(response.status == 200, "\(path)")
+            #expect(String(decoding: response.body, as: UTF8.self).contains("\"node\" : \"bench-7.lab\""), "\(path)")
+        }
+        let plain = await call("/v1/devices")
+        #expect(String(decoding: plain.body, as: UTF8.self).contains("\"node\" : null"), "null without the option")
+    }
+
     @Test func listHasTheSummaryFieldsWithNullsForAbsentStrings() async throws {
         let response = await call("/v1/devices")
         #expect(response.status == 200)

@@ -45,6 +45,12 @@ import USB
         #expect(feed.cursor == 1)
     }
 
+    @Test func eventsSayWhichNodeTheyCameFrom() {
+        var feed = EventFeed(instance: "cafe", filter: DeviceFilter(), cursor: 0, retry: nil, node: "bench-7")
+        feed.present(latest: 3, devices: [Self.keyboard])
+        #expect(String(decoding: feed.pending, as: UTF8.self).contains("\"node\":\"bench-7\""))
+    }
+
     @Test func eventIDs() {
         #expect(EventID("cafe-12") == EventID(instance: "cafe", sequence: 12))
         #expect(EventID("a-b-3")?.instance == "a-b")

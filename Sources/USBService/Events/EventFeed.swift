@@ -7,15 +7,18 @@ import USB
 struct EventFeed: Sendable {
     let instance: String
     let filter: DeviceFilter
+    /// The daemon's node name, in each event's device.
+    let node: String?
     /// The last change taken: the stream resumes after it.
     private(set) var cursor: UInt64
     /// Bytes made and not yet sent.
     private(set) var pending: [UInt8] = []
 
     /// `retry` is the reconnection delay the client is told (EventSource's `retry:` field).
-    init(instance: String, filter: DeviceFilter, cursor: UInt64, retry: Int? = 1000) {
+    init(instance: String, filter: DeviceFilter, cursor: UInt64, retry: Int? = 1000, node: String? = nil) {
         self.instance = instance
         self.filter = filter
+        self.node = node
         self.cursor = cursor
         if let retry { pending += Array("retry: \(retry)\n\n".utf8) }
     }
@@ -25,7 +28,7 @@ struct EventFeed: Sendable {
         for change in changes where change.sequence > cursor {
             cursor = change.sequence
             if filter.matches(change.device) {
-                event(change.kind.rawValue, id: change.sequence, data: DeviceEvent(change))
+                event(change.kind.rawValue, id: change.sequence, data: DeviceEvent(change, node: node))
             }
         }
     }
@@ -42,7 +45,7 @@ struct EventFeed: Sendable {
     mutating func present(latest: UInt64, devices: [USBDeviceInfo]) {
         cursor = max(cursor, latest)
         for device in devices where filter.matches(device) {
-            event("present", id: latest, data: DeviceEvent(present: device, sequence: latest))
+            event("present", id: latest, data: DeviceEvent(present: device, sequence: latest, node: node))
         }
     }
 

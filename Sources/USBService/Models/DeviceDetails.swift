@@ -9,8 +9,8 @@ struct DeviceDetails: Encodable, Sendable {
     var configurations: [ConfigurationModel]
 
     /// `drivers`: the kernel driver bound to each interface of the active configuration.
-    init(_ info: USBDeviceInfo, drivers: [UInt8: String] = [:]) {
-        summary = DeviceSummary(info)
+    init(_ info: USBDeviceInfo, node: String? = nil, drivers: [UInt8: String] = [:]) {
+        summary = DeviceSummary(info, node: node)
         speedMbps = Nullable(info.speed.megabits)
         activeConfiguration = Nullable(info.activeConfiguration.map(Int.init))
         deviceDescriptor = DeviceDescriptorModel(info.descriptor)

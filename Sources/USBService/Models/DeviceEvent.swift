@@ -9,18 +9,18 @@ struct DeviceEvent: Encodable, Sendable {
     var time: Nullable<String>
     var device: DeviceSummary
 
-    init(_ change: DeviceChange) {
+    init(_ change: DeviceChange, node: String? = nil) {
         type = change.kind.rawValue
         sequence = Int(change.sequence)
         time = Nullable(Timestamp.iso8601(change.time))
-        device = DeviceSummary(change.device)
+        device = DeviceSummary(change.device, node: node)
     }
 
-    init(present device: USBDeviceInfo, sequence: UInt64) {
+    init(present device: USBDeviceInfo, sequence: UInt64, node: String? = nil) {
         type = "present"
         self.sequence = Int(sequence)
         time = Nullable(nil)
-        self.device = DeviceSummary(device)
+        self.device = DeviceSummary(device, node: node)
     }
 }
 

@@ -15,8 +15,11 @@ struct DeviceSummary: Encodable, Sendable {
     var manufacturer: Nullable<String>
     var product: Nullable<String>
     var serial: Nullable<String>
+    /// The node (host) whose daemon serves the device (--node-name), null when not given: in a
+    /// fleet, which bench a listing, a description or an event came from.
+    var node: Nullable<String>
 
-    init(_ info: USBDeviceInfo) {
+    init(_ info: USBDeviceInfo, node: String? = nil) {
         id = info.id
         bus = Int(info.bus)
         address = Int(info.address)
@@ -29,6 +32,7 @@ struct DeviceSummary: Encodable, Sendable {
         manufacturer = Nullable(info.manufacturer)
         product = Nullable(info.product)
         serial = Nullable(info.serial)
+        self.node = Nullable(node)
     }
 }
 

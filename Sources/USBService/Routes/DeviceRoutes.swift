@@ -21,12 +21,13 @@ struct DeviceRoutes: Sendable {
             if request.request.query.isEmpty, let body = context.listingCache.body(generation: generation) {
                 return HTTPResponse(headers: ["Content-Type": "application/json"], body: body)
             }
-            let response = try HTTPResponse.json(DeviceList(devices: devices.filter(filter.matches).map(DeviceSummary.init)))
+            let response = try HTTPResponse.json(
+                DeviceList(devices: devices.filter(filter.matches).map { DeviceSummary($0, node: context.node) }))
             if request.request.query.isEmpty { context.listingCache.keep(response.body, generation: generation) }
             return response
         }
         let devices = try await context.devices()
-        return try .json(DeviceList(devices: devices.filter(filter.matches).map(DeviceSummary.init)))
+        return try .json(DeviceList(devices: devices.filter(filter.matches).map { DeviceSummary($0, node: context.node) }))
     }
 
     func describe(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -43,7 +44,7 @@ struct DeviceRoutes: Sendable {
                     device: id, configuration: active, interface: interface.number)
             }
         }
-        return try .json(DeviceDetails(device, drivers: drivers))
+        return try .json(DeviceDetails(device, node: context.node, drivers: drivers))
     }
 
     func raw(_ request: RoutedRequest) async throws -> HTTPResponse {

@@ -22,11 +22,11 @@ struct EventRoutes: Sendable {
         _ = try await context.devices()
 
         let (latest, devices) = log.snapshot()
-        var feed = EventFeed(instance: log.instance, filter: filter, cursor: latest)
+        var feed = EventFeed(instance: log.instance, filter: filter, cursor: latest, node: context.node)
         if let text = request.request.headers["Last-Event-ID"] ?? request.query.string("last_event_id") {
             let resumeFrom = EventID(text).flatMap { $0.instance == log.instance ? $0.sequence : nil }
             if let resumeFrom, let missed = log.changes(after: resumeFrom) {
-                feed = EventFeed(instance: log.instance, filter: filter, cursor: resumeFrom)
+                feed = EventFeed(instance: log.instance, filter: filter, cursor: resumeFrom, node: context.node)
                 feed.take(missed)
             } else {
                 let reason =
@@ -63,7 +63,7 @@ struct EventRoutes: Sendable {
             let (latest, devices) = log.snapshot()
             let matching = devices.filter(matches)
             if matching.isEmpty != wantPresent {
-                return try .json(DeviceList(devices: matching.map(DeviceSummary.init)))
+                return try .json(DeviceList(devices: matching.map { DeviceSummary($0, node: context.node) }))
             }
             guard ContinuousClock.now < deadline else {
                 throw WaitProblem(wantedPresent: wantPresent, timeoutMilliseconds: timeout, matching: matching.map(\.id))

@@ -16,6 +16,8 @@ struct RouteContext: Sendable {
     /// The token file, for the scope a request holds (nil: no tokens, every request may all).
     let tokens: TokenFile?
     let logger: Logger
+    /// This daemon's node name (--node-name), shown in device summaries.
+    let node: String?
     /// The whole device list's JSON, while the list does not change.
     let listingCache = ListingCache()
 
