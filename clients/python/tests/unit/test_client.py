@@ -257,3 +257,91 @@ def test_tls_refuses_an_unknown_certificate_unless_told(tls_server):
     unchecked = Connection(url, {}, False, 5.0)
     assert unchecked.request("GET", "/v1/devices").status_code == 200
     unchecked.close()
+
+
+class FakeDaemon(BaseHTTPRequestHandler):
+    """A daemon with one device per node; leases on a device: the first 201, later 423."""
+    protocol_version = "HTTP/1.1"
+    leased: set = set()
+
+    def answer(self, status, body, content_type="application/json"):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        node = self.server.node
+        serial = "board-" + node
+        devices = [{"id": "1-1", "address": 3, "serial": serial, "node": node}]
+        if "serial=" in self.path:
+            wanted = self.path.split("serial=")[1].split("&")[0]
+            devices = [d for d in devices if d["serial"] == wanted]
+        self.answer(200, {"devices": devices})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        key = (self.server.node, self.path.split("?")[0])
+        if key in FakeDaemon.leased:
+            self.answer(423, {"code": "lease-held", "status": 423, "title": "Leased", "detail": "held by ci-1"},
+                        "application/problem+json")
+            return
+        FakeDaemon.leased.add(key)
+        self.answer(201, {"id": "L1", "token": "T", "device": "1-1", "interface": None, "holder": "ci-1"})
+
+    def do_DELETE(self):
+        self.answer(200, {})
+
+    def do_PUT(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.answer(200, {})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def three_daemons():
+    servers = []
+    for node in ("bench-1", "bench-2", "bench-3"):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), FakeDaemon)
+        server.node = node
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    FakeDaemon.leased = set()
+    yield [f"http://127.0.0.1:{s.server_port}" for s in servers]
+    for server in servers:
+        server.shutdown()
+
+
+def test_the_fleet_lists_every_node_and_reports_the_silent_ones(three_daemons):
+    from usbhttpd.fleet import Fleet
+    silent = "http://127.0.0.1:9"  # discard: nothing listens
+    with Fleet(three_daemons + [silent], timeout=2.0) as fleet:
+        devices = fleet.devices()
+        assert sorted(d["node"] for d in devices) == ["bench-1", "bench-2", "bench-3"]
+        assert {d["url"] for d in devices} == set(three_daemons)
+        assert list(fleet.unreachable) == [silent]
+
+
+def test_the_fleet_finds_a_board_and_one_of_two_racers_gets_it(three_daemons):
+    from usbhttpd.fleet import Fleet
+    with Fleet(three_daemons) as fleet, Fleet(three_daemons) as other:
+        device = fleet.find(serial="board-bench-2")
+        assert device.id == "1-1" and device.address == 3 and device.client.url == three_daemons[1]
+        _, lease = fleet.lease(serial="board-bench-2", ttl_ms=60000)
+        with pytest.raises(usbhttpd.ProblemError) as caught:
+            other.lease(serial="board-bench-2")
+        assert caught.value.code == "lease-held" and "ci-1" in caught.value.detail
+        lease.release()
+        with pytest.raises(LookupError):
+            fleet.find(serial="no-such-board")
+
+
+def test_a_service_name_resolves_to_every_daemon():
+    from usbhttpd.fleet import Fleet
+    fleet = Fleet.from_service("localhost", port=8080)
+    assert fleet.clients and all(c.url.endswith(":8080") for c in fleet.clients)
+    fleet.close()
