@@ -161,7 +161,7 @@ import USBService
 
     /// `X-USB-Device-Address` names the instance of the device meant; one that is no address is
     /// refused before the device is looked up (a stale one is a lab test: it needs a device).
-    @Test(arguments: ["0", "128", "abc", "-1", "017x", ""])
+    @Test(arguments: ["0", "128", "abc", "-1", "017x", "", "+5", " 5"])
     func aBadDeviceAddressIsRefused(value: String) async {
         let response = await call(
             "GET", "/v1/devices/4-1/endpoints/0x81/data", [("length", "8")], headers: ["X-USB-Device-Address": value])

@@ -44,7 +44,7 @@ extension DeviceSession {
             handle: handle, endpoint: endpoint, type: libusbType(descriptor),
             length: (length + packet - 1) / packet * packet, timeout: timeout)
         let result = try await perform(pending, endpoint: endpoint, logger: logger)
-        if result.status == .timedOut || result.status == .cancelled, result.actualLength > 0 {
+        if result.status.keepsWhatCame, result.actualLength > 0 {
             // What came before the timeout (or the client's hang-up) is not lost: it waits for
             // the next read of the endpoint, as leftovers do.
             leftovers[endpoint] = pending.bytes(from: 0, count: result.actualLength)

@@ -17,6 +17,16 @@ public enum Sysfs {
         linkName("\(devices)/\(id):\(configuration).\(interface)/driver")
     }
 
+    /// The kernel driver bound to each interface of `configuration`, the active one, by
+    /// interface number (interfaces without a driver are left out).
+    public static func interfaceDrivers(device id: String, configuration: ConfigurationDescriptor) -> [UInt8: String] {
+        var drivers: [UInt8: String] = [:]
+        for interface in configuration.interfaces {
+            drivers[interface.number] = interfaceDriver(device: id, configuration: configuration.value, interface: interface.number)
+        }
+        return drivers
+    }
+
     /// The last path component of symbolic link `path` (readlink), nil if it is not one.
     static func linkName(_ path: String) -> String? {
         var target = [CChar](repeating: 0, count: 4096)

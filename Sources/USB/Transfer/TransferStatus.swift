@@ -29,6 +29,11 @@ public enum TransferStatus: String, Sendable, Equatable, CaseIterable {
         default: self = .error
         }
     }
+
+    /// A read that ends so after some bytes came keeps them for the next read of the endpoint
+    /// (``DeviceSession/read(_:length:timeout:logger:)``): the device sent them and nothing
+    /// went wrong with them; only the wait for the rest ended (a timeout, or a client that left).
+    public var keepsWhatCame: Bool { self == .timedOut || self == .cancelled }
 }
 
 /// What a finished transfer reports: its status and the bytes that moved. For an IN

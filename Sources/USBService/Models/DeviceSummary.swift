@@ -38,4 +38,9 @@ struct DeviceSummary: Encodable, Sendable {
 
 struct DeviceList: Encodable, Sendable {
     var devices: [DeviceSummary]
+
+    /// The summaries of `devices`, served by the daemon of `node`.
+    init(_ devices: [USBDeviceInfo], node: String?) {
+        self.devices = devices.map { DeviceSummary($0, node: node) }
+    }
 }

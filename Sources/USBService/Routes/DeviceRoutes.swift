@@ -21,13 +21,12 @@ struct DeviceRoutes: Sendable {
             if request.request.query.isEmpty, let body = context.listingCache.body(generation: generation) {
                 return HTTPResponse(headers: ["Content-Type": "application/json"], body: body)
             }
-            let response = try HTTPResponse.json(
-                DeviceList(devices: devices.filter(filter.matches).map { DeviceSummary($0, node: context.node) }))
+            let response = try HTTPResponse.json(DeviceList(devices.filter(filter.matches), node: context.node))
             if request.request.query.isEmpty { context.listingCache.keep(response.body, generation: generation) }
             return response
         }
         let devices = try await context.devices()
-        return try .json(DeviceList(devices: devices.filter(filter.matches).map { DeviceSummary($0, node: context.node) }))
+        return try .json(DeviceList(devices.filter(filter.matches), node: context.node))
     }
 
     func describe(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -35,15 +34,8 @@ struct DeviceRoutes: Sendable {
         let id = try await context.deviceID(request)
         guard let device = try await context.usb("Reading device \(id)", device: id, { try await context.catalog.device(id: id) })
         else { throw await context.absent(id) }
-        var drivers: [UInt8: String] = [:]
-        if let active = device.activeConfiguration,
-            let configuration = device.configurations.first(where: { $0.value == active })
-        {
-            for interface in configuration.interfaces {
-                drivers[interface.number] = Sysfs.interfaceDriver(
-                    device: id, configuration: active, interface: interface.number)
-            }
-        }
+        let active = device.configurations.first { $0.value == device.activeConfiguration }
+        let drivers = active.map { Sysfs.interfaceDrivers(device: id, configuration: $0) } ?? [:]
         return try .json(DeviceDetails(device, node: context.node, drivers: drivers))
     }
 

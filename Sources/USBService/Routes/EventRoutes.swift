@@ -63,7 +63,7 @@ struct EventRoutes: Sendable {
             let (latest, devices) = log.snapshot()
             let matching = devices.filter(matches)
             if matching.isEmpty != wantPresent {
-                return try .json(DeviceList(devices: matching.map { DeviceSummary($0, node: context.node) }))
+                return try .json(DeviceList(matching, node: context.node))
             }
             guard ContinuousClock.now < deadline else {
                 throw WaitProblem(wantedPresent: wantPresent, timeoutMilliseconds: timeout, matching: matching.map(\.id))

@@ -88,10 +88,8 @@ struct InterfaceRoutes: Sendable {
         // would pull the alternate settings from under them. Otherwise it changes nothing.
         if value != 0, await session.state.activeConfiguration == UInt8(value) {
             let state = await session.state
-            let held = !state.claims.isEmpty || state.active?.interfaces.contains { interface in
-                Sysfs.interfaceDriver(device: session.id, configuration: UInt8(value), interface: interface.number) != nil
-            } == true
-            if !held {
+            let drivers = state.active.map { Sysfs.interfaceDrivers(device: session.id, configuration: $0) } ?? [:]
+            if state.claims.isEmpty && drivers.isEmpty {
                 try context.checkLease(request, device: session.id, interface: nil)
                 try await context.usb("Selecting configuration \(value) of \(session.id) again", device: session.id) {
                     try await session.setConfiguration(UInt8(value))
@@ -99,9 +97,7 @@ struct InterfaceRoutes: Sendable {
             }
             return try .json(SessionState(id: session.id, await session.state))
         }
-        guard context.scope(of: request) >= .admin else {
-            throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
-        }
+        try context.requireAdmin(request)
         try context.checkLease(request, device: session.id, interface: nil)
         try await context.usb("Selecting configuration \(value) of \(session.id)", device: session.id) {
             try await session.setConfiguration(value == 0 ? nil : UInt8(value))

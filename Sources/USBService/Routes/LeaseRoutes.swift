@@ -58,9 +58,7 @@ struct LeaseRoutes: Sendable {
         try request.query.allow(only: ["force"])
         let id = request.parameters["lease"] ?? ""
         if try request.query.boolean("force") ?? false {
-            guard context.scope(of: request) >= .admin else {
-                throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
-            }
+            try context.requireAdmin(request)
             let lease = try await context.leases.endByAdmin(id: id)
             return try .json(LeaseModel(lease, withToken: false))
         }

@@ -100,7 +100,9 @@ struct RouteContext: Sendable {
     /// again behind the same id is not driven by a client that does not know it.
     func expectedAddress(_ request: RoutedRequest) throws -> UInt8? {
         guard let text = request.request.headers["X-USB-Device-Address"] else { return nil }
-        guard let value = UInt8(text), (1...127).contains(value) else {
+        // Digits only, as openapi.yaml's pattern says (UInt8("+5") would take a sign).
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt8(text), (1...127).contains(value)
+        else {
             throw USBProblem.invalidAddress(String(text.prefix(32)))
         }
         return value

@@ -57,7 +57,7 @@ struct TransferRoutes: Sendable {
             try await session.read(endpoint, length: length, timeout: timeout, logger: request.request.logger)
         }
         let json = request.request.headers["Accept"]?.contains("application/json") ?? false
-        if result.status != .completed && result.actualLength > 0 {
+        if result.status.keepsWhatCame && result.actualLength > 0 {
             let kept = "\(what()), of which \(result.actualLength) came and are kept for the next read"
             return try TransferAnswer.received(result, requested: length, json: json, context: kept)
         }

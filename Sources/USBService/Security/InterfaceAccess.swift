@@ -7,6 +7,14 @@ import USB
 /// rule needs the admin scope; a hub's port request never reaches a port whose device is
 /// denied or leased by someone else.
 extension RouteContext {
+    /// 403 insufficient-scope unless `request` holds the admin scope: for what a route
+    /// registered for a lower scope does only for admins.
+    func requireAdmin(_ request: RoutedRequest) throws {
+        guard scope(of: request) >= .admin else {
+            throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
+        }
+    }
+
     /// The scope `request` holds: its token's (with a token file), else the admin scope.
     func scope(of request: RoutedRequest) -> Scope {
         guard let tokens else { return .admin }

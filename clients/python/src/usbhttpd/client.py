@@ -13,6 +13,7 @@ keep-alive connection of its own (a second opens only while a stream holds the f
 """
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
@@ -155,8 +156,7 @@ class Device:
         all_headers.update(headers or {})
         answer = self._connection.request(method, self._path + path, params=params, body=content or b"",
                                           headers=all_headers, timeout=timeout)
-        if answer.status_code >= 400:
-            raise problem_from(answer)
+        _check(answer)
         return answer
 
     # What the device is
@@ -238,7 +238,6 @@ class Device:
         """One isochronous IN transfer: the answer's packets, and `data` (the bytes, packed)."""
         params = _iso_params(packets, packet_size, packet_lengths, timeout_ms)
         answer = self._call("GET", f"/endpoints/{endpoint}/iso", params=params, timeout_ms=timeout_ms).json()
-        import base64
         answer["data"] = base64.b64decode(answer.get("data_base64") or "")
         return answer
 
