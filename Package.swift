@@ -67,8 +67,9 @@ let package = Package(
         .target(
             name: "USBService",
             dependencies: [
-                "HTTPServer", "HTTPRouting", "USB", "CGnuTLS",
+                "HTTPServer", "HTTPRouting", "USB", "CGnuTLS", "LinuxSystem",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             plugins: ["EmbedOpenAPI"]),

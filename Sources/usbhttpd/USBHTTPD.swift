@@ -106,7 +106,18 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The name of the node this daemon runs on, shown as `node` in device lists, details and events (on Kubernetes, the downward API's spec.nodeName).")
     var nodeName: String?
 
+    @Option(help: ArgumentHelp(
+        "Keep Node Feature Discovery's local feature file here, with labels for the devices served (written on start and on every arrival and removal, removed on stop).",
+        valueName: "path"))
+    var featureFile: String?
+
+    @Flag(inversion: .prefixedNo, help: "Label devices by serial number in the feature file too (usbhttpd.serial-…).")
+    var featureSerials = true
+
     func validate() throws {
+        if let featureFile, featureFile.isEmpty || featureFile.hasSuffix("/") || featureFile.utf8.count > 4000 {
+            throw ValidationError("--feature-file must name a file (NFD's features.d folder and a name).")
+        }
         if let nodeName {
             // A DNS name (what Kubernetes allows for a node): it goes into every answer as is.
             let allowed = nodeName.utf8.allSatisfy { $0 == 0x2d || $0 == 0x2e || (0x30...0x39).contains($0) || (0x61...0x7a).contains($0) }
@@ -228,7 +239,14 @@ struct USBHTTPD: AsyncParsableCommand {
 
         let group = ServiceGroup(
             configuration: .init(
-                services: [DaemonService(server: server, host: host)],
+                services: [
+                    DaemonService(
+                        server: server, host: host,
+                        features: featureFile.map { path in
+                            NodeFeatureFile(
+                                path: path, node: nodeName, serials: featureSerials, logger: Logger(label: "usbhttpd.nfd"))
+                        })
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
@@ -259,10 +277,15 @@ enum ListenAddress {
 struct DaemonService: Service {
     let server: HTTPServer
     let host: USBHost
+    /// The feature file kept for NFD, if asked for: removed before the devices are closed.
+    let features: NodeFeatureFile?
 
     func run() async throws {
         try server.start()
+        let labelling = features.map { file in Task { await file.run(changes: host.changes) } }
         try? await gracefulShutdown()
+        labelling?.cancel()
+        await labelling?.value
         await host.beginShutdown()
         await server.shutdown()
         await host.shutdown()

@@ -17,7 +17,7 @@ extension InTheLab {
         let lab = try await Lab.shared.session()
         let lsusb = Lsusb(parsing: try await lab.run("lsusb -v 2>/dev/null"))
         let listed = try await devices(lab)
-        #expect(lsusb.devices.count == 12, "the lab plays 12 devices")
+        #expect(lsusb.devices.count == 14, "the lab plays 14 devices")
         #expect(listed.count == lsusb.devices.count)
         for device in lsusb.devices {
             let entry = try #require(
@@ -184,7 +184,7 @@ extension InTheLab {
         #expect(hid.map { $0["product"] as? String } == ["QEMU USB Keyboard"])
         #expect(try await devices(lab, query: "?class=3").count == 1)
         let hubs = try await devices(lab, query: "?class=0x09")
-        #expect(hubs.count == 6, "5 root hubs and QEMU's hub")
+        #expect(hubs.count == 8, "7 root hubs and QEMU's hub")
     }
 
     @Test(arguments: [

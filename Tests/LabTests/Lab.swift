@@ -109,6 +109,26 @@ struct LabSession: Sendable {
         }
     }
 
+    /// Runs `script` in the guest in the background (for work longer than one agent request
+    /// may stay silent) and waits up to `seconds` for it to end: its exit status ("" if it did
+    /// not end in time) and its output.
+    func runDetached(_ script: String, name: String, within seconds: Int = 600) async throws -> (status: String, output: String) {
+        let rc = "\"$TMPDIR/\(name).rc\"", log = "\"$TMPDIR/\(name).log\""
+        try await run(
+            """
+            rm -f \(rc)
+            ( ( \(script)
+              ) > \(log) 2>&1; echo $? > \(rc) ) > /dev/null 2>&1 &
+            """)
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var status = ""
+        while status.isEmpty && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(1))
+            status = try await run("cat \(rc) 2>/dev/null || true").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return (status, try await run("cat \(log)"))
+    }
+
     private static func waitFor(
         _ what: String, seconds: Int, process: ChildProcess, log: String, _ ready: () async -> Bool
     ) async throws {

@@ -5,9 +5,10 @@ import Testing
 
 @Suite struct DevicePolicyTests {
     /// A device with one interface of this class, subclass and protocol.
-    static func device(vendor: UInt16 = 0x1209, product: UInt16 = 1, interface: (UInt8, UInt8, UInt8), serial: String? = "s")
-        -> USBDeviceInfo
-    {
+    static func device(
+        vendor: UInt16 = 0x1209, product: UInt16 = 1, interface: (UInt8, UInt8, UInt8), serial: String? = "s",
+        bus: UInt8 = 1, portPath: [UInt8] = [1]
+    ) -> USBDeviceInfo {
         let alt = InterfaceDescriptor(
             number: 0, alternateSetting: 0, interfaceClass: interface.0, interfaceSubClass: interface.1,
             interfaceProtocol: interface.2, stringIndex: 0, endpoints: [])
@@ -19,7 +20,7 @@ import Testing
             productID: product, bcdDevice: 1, manufacturerIndex: 0, productIndex: 0,
             serialNumberIndex: serial == nil ? 0 : 3, numConfigurations: 1)
         return USBDeviceInfo(
-            bus: 1, address: 2, portPath: [1], speed: .high, descriptor: descriptor, configurations: [configuration],
+            bus: bus, address: 2, portPath: portPath, speed: .high, descriptor: descriptor, configurations: [configuration],
             activeConfiguration: 1, strings: serial.map { [3: $0] } ?? [:])
     }
 
@@ -52,8 +53,20 @@ import Testing
         #expect(policy.rules.map(\.description)[0] == "allow vendor_id=0x0627,product_id=0x0001")
     }
 
+    @Test func rulesByBusAndPortShareOnePartOfTheMachine() throws {
+        let policy = DevicePolicy(rules: [try .init(parsing: "allow port=3-1"), try .init(parsing: "allow bus=4"), try .init(parsing: "deny")])
+        #expect(policy.allows(Self.device(interface: (0xff, 0, 0), bus: 3, portPath: [1])))
+        #expect(policy.allows(Self.device(interface: (0xff, 0, 0), bus: 3, portPath: [1, 4, 2])), "behind a hub on the port")
+        #expect(!policy.allows(Self.device(interface: (0xff, 0, 0), bus: 3, portPath: [11])), "3-11 is not behind 3-1")
+        #expect(!policy.allows(Self.device(interface: (0xff, 0, 0), bus: 3, portPath: [2])))
+        #expect(policy.allows(Self.device(interface: (0xff, 0, 0), bus: 4, portPath: [7])))
+        #expect(policy.rules.map(\.description) == ["allow port=3-1", "allow bus=4", "deny"])
+    }
+
     @Test(arguments: [
         "permit vid=1", "allow vid", "allow vid=0x12345", "allow colour=red", "allow class=nonsense", "deny pid=-1",
+        "allow bus=0", "allow bus=256", "allow port=3", "allow port=3-", "allow port=3-1.", "allow port=3-0", "allow port=a-1",
+        "allow port=3-1-2", "allow port=3-1.256",
     ])
     func badRules(text: String) {
         #expect(throws: DevicePolicy.PolicyError.self) { try DevicePolicy.Rule(parsing: text) }

@@ -3,11 +3,12 @@
 #   dummy_udc.0  SourceSink gadget      1209:0001  serial lab-sourcesink
 #   dummy_udc.1  Loopback gadget        1209:0002  serial lab-loopback
 #   dummy_udc.2  FunctionFS lab gadget  1209:0003  serial lab-ffs   (lab/gadget/ffs-gadget.c)
+#   dummy_udc.3, dummy_udc.4  free: other buses a gadget can be moved to (replug.py plug GADGET UDC)
 # plus whatever QEMU put on its emulated xHCI (keyboard, storage, audio, hub).
 # Waits until every device is enumerated and configured.
 set -eu
 modprobe() { "$LAB_RUN/modprobe" "$@"; }
-modprobe dummy_hcd num=3 is_high_speed=1
+modprobe dummy_hcd num=5 is_high_speed=1
 modprobe libcomposite
 modprobe usb_f_ss_lb
 modprobe usb_f_fs

@@ -4,7 +4,9 @@ and waits until the host side has seen it (the device gone from sysfs, or back a
 configured).
 
   replug.py unplug GADGET          unbind; wait until the device is gone
-  replug.py plug GADGET            bind; wait until the device is configured
+  replug.py plug GADGET [UDC]      bind (to its own UDC, or to UDC: dummy_udc.3 and .4 are free,
+                                   each another bus); wait until the device is configured
+  replug.py bus UDC                the bus number of a UDC's host side (dummy_udc.N: dummy_hcd.N)
   replug.py cycles GADGET N [URL]  N times unplug then plug; with URL, POST to it after each
                                    plug (e.g. a claim, so that the daemon opens the device)
                                    (HOLD=seconds in the environment: stay plugged and unplugged
@@ -59,10 +61,10 @@ def unplug(gadget):
     wait(lambda: device(serial) is None, f"{gadget} gone")
 
 
-def plug(gadget):
-    udc, serial = GADGETS[gadget]
+def plug(gadget, udc=None):
+    own, serial = GADGETS[gadget]
     with open(f"{CONFIGFS}/{gadget}/UDC", "w") as f:
-        f.write(udc)
+        f.write(udc or own)
     wait(lambda: device(serial) is not None, f"{gadget} configured")
     return device(serial)
 
@@ -94,7 +96,11 @@ def main(argv):
         unplug(argv[2])
         print(json.dumps({"unplugged": argv[2]}))
     elif command == "plug":
-        print(json.dumps({"plugged": argv[2], "id": plug(argv[2])}))
+        print(json.dumps({"plugged": argv[2], "id": plug(argv[2], argv[3] if len(argv) > 3 else None)}))
+    elif command == "bus":
+        host = "/sys/devices/platform/" + argv[2].replace("dummy_udc", "dummy_hcd")
+        (root,) = [name for name in os.listdir(host) if name.startswith("usb")]
+        print(json.dumps({"udc": argv[2], "bus": int(root[3:])}))
     elif command == "cycles":
         gadget, count = argv[2], int(argv[3])
         url = argv[4] if len(argv) > 4 else None

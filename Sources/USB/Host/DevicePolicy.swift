@@ -20,10 +20,15 @@ public struct DevicePolicy: Sendable, Equatable {
         /// An interface class: the rule decides about interfaces of this class (and matches
         /// devices that have one).
         public var interfaceClass: UInt8?
+        /// A bus: the rule matches every device on it (its root hub too).
+        public var bus: UInt8?
+        /// A port ("3-1", "3-1.2"): the rule matches the device on it and every device behind it
+        /// (a hub's), so that a daemon can share one hub's ports and leave the rest alone.
+        public var port: String?
 
         public init(
             allow: Bool, vendorID: UInt16? = nil, productID: UInt16? = nil, classCode: UInt8? = nil, serial: String? = nil,
-            interfaceClass: UInt8? = nil
+            interfaceClass: UInt8? = nil, bus: UInt8? = nil, port: String? = nil
         ) {
             self.allow = allow
             self.vendorID = vendorID
@@ -31,11 +36,13 @@ public struct DevicePolicy: Sendable, Equatable {
             self.classCode = classCode
             self.serial = serial
             self.interfaceClass = interfaceClass
+            self.bus = bus
+            self.port = port
         }
 
         /// "allow|deny key=value[,key=value…]", keys vendor_id (vid), product_id (pid), class
-        /// (a code or a name such as hid), serial, interface_class (a code or a name). A rule
-        /// with no key matches every device.
+        /// (a code or a name such as hid), serial, interface_class (a code or a name), bus (a
+        /// number), port (a port path such as 3-1.2). A rule with no key matches every device.
         public init(parsing text: String) throws(PolicyError) {
             let words = text.split(separator: " ", maxSplits: 1).map(String.init)
             guard let verb = words.first, verb == "allow" || verb == "deny" else {
@@ -53,8 +60,19 @@ public struct DevicePolicy: Sendable, Equatable {
                     else { throw .malformed(text, "unknown class '\(parts[1])'") }
                     if parts[0] == "class" { classCode = code } else { interfaceClass = code }
                 case "serial": serial = parts[1]
+                case "bus":
+                    guard let number = Self.number(parts[1]).flatMap(UInt8.init(exactly:)), number > 0 else {
+                        throw .malformed(text, "'\(parts[1])' is not a bus number (1-255)")
+                    }
+                    bus = number
+                case "port":
+                    guard Self.isPortPath(parts[1]) else {
+                        throw .malformed(text, "'\(parts[1])' is not a port such as 3-1 or 3-1.2")
+                    }
+                    port = parts[1]
                 default:
-                    throw .malformed(text, "unknown key '\(parts[0])' (vendor_id, product_id, class, serial, interface_class)")
+                    throw .malformed(
+                        text, "unknown key '\(parts[0])' (vendor_id, product_id, class, serial, interface_class, bus, port)")
                 }
             }
         }
@@ -65,7 +83,20 @@ public struct DevicePolicy: Sendable, Equatable {
             if let serial, device.serial != serial { return false }
             if let classCode, !device.hasClass(classCode) { return false }
             if let interfaceClass, !device.hasInterfaceClass(interfaceClass) { return false }
+            if let bus, device.bus != bus { return false }
+            if let port, device.id != port && !device.id.hasPrefix(port + ".") { return false }
             return true
+        }
+
+        /// "bus-port[.port…]", each a number from 1 to 255 (the kernel's names for devices).
+        static func isPortPath(_ text: String) -> Bool {
+            let halves = text.split(separator: "-", omittingEmptySubsequences: false)
+            guard halves.count == 2 else { return false }
+            let numbers = [halves[0]] + halves[1].split(separator: ".", omittingEmptySubsequences: false)
+            return numbers.allSatisfy { number in
+                number.count <= 3 && number.allSatisfy(\.isASCII) && number.allSatisfy(\.isNumber)
+                    && (1...255).contains(Int(number) ?? 0)
+            }
         }
 
         public var description: String {
@@ -75,6 +106,8 @@ public struct DevicePolicy: Sendable, Equatable {
             if let classCode { keys.append("class=\(hex(classCode))") }
             if let serial { keys.append("serial=\(serial)") }
             if let interfaceClass { keys.append("interface_class=\(hex(interfaceClass))") }
+            if let bus { keys.append("bus=\(bus)") }
+            if let port { keys.append("port=\(port)") }
             return (allow ? "allow" : "deny") + (keys.isEmpty ? "" : " " + keys.joined(separator: ","))
         }
 
