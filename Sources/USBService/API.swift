@@ -25,6 +25,11 @@ public enum API {
         let leases = LeaseTable { lease, why in
             await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)
         }
+        // A leased device that leaves keeps its lease for the lease's grace only.
+        let changes = catalog.changes
+        _ = changes.follow { [weak leases] in
+            leases?.devicesPresent(Set(changes.snapshot().devices.map(\.id)))
+        }
         let context = RouteContext(
             catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
             logger: logger, node: node)

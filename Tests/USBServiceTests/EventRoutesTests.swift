@@ -146,6 +146,33 @@ import USB
         #expect(String(decoding: response.body, as: UTF8.self).contains("\"id\" : \"4-1\""))
     }
 
+    /// `claim` on a wait: which port (id), which interfaces, and the transfer scope.
+    static let badClaims: [([(String, String)], String)] = [
+        ([("vendor_id", "0x0627"), ("claim", "0")], "missing-parameter"),
+        ([("id", "4-1"), ("for", "absent"), ("claim", "0")], "missing-parameter"),
+        ([("id", "4-1"), ("claim", "x")], "invalid-parameter"),
+        ([("id", "4-1"), ("claim", "0,,1")], "invalid-parameter"),
+        ([("id", "4-1"), ("claim", "256")], "invalid-parameter"),
+        ([("id", "4-1"), ("claim", Array(repeating: "1", count: 33).joined(separator: ","))], "invalid-parameter"),
+    ]
+
+    @Test func badClaimsOnAWait() async {
+        let api = API.router(catalog: FakeCatalog(list: [Self.keyboard]))
+        for (query, code) in Self.badClaims {
+            let response = await call(api, "/v1/wait", query: query)
+            #expect(response.status == 400 && problemCode(response) == code, "\(query): \(String(decoding: response.body, as: UTF8.self))")
+        }
+    }
+
+    @Test func claimingOnAWaitNeedsTheTransferScope() async throws {
+        let tokens = try TokenFile(text: "viewer read read-token-0123456789abcdef\n")
+        let api = API.router(catalog: FakeCatalog(list: [Self.keyboard]), tokens: tokens)
+        var headers = HTTPHeaders()
+        headers.add("Authorization", "Bearer read-token-0123456789abcdef")
+        let response = await call(api, "/v1/wait", query: [("id", "4-1"), ("claim", "0")], headers: headers)
+        #expect(response.status == 403 && problemCode(response) == "insufficient-scope")
+    }
+
     @Test func waitReturnsWhenTheDeviceArrives() async throws {
         let catalog = FakeCatalog(list: [])
         let api = API.router(catalog: catalog)

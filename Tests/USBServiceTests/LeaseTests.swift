@@ -75,6 +75,34 @@ import Testing
         #expect(book.takeExpired(now: Self.t(3).instant).isEmpty, "and never again")
     }
 
+    /// A leased device that leaves (a re-enumeration, a firmware update) keeps its lease for
+    /// the lease's grace; back on the port, the lease runs on as renewed.
+    @Test func aLeaseWaitsForItsDeviceOnlyWithinItsGrace() throws {
+        var book = LeaseBook()
+        var lease = try book.grant(
+            device: "1-1", interface: nil, holder: "ci", ttl: .seconds(60), id: "a", token: "t", now: Self.t(0),
+            grace: .seconds(5)).lease
+        _ = try Self.grant(&book, "2-1", nil, ttl: 60)
+        #expect(book.devicesPresent(["1-1", "2-1"], now: Self.t(1)) == nil, "nothing changes while both are here")
+        // 1-1 leaves at t=10: the lease runs out at t=15 unless it comes back.
+        #expect(book.devicesPresent(["2-1"], now: Self.t(10)) == Self.t(15).instant)
+        lease = try #require(book.leases["a"])
+        #expect(lease.expiresAt == 1_800_000_015 && lease.goneSince == Self.t(10))
+        #expect(throws: LeaseProblem.self) { try Self.grant(&book, "1-1", nil, holder: "bob", at: 12) }
+        // A renewal meanwhile does not stretch the grace.
+        lease = try book.renew(id: "a", token: "t", ttl: .seconds(60), now: Self.t(12))
+        #expect(lease.expiresAt == 1_800_000_015)
+        // Back at t=14: the renewal counts again.
+        #expect(book.devicesPresent(["1-1", "2-1"], now: Self.t(14)) == nil)
+        lease = try #require(book.leases["a"])
+        #expect(lease.expiresAt == 1_800_000_072 && lease.goneSince == nil)
+        // Gone again, for good: out at the end of the grace, and only this lease.
+        _ = book.devicesPresent(["2-1"], now: Self.t(20))
+        let out = book.takeExpired(now: Self.t(25).instant)
+        #expect(out.map(\.id) == ["a"] && out[0].goneSince != nil)
+        #expect(book.leases.count == 1)
+    }
+
     @Test func anAdminMayEndAnyLease() throws {
         var book = LeaseBook()
         let lease = try Self.grant(&book, "1-1", 0).lease

@@ -3,7 +3,9 @@
 #   dummy_udc.0  SourceSink gadget      1209:0001  serial lab-sourcesink
 #   dummy_udc.1  Loopback gadget        1209:0002  serial lab-loopback
 #   dummy_udc.2  FunctionFS lab gadget  1209:0003  serial lab-ffs   (lab/gadget/ffs-gadget.c)
-#   dummy_udc.3, dummy_udc.4  free: other buses a gadget can be moved to (replug.py plug GADGET UDC)
+#   dummy_udc.3  DFU lab gadget         1209:0010 runtime, 1209:0011 DFU mode, serial lab-dfu
+#                (lab/gadget/dfu-gadget.c, on gadgetfs)
+#   dummy_udc.4  free: another bus a gadget can be moved to (replug.py plug GADGET UDC)
 # plus whatever QEMU put on its emulated xHCI (keyboard, storage, audio, hub).
 # Waits until every device is enumerated and configured.
 set -eu
@@ -54,14 +56,21 @@ while [ ! -e /dev/ffs-lab/ep1 ]; do
 done
 echo dummy_udc.2 > "$G/ffs/UDC"
 
+# The DFU gadget (gadgetfs: the whole device in user space) binds to the first free UDC:
+# dummy_udc.3, as .0-.2 are taken and .3 comes before .4.
+modprobe gadgetfs
+mkdir -p /dev/gadget
+mount -t gadgetfs gadget /dev/gadget
+"$LAB_DFU_GADGET" /dev/gadget/dummy_udc > "$LAB_RUN/dfu-gadget.log" 2>&1 &
+
 # Wait until all devices are there and the gadgets are configured by the host side.
 i=0
 while :; do
   n=$(ls /sys/bus/usb/devices | grep -vc ':' || true)
   c=$(cat /sys/class/udc/dummy_udc.*/state | grep -c '^configured$' || true)
-  [ "$n" -ge "$LAB_EXPECT_DEVICES" ] && [ "$c" -eq 3 ] && break
+  [ "$n" -ge "$LAB_EXPECT_DEVICES" ] && [ "$c" -eq 4 ] && break
   i=$((i + 1))
-  [ $i -lt 600 ] || { echo "devices: $n of $LAB_EXPECT_DEVICES, gadgets configured: $c of 3"; ls /sys/bus/usb/devices; exit 1; }
+  [ $i -lt 600 ] || { echo "devices: $n of $LAB_EXPECT_DEVICES, gadgets configured: $c of 4"; cat "$LAB_RUN/dfu-gadget.log"; ls /sys/bus/usb/devices; exit 1; }
   sleep 0.1
 done
 echo "lab: $n USB devices ready"

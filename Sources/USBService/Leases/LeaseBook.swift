@@ -12,9 +12,44 @@ struct Lease: Sendable, Equatable {
     var holder: String
     /// Grows with every grant, daemon-wide: a stale holder's number is smaller.
     var fencing: UInt64
+    /// When it runs out: when its holder last renewed it to, or, while its device is away,
+    /// the end of its grace if that comes sooner.
     var expires: ContinuousClock.Instant
     /// `expires` as Unix time, for the API.
     var expiresAt: Double
+    /// How long the device may be away (a re-enumeration, a firmware update) before the lease
+    /// ends without it; its holder keeps the port meanwhile.
+    var grace: Duration = .seconds(60)
+    /// Since when its device is away (nil: present), monotonic and as Unix time.
+    var goneSince: LeaseBook.Now?
+    /// What the holder last renewed it to, whatever the device does.
+    var renewed: LeaseBook.Now
+
+    init(
+        id: String, token: String, device: String, interface: UInt8?, holder: String, fencing: UInt64,
+        expires: ContinuousClock.Instant, expiresAt: Double, grace: Duration = .seconds(60)
+    ) {
+        self.id = id
+        self.token = token
+        self.device = device
+        self.interface = interface
+        self.holder = holder
+        self.fencing = fencing
+        self.expires = expires
+        self.expiresAt = expiresAt
+        self.grace = grace
+        self.renewed = LeaseBook.Now(instant: expires, unix: expiresAt)
+    }
+
+    /// `expires` from `renewed` and, while the device is away, the grace.
+    mutating func settle() {
+        var end = renewed
+        if let gone = goneSince, gone.instant + grace < end.instant {
+            end = LeaseBook.Now(instant: gone.instant + grace, unix: gone.unix + grace.seconds)
+        }
+        expires = end.instant
+        expiresAt = end.unix
+    }
 
     func covers(device: String, interface: UInt8?) -> Bool {
         self.device == device && (self.interface == nil || interface == nil || self.interface == interface)
@@ -32,7 +67,7 @@ struct LeaseBook: Sendable {
     private(set) var fencing: UInt64 = 0
 
     /// A time, monotonic and as Unix time.
-    struct Now {
+    struct Now: Sendable, Equatable {
         var instant: ContinuousClock.Instant
         var unix: Double
     }
@@ -40,7 +75,8 @@ struct LeaseBook: Sendable {
     /// A new lease with `id` and `token`, or the lease in the way; with the expired leases
     /// taken out meanwhile, which the caller ends before anyone can act under the new one.
     mutating func grant(
-        device: String, interface: UInt8?, holder: String, ttl: Duration, id: String, token: String, now: Now
+        device: String, interface: UInt8?, holder: String, ttl: Duration, id: String, token: String, now: Now,
+        grace: Duration = .seconds(60)
     ) throws(LeaseProblem) -> (lease: Lease, ended: [Lease]) {
         if let held = leases.values.first(where: { $0.expires > now.instant && $0.covers(device: device, interface: interface) }) {
             throw .held(held)
@@ -49,7 +85,7 @@ struct LeaseBook: Sendable {
         fencing += 1
         let lease = Lease(
             id: id, token: token, device: device, interface: interface, holder: holder, fencing: fencing,
-            expires: now.instant + ttl, expiresAt: now.unix + ttl.seconds)
+            expires: now.instant + ttl, expiresAt: now.unix + ttl.seconds, grace: grace)
         leases[id] = lease
         return (lease, ended)
     }
@@ -58,10 +94,28 @@ struct LeaseBook: Sendable {
     mutating func renew(id: String, token: String?, ttl: Duration, now: Now) throws(LeaseProblem) -> Lease {
         guard var lease = leases[id], lease.expires > now.instant else { throw .notFound(id) }
         guard Self.same(token, lease.token) else { throw .wrongToken(lease) }
-        lease.expires = now.instant + ttl
-        lease.expiresAt = now.unix + ttl.seconds
+        lease.renewed = Now(instant: now.instant + ttl, unix: now.unix + ttl.seconds)
+        lease.settle()
         leases[id] = lease
         return lease
+    }
+
+    /// Which devices are present now: a lease whose device left runs out at the end of its
+    /// grace unless the device comes back to the port first (a re-enumeration, a firmware
+    /// update), and runs on as renewed once it is back. The soonest new expiry, if any
+    /// came sooner.
+    mutating func devicesPresent(_ present: Set<String>, now: Now) -> ContinuousClock.Instant? {
+        var soonest: ContinuousClock.Instant?
+        for var lease in leases.values where lease.expires > now.instant {
+            let here = present.contains(lease.device)
+            guard here == (lease.goneSince != nil) else { continue }
+            lease.goneSince = here ? nil : now
+            let before = lease.expires
+            lease.settle()
+            leases[lease.id] = lease
+            if lease.expires < before { soonest = min(soonest ?? lease.expires, lease.expires) }
+        }
+        return soonest
     }
 
     /// Takes lease `id` out for the holder of its token, or (`force`) for anyone.

@@ -11,6 +11,7 @@ final class LeaseTable: Sendable {
     enum Ending: String, Sendable {
         case expired
         case endedByAdmin = "ended by an admin"
+        case deviceDidNotReturn = "ended: its device did not come back within the grace"
     }
     typealias End = @Sendable (_ lease: Lease, _ why: Ending) async -> Void
 
@@ -32,17 +33,29 @@ final class LeaseTable: Sendable {
     private static var now: LeaseBook.Now { LeaseBook.Now(instant: .now, unix: Date().timeIntervalSince1970) }
 
     /// A new lease, or the lease in the way. Expired leases it found are ended before it returns.
-    func grant(device: String, interface: UInt8?, holder: String, ttl: Duration) async throws(LeaseProblem) -> Lease {
+    func grant(
+        device: String, interface: UInt8?, holder: String, ttl: Duration, grace: Duration = .seconds(60)
+    ) async throws(LeaseProblem) -> Lease {
         let (lease, ended) = try state.withLock { (state: inout State) throws(LeaseProblem) in
             let granted = try state.book.grant(
                 device: device, interface: interface, holder: holder, ttl: ttl, id: Self.random(8),
-                token: Self.random(24), now: Self.now)
+                token: Self.random(24), now: Self.now, grace: grace)
             schedule(&state, granted.lease.expires)
             return granted
         }
-        for old in ended { await end(old, .expired) }
+        for old in ended { await end(old, Self.ending(of: old)) }
         return lease
     }
+
+    /// Told after every device change which devices are present (``LeaseBook/devicesPresent(_:now:)``).
+    func devicesPresent(_ present: Set<String>) {
+        state.withLock { state in
+            if let soonest = state.book.devicesPresent(present, now: Self.now) { schedule(&state, soonest) }
+        }
+    }
+
+    /// Why a lease whose time is up ends.
+    private static func ending(of lease: Lease) -> Ending { lease.goneSince == nil ? .expired : .deviceDidNotReturn }
 
     /// Extends lease `id` to `ttl` from now, for the holder of its token.
     func renew(id: String, token: String?, ttl: Duration) throws(LeaseProblem) -> Lease {
@@ -96,7 +109,7 @@ final class LeaseTable: Sendable {
     private func reap() async {
         while true {
             let expired = state.withLock { $0.book.takeExpired(now: .now) }
-            for lease in expired { await end(lease, .expired) }
+            for lease in expired { await end(lease, Self.ending(of: lease)) }
             let sleeper = state.withLock { state -> Task<Void, Never>? in
                 guard let next = state.book.nextExpiry else {
                     state.reaper = Reaper()

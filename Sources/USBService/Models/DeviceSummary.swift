@@ -38,6 +38,8 @@ struct DeviceSummary: Encodable, Sendable {
 
 struct DeviceList: Encodable, Sendable {
     var devices: [DeviceSummary]
+    /// A wait that claimed on the device that came back (`claim`): what it claimed.
+    var claims: WaitClaims?
 
     /// The summaries of `devices`, served by the daemon of `node`.
     init(_ devices: [USBDeviceInfo], node: String?) {

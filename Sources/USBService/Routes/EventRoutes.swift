@@ -43,7 +43,7 @@ struct EventRoutes: Sendable {
     }
 
     func wait(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let filter = try DeviceFilter(query: request.query, others: ["for", "timeout_ms", "not_address"])
+        let filter = try DeviceFilter(query: request.query, others: ["for", "timeout_ms", "not_address", "claim"])
         guard !filter.isEmpty else {
             throw RoutingProblem.missingParameter(
                 name: DeviceFilter.parameterNames.joined(separator: " or "),
@@ -55,6 +55,15 @@ struct EventRoutes: Sendable {
         // another address than the instance the client saw (it enumerated again), which it
         // may still be when the client starts waiting.
         let notAddress = try request.query.integer("not_address", in: 1...127)
+        // The interfaces to claim again on the device that comes back (the port's, so `id` is
+        // needed), as the claim route would: transfer scope, leases, the interface policy.
+        let claims = try request.query.string("claim").map(Self.interfaceNumbers)
+        if claims != nil {
+            try context.require(.transfer, request)
+            guard filter.id != nil, wantPresent else {
+                throw RoutingProblem.missingParameter(name: "id", expected: "the port whose device comes back, to claim on it (for=present)")
+            }
+        }
         let matches = { (device: USBDeviceInfo) in filter.matches(device) && device.address != notAddress.map(UInt8.init) }
         let deadline = ContinuousClock.now + .milliseconds(timeout)
         let log = context.catalog.changes
@@ -63,7 +72,9 @@ struct EventRoutes: Sendable {
             let (latest, devices) = log.snapshot()
             let matching = devices.filter(matches)
             if matching.isEmpty != wantPresent {
-                return try .json(DeviceList(matching, node: context.node))
+                var list = DeviceList(matching, node: context.node)
+                if let claims, let device = matching.first { list.claims = try await claim(claims, on: device, for: request) }
+                return try .json(list)
             }
             guard ContinuousClock.now < deadline else {
                 throw WaitProblem(wantedPresent: wantPresent, timeoutMilliseconds: timeout, matching: matching.map(\.id))
@@ -72,4 +83,52 @@ struct EventRoutes: Sendable {
             try Task.checkCancellation()
         }
     }
+
+    /// Claims `numbers` on `device` (the one that came back): each that its active
+    /// configuration has; the others are named as not claimed, with why.
+    func claim(_ numbers: [UInt8], on device: USBDeviceInfo, for request: RoutedRequest) async throws -> WaitClaims {
+        let id = device.id
+        guard let session = try await context.usb("Opening device \(id)", device: id, { try await context.catalog.session(id: id) })
+        else { throw await context.absent(id) }
+        var result = WaitClaims()
+        for number in numbers {
+            guard await session.state.active?.interfaces.contains(where: { $0.number == number }) == true else {
+                result.notClaimed.append(.init(interface: Int(number), reason: "the device that came back has no interface \(number)"))
+                continue
+            }
+            try context.checkLease(request, device: id, interface: number)
+            try await context.checkInterfaceAccess(request, session: session, interface: number)
+            _ = try await context.usb("Claiming interface \(number) of \(id)", device: id) {
+                try await session.claim(number, detach: true)
+            }
+            result.claimed.append(Int(number))
+        }
+        request.request.logger.info(
+            "claimed again after the way back",
+            metadata: ["usb.device": "\(id)", "usb.interfaces": "\(result.claimed)", "usb.address": "\(device.address)"])
+        return result
+    }
+
+    /// "0,1": interface numbers, at most 32 of them.
+    static func interfaceNumbers(_ text: String) throws(RoutingProblem) -> [UInt8] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        var numbers: [UInt8] = []
+        for part in parts {
+            guard let value = QueryParameters.parseInteger(String(part)), (0...255).contains(value), parts.count <= 32 else {
+                throw .invalidParameter(name: "claim", value: text, expected: "interface numbers (0-255) separated by commas, at most 32")
+            }
+            if !numbers.contains(UInt8(value)) { numbers.append(UInt8(value)) }
+        }
+        return numbers
+    }
+}
+
+/// What a wait with `claim` claimed on the device that came back.
+struct WaitClaims: Encodable, Sendable {
+    struct NotClaimed: Encodable, Sendable {
+        var interface: Int
+        var reason: String
+    }
+    var claimed: [Int] = []
+    var notClaimed: [NotClaimed] = []
 }

@@ -97,7 +97,7 @@ struct InterfaceRoutes: Sendable {
             }
             return try .json(SessionState(id: session.id, await session.state))
         }
-        try context.requireAdmin(request)
+        try context.require(.admin, request)
         try context.checkLease(request, device: session.id, interface: nil)
         try await context.usb("Selecting configuration \(value) of \(session.id)", device: session.id) {
             try await session.setConfiguration(value == 0 ? nil : UInt8(value))

@@ -10,6 +10,7 @@ import USB
 struct LeaseRoutes: Sendable {
     let context: RouteContext
     static let ttlRange = 1_000...3_600_000
+    static let graceRange = 0...3_600_000
 
     func register(in router: inout Router) {
         router.post("/v1/devices/{id}/leases", requires: Access.transfer) { try await take($0) }
@@ -19,15 +20,17 @@ struct LeaseRoutes: Sendable {
     }
 
     func take(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["interface", "ttl_ms"])
+        try request.query.allow(only: ["interface", "ttl_ms", "grace_ms"])
         let interface = try request.query.integer("interface", in: 0...255).map(UInt8.init)
         let ttl = try Self.ttl(request)
+        let grace = try request.query.integer("grace_ms", in: Self.graceRange) ?? 60_000
         let session = try await context.session(request)
         if let interface, await session.state.active?.interfaces.contains(where: { $0.number == interface }) != true {
             throw DeviceStateProblem(.interfaceNotFound(interface, configuration: await session.state.active?.value ?? 0), device: session.id)
         }
         let lease = try await context.leases.grant(
-            device: session.id, interface: interface, holder: request.principal ?? "anonymous", ttl: ttl)
+            device: session.id, interface: interface, holder: request.principal ?? "anonymous", ttl: ttl,
+            grace: .milliseconds(grace))
         // Streams already running on what the lease covers were started without its token: they end.
         let cut = context.streamSlots.cut(device: session.id, interface: interface)
         request.request.logger.info(
@@ -58,7 +61,7 @@ struct LeaseRoutes: Sendable {
         try request.query.allow(only: ["force"])
         let id = request.parameters["lease"] ?? ""
         if try request.query.boolean("force") ?? false {
-            try context.requireAdmin(request)
+            try context.require(.admin, request)
             let lease = try await context.leases.endByAdmin(id: id)
             return try .json(LeaseModel(lease, withToken: false))
         }
@@ -111,6 +114,10 @@ struct LeaseModel: Encodable, Sendable {
     var holder: String
     var fencing: Int
     var expiresAt: String
+    var graceMs: Int
+    /// When its device left the port (it is away: the lease runs out at the end of its grace
+    /// unless the device comes back), null while it is present.
+    var deviceGoneAt: Nullable<String>
 
     init(_ lease: Lease, withToken: Bool) {
         id = lease.id
@@ -120,6 +127,8 @@ struct LeaseModel: Encodable, Sendable {
         holder = lease.holder
         fencing = Int(lease.fencing)
         expiresAt = Timestamp.iso8601(lease.expiresAt)
+        graceMs = Int(lease.grace.seconds * 1000)
+        deviceGoneAt = Nullable(lease.goneSince.map { Timestamp.iso8601($0.unix) })
     }
 }
 

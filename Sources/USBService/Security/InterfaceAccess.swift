@@ -7,11 +7,12 @@ import USB
 /// rule needs the admin scope; a hub's port request never reaches a port whose device is
 /// denied or leased by someone else.
 extension RouteContext {
-    /// 403 insufficient-scope unless `request` holds the admin scope: for what a route
-    /// registered for a lower scope does only for admins.
-    func requireAdmin(_ request: RoutedRequest) throws {
-        guard scope(of: request) >= .admin else {
-            throw AuthProblem.insufficientScope(needed: .admin, name: request.principal ?? "anonymous")
+    /// 403 insufficient-scope unless `request` holds `needed`: for what a route registered
+    /// for a lower scope does only for some (another configuration: admin; claiming on a
+    /// wait: transfer).
+    func require(_ needed: Scope, _ request: RoutedRequest) throws {
+        guard scope(of: request) >= needed else {
+            throw AuthProblem.insufficientScope(needed: needed, name: request.principal ?? "anonymous")
         }
     }
 

@@ -161,6 +161,29 @@ class Device:
 
     # What the device is
 
+    def wait_back(self, timeout_ms: int = 30000, claim: Iterable[int] = (), **filters: Any) -> "Device":
+        """After a reset, a DFU detach or a firmware update: waits for the device on this port
+        to enumerate again (at another address than this instance's; `filters` such as
+        product_id=… or class_=0xfe say what it must come back as), claims the interfaces in
+        `claim` on it that its new descriptors have, and returns it as a new `Device` (with
+        this one's lease token). `claims` on the result: what was claimed and what not."""
+        params = _params({("class" if k == "class_" else k): v for k, v in filters.items()})
+        params.update(id=self.id, timeout_ms=str(timeout_ms))
+        if self.address is not None:
+            params["not_address"] = str(self.address)
+        numbers = ",".join(str(n) for n in claim)
+        if numbers:
+            params["claim"] = numbers
+        headers = {"X-USB-Lease": self.lease_token} if self.lease_token else {}
+        timeout = httpx.Timeout(self.client.timeout + timeout_ms / 1000, connect=10.0)
+        answer = call(self.client._http, "GET", "/v1/wait", params=params, headers=headers, timeout=timeout).json()
+        (summary,) = answer["devices"]
+        back = Device(self.client, self.id, summary["address"])
+        back.lease_token = self.lease_token
+        back.summary = summary
+        back.claims = answer.get("claims", {"claimed": [], "not_claimed": []})
+        return back
+
     def describe(self) -> dict:
         """GET /v1/devices/{id}: descriptors, strings, each interface's kernel driver."""
         return self._call("GET").json()
@@ -283,10 +306,15 @@ class Device:
 
     # Leases
 
-    def lease(self, interface: Optional[int] = None, ttl_ms: int = 30000) -> "Lease":
+    def lease(self, interface: Optional[int] = None, ttl_ms: int = 30000,
+              grace_ms: Optional[int] = None) -> "Lease":
         """Takes a lease on the device (or one interface) and uses it for this device's
-        requests; renewed in the background every third of `ttl_ms`. Use with `with`."""
+        requests; renewed in the background every third of `ttl_ms`. Use with `with`. It is on
+        the port: it holds while the device enumerates again, up to `grace_ms` away (the
+        daemon's default: 60 s)."""
         params = {"ttl_ms": str(ttl_ms)}
+        if grace_ms is not None:
+            params["grace_ms"] = str(grace_ms)
         if interface is not None:
             params["interface"] = str(interface)
         answer = self._call("POST", "/leases", params=params).json()

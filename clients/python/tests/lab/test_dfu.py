@@ -1,0 +1,77 @@
+"""A whole firmware update of the lab's DFU gadget through the daemon, with the client's DFU
+helper (usbhttpd.dfu): detach, download, manifest, back in the firmware with the new version,
+and the image read back; under a lease that holds through the re-enumerations. Run in the
+lab's guest (USBHTTPD_URL); skipped elsewhere."""
+import os
+import time
+import zlib
+
+import pytest
+
+import usbhttpd
+from usbhttpd import ProblemError
+from usbhttpd.dfu import DFU, flash
+
+URL = os.environ.get("USBHTTPD_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="needs the lab (USBHTTPD_URL)")
+MODE = 0x40  # the gadget's vendor request: leave and come back in the other mode
+
+
+def image(major, minor, size=64 * 1024):
+    head = b"LABFW" + bytes([major, minor])
+    return head + os.urandom(size - len(head))
+
+
+def board(client):
+    (summary,) = client.devices(serial="lab-dfu")
+    return client.device(summary["id"], address=summary["address"])
+
+
+def test_a_flash_cycle_under_a_lease_brings_the_new_firmware_back():
+    firmware = image(2, 0x13)
+    with usbhttpd.Client(URL) as client, usbhttpd.Client(URL) as other:
+        device = board(client)
+        assert device.describe()["product_id"] == 0x0010
+        with device.lease(ttl_ms=30000, grace_ms=10000):
+            started = time.monotonic()
+            back = flash(device, firmware)
+            seconds = time.monotonic() - started
+            print(f"flash of {len(firmware)} bytes through the daemon: {seconds:.2f} s")
+            details = back.describe()
+            assert details["product_id"] == 0x0010
+            assert details["device_descriptor"]["bcd_device"] == 0x0213
+            assert details["configurations"][0]["string"] == f"firmware 2.13 crc32 {zlib.crc32(firmware):08x}"
+            assert back.claims == {"claimed": [0], "not_claimed": []}
+            # Another client is still kept off the board it holds.
+            with pytest.raises(ProblemError) as refused:
+                other.device(back.id).claim(0)
+            assert refused.value.code == "lease-held"
+            # Into the bootloader again: UPLOAD reads back what was written.
+            runtime = DFU(back)
+            runtime.detach()
+            boot = back.wait_back(claim=[0], product_id=0x0011)
+            assert DFU(boot).upload() == firmware
+            boot.control(0x40, MODE)
+            home = boot.wait_back(product_id=0x0010)
+            assert home.describe()["device_descriptor"]["bcd_device"] == 0x0213
+
+
+def test_a_bad_image_is_refused_and_the_firmware_stays():
+    with usbhttpd.Client(URL) as client:
+        device = board(client)
+        before = device.describe()["configurations"][0]["string"]
+        dfu = DFU(device)
+        dfu.claim()
+        dfu.detach()
+        boot = device.wait_back(claim=[0], class_=0xFE)
+        bootloader = DFU(boot)
+        bootloader.ready()
+        with pytest.raises(usbhttpd.dfu.DFUError) as failed:
+            bootloader.download(b"not a lab image" * 100)
+        assert "status 2" in str(failed.value) or "dfuERROR" in str(failed.value)
+        status = bootloader.status()
+        assert (status.status, status.state_name) == (2, "dfuERROR")  # errFILE
+        bootloader.ready()  # CLRSTATUS
+        boot.control(0x40, MODE)
+        home = boot.wait_back(product_id=0x0010)
+        assert home.describe()["configurations"][0]["string"] == before
