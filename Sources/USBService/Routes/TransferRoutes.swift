@@ -22,6 +22,14 @@ struct TransferRoutes: Sendable {
         case .interface:
             try context.checkLease(request, device: session.id, interface: index)
             try await context.checkInterfaceAccess(request, session: session, interface: index)
+            // usbfs claims an interface a control request names if nobody has (and keeps it):
+            // claimed here instead, so that the daemon's claims say what the kernel holds (a
+            // lease's end, a release, the claim route all see it). A kernel driver's interface
+            // stays its own: the transfer then fails as usbfs answers it.
+            let state = await session.state
+            if state.claims[index] == nil, state.active?.interfaces.contains(where: { $0.number == index }) == true {
+                _ = try? await session.claim(index, detach: false)
+            }
         case .endpoint:
             try await context.checkLease(request, session: session, endpoint: index)
             if let interface = await session.state.interface(ofEndpoint: index) {

@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension InTheLab {
+    /// Firmware updates of the lab's DFU gadget (lab/gadget/dfu-gadget.c: 1209:0010 in its
+    /// firmware, 1209:0011 in its bootloader), which re-enumerates as a board being flashed
+    /// does: a real DFU tool takes it, the README's curl recipe (examples/dfu-flash.sh) flashes
+    /// it through the daemon under a lease that holds through the re-enumerations, the event
+    /// feed shows what it left and came back as, a board that does not come back in time ends
+    /// its lease after the grace, and a client that goes away mid-flash leaves a board the next
+    /// client can take and recover.
+    @Suite struct DFUTests {
+        static let serial = "lab-dfu"
+        static let recipe = LabSession.root.appendingPathComponent("examples/dfu-flash.sh").path
+
+        /// The board's port id and its summary, once it is in its firmware (1209:0010) and
+        /// nothing holds it.
+        func board(_ lab: LabSession) async throws -> (id: String, summary: [String: Any]) {
+            // Left in its bootloader by a test that failed halfway: back to its firmware.
+            let stranded = try await lab.daemon.get("/v1/devices?serial=\(Self.serial)&product_id=0x0011")
+            if let device = (try stranded.object()["devices"] as? [[String: Any]])?.first, let id = device["id"] as? String {
+                _ = try await lab.post("/v1/devices/\(id)/control?request_type=0x40&request=0x40")
+            }
+            let result = try await lab.daemon.get("/v1/wait?serial=\(Self.serial)&product_id=0x0010&timeout_ms=20000")
+            let devices = try #require(try result.object()["devices"] as? [[String: Any]], "\(result.text)")
+            let summary = try #require(devices.first)
+            let id = try #require(summary["id"] as? String)
+            try await lab.released(id)
+            return (id, summary)
+        }
+
+        /// A firmware image for the gadget: "LABFW", the version, then `size` bytes in all.
+        func writeImage(_ lab: LabSession, major: Int, minor: Int, name: String, size: Int = 65536) async throws {
+            let octal = { (value: Int) in String(("00" + String(value, radix: 8)).suffix(3)) }
+            try await lab.run(
+                "printf 'LABFW\\\(octal(major))\\\(octal(minor))' > \"$TMPDIR/\(name)\";"
+                    + " head -c \(size - 7) /dev/urandom >> \"$TMPDIR/\(name)\"")
+        }
+
+        func bcdDevice(_ lab: LabSession, _ id: String) async throws -> Int? {
+            let details = try await lab.daemon.get("/v1/devices/\(id)").object()
+            return (details["device_descriptor"] as? [String: Any])?["bcd_device"] as? Int
+        }
+
+        @Test func dfuUtilTakesTheGadgetAndFlashesItDirectly() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, _) = try await board(lab)
+            let listing = try await lab.run("timeout 30 dfu-util -l 2>&1 || true")
+            #expect(listing.contains("Found Runtime: [1209:0010]") && listing.contains("serial=\"lab-dfu\""), "\(listing)")
+            try await writeImage(lab, major: 3, minor: 0x21, name: "direct.bin")
+            // dfu-util keeps one libusb context, which sees no device arrive in this guest (no
+            // udevd): detach and download are two runs, as with a board that needs a button.
+            let (status, output) = try await lab.runDetached(
+                """
+                start=$(date +%s%N)
+                timeout 60 dfu-util -d 1209:0010 -e > "$TMPDIR/dfu-util.log" 2>&1
+                for i in $(seq 200); do lsusb -d 1209:0011 > /dev/null && break; sleep 0.05; done
+                timeout 120 dfu-util -d 1209:0011 -D "$TMPDIR/direct.bin" >> "$TMPDIR/dfu-util.log" 2>&1
+                echo "dfu-util rc=$?"
+                for i in $(seq 200); do lsusb -v -d 1209:0010 2>/dev/null | grep -q 'bcdDevice *3.21' && break; sleep 0.05; done
+                echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+                grep -v 'Download\\s*\\[' "$TMPDIR/dfu-util.log" | tail -6
+                """, name: "dfu-util", within: 300)
+            // dfu-util 0.11 ends with 74 after "Done!" when the device it reset came back as
+            // another one (it cannot release the interface of the old): the device counts.
+            #expect(status == "0" && output.contains("Done!"), "\(output)")
+            FileHandle.standardError.write(Data("dfu-util, detach to firmware back: \(output.split(separator: "\n").dropFirst().first ?? "")\n".utf8))
+            try await lab.daemon.get("/v1/wait?id=\(id)&product_id=0x0010&timeout_ms=20000").expectStatus(200)
+            #expect(try await bcdDevice(lab, id) == 0x0321)
+        }
+
+        @Test func theCurlRecipeFlashesUnderALeaseAndTheEventsShowTheCycle() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, _) = try await board(lab)
+            // 8 KiB: 32 blocks, each two curl runs (the timing of 64 KiB is the benchmark's).
+            try await writeImage(lab, major: 4, minor: 0x05, name: "recipe.bin", size: 8192)
+            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=300000&grace_ms=20000").object()
+            let token = try #require(lease["token"] as? String), leaseID = try #require(lease["id"] as? String)
+            let (_, output) = try await lab.runDetached(
+                """
+                curl -sN 'http://127.0.0.1:8080/v1/events?serial=\(Self.serial)' > "$TMPDIR/dfu-events.txt" &
+                follower=$!
+                for i in $(seq 200); do grep -q retry: "$TMPDIR/dfu-events.txt" && break; sleep 0.1; done
+                start=$(date +%s%N)
+                LEASE=\(token) sh \(Self.recipe) http://127.0.0.1:8080 \(id) "$TMPDIR/recipe.bin" > "$TMPDIR/recipe.out" 2>&1; echo "rc=$?"
+                echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+                # Someone else, meanwhile: the board is the lease holder's.
+                curl -s -o /dev/null -w 'other=%{http_code}\\n' -X POST http://127.0.0.1:8080/v1/devices/\(id)/interfaces/0/claim
+                for i in $(seq 100); do [ $(grep -c '^event: added' "$TMPDIR/dfu-events.txt") -ge 2 ] && break; sleep 0.1; done
+                kill $follower
+                cat "$TMPDIR/recipe.out"
+                """, name: "dfu-recipe", within: 300)
+            #expect(output.contains("rc=0") && output.contains("other=423"), "\(output)")
+            FileHandle.standardError.write(Data("curl recipe, 8 KiB: \(output.split(separator: "\n").dropFirst().first ?? "")\n".utf8))
+            #expect(try await bcdDevice(lab, id) == 0x0405)
+            // The follower saw it leave as the firmware, come as the bootloader, leave, come back.
+            let events = try await lab.run("cat \"$TMPDIR/dfu-events.txt\"")
+            let cycle = HotplugTests.events(events).map { "\($0.name) \($0.device)" }
+            #expect(cycle == ["removed \(id)", "added \(id)", "removed \(id)", "added \(id)"], "\(events)")
+            let products = events.split(separator: "\n").filter { $0.hasPrefix("data: ") }.compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any])
+                    .flatMap { ($0["device"] as? [String: Any])?["product_id"] as? Int }
+            }
+            #expect(products == [0x0010, 0x0011, 0x0011, 0x0010], "\(events)")
+            // The lease held throughout, and is still the holder's.
+            let leases = try await lab.daemon.get("/v1/leases").object()["leases"] as? [[String: Any]] ?? []
+            #expect(leases.contains { $0["id"] as? String == leaseID && $0["device_gone_at"] is NSNull }, "\(leases)")
+            try await lab.daemon.request("DELETE", "/v1/leases/\(leaseID)", headers: ["X-USB-Lease": token]).expectStatus(200)
+        }
+
+        @Test func aBoardThatDoesNotComeBackInTimeEndsItsLease() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, summary) = try await board(lab)
+            let address = try #require(summary["address"] as? Int)
+            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000&grace_ms=1000").object()
+            let token = try #require(lease["token"] as? String)
+            // VANISH: off the bus for 6 s.
+            let vanish = try await lab.post(
+                "/v1/devices/\(id)/control?request_type=0x40&request=0x41&value=6000", headers: ["X-USB-Lease": token])
+            #expect(vanish.status == 200, "\(vanish.text)")
+            let wait = try await lab.daemon.get("/v1/wait?id=\(id)&not_address=\(address)&timeout_ms=2500")
+            #expect(wait.status == 404 && wait.text.contains("device-not-present"), "\(wait.text)")
+            let ended = try await lab.logLine(containing: ["its device did not come back", "usb.device=\(id)"])
+            #expect(ended != nil, "the lease ended after its grace")
+            let leases = try await lab.daemon.get("/v1/leases").object()["leases"] as? [[String: Any]] ?? []
+            #expect(leases.isEmpty, "\(leases)")
+            // Back later, it is anyone's.
+            try await lab.daemon.get("/v1/wait?id=\(id)&not_address=\(address)&timeout_ms=20000").expectStatus(200)
+            try await lab.post("/v1/devices/\(id)/interfaces/0/claim").expectStatus(200)
+            try await lab.released(id)
+        }
+
+        @Test func aClientGoneMidFlashLeavesABoardTheNextOneRecovers() async throws {
+            let lab = try await Lab.shared.session()
+            let (id, summary) = try await board(lab)
+            let address = try #require(summary["address"] as? Int)
+            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=12000").object()
+            let token = try #require(lease["token"] as? String)
+            // The first client: into the bootloader, 5 blocks, then it is gone (no renewal,
+            // no release): its lease runs out and takes its claim with it.
+            let (_, first) = try await lab.runDetached(
+                """
+                D=http://127.0.0.1:8080/v1/devices/\(id); L='X-USB-Lease: \(token)'
+                curl -sf -H "$L" -X POST $D/interfaces/0/claim > /dev/null
+                curl -sf -H "$L" -X POST "$D/control?request_type=0x21&request=0&value=1000" > /dev/null
+                curl -sf -H "$L" "http://127.0.0.1:8080/v1/wait?id=\(id)&not_address=\(address)&class=0xfe&claim=0" > /dev/null
+                for n in $(seq 0 4); do
+                  head -c 256 /dev/zero | curl -sf -H "$L" --data-binary @- "$D/control?request_type=0x21&request=1&value=$n" > /dev/null
+                  curl -sf -H "$L" -X POST "$D/control?request_type=0xa1&request=3&length=6" > /dev/null
+                done
+                echo sent
+                """, name: "dfu-gone", within: 120)
+            #expect(first.contains("sent"), "\(first)")
+            #expect(try await lab.logLine(containing: ["lease expired", "usb.device=\(id)"], within: 40) != nil)
+            let claims = try await lab.daemon.get("/v1/devices/\(id)/claims").object()["claims"] as? [[String: Any]] ?? []
+            #expect(claims.isEmpty, "the lease's claim went with it: \(claims)")
+            // The next client: the board is in its bootloader, halfway through a download.
+            try await lab.post("/v1/devices/\(id)/interfaces/0/claim").expectStatus(200)
+            let status = try await lab.post("/v1/devices/\(id)/control?request_type=0xa1&request=3&length=6")
+            #expect(status.body.count == 6 && status.body[4] == 5, "dfuDNLOAD-IDLE: \(status.body)")
+            try await lab.post("/v1/devices/\(id)/control?request_type=0x21&request=6").expectStatus(200)  // ABORT
+            let idle = try await lab.post("/v1/devices/\(id)/control?request_type=0xa1&request=5&length=1")
+            #expect(idle.body == [2], "dfuIDLE after ABORT")
+            // Back to its firmware (the gadget's MODE request), then a whole flash goes through.
+            let boot = try #require(try await lab.daemon.get("/v1/devices/\(id)").object()["address"] as? Int)
+            try await lab.post("/v1/devices/\(id)/control?request_type=0x40&request=0x40").expectStatus(200)
+            try await lab.daemon.get("/v1/wait?id=\(id)&not_address=\(boot)&product_id=0x0010&timeout_ms=20000").expectStatus(200)
+            try await writeImage(lab, major: 5, minor: 0, name: "after.bin", size: 4096)
+            let (flashed, log) = try await lab.runDetached(
+                "sh \(Self.recipe) http://127.0.0.1:8080 \(id) \"$TMPDIR/after.bin\"", name: "dfu-after", within: 120)
+            #expect(flashed == "0", "\(log)")
+            #expect(try await bcdDevice(lab, id) == 0x0500)
+        }
+    }
+}
+
+extension HTTPResult {
+    /// Expects the answer's status; the answer, for more checks.
+    @discardableResult
+    func expectStatus(_ status: Int, sourceLocation: SourceLocation = #_sourceLocation) -> HTTPResult {
+        #expect(self.status == status, "\(text)", sourceLocation: sourceLocation)
+        return self
+    }
+}
