@@ -141,12 +141,14 @@ class DFU:
         zero-length DNLOAD and the manifestation. Returns the last status (dfuMANIFEST or
         dfuMANIFEST-WAIT-RESET for a device that now goes back to its firmware)."""
         size = self.functional.transfer_size or 1024
+        block = -1
         for block, at in enumerate(range(0, len(image), size)):
             self.device.control(OUT, DNLOAD, value=block & 0xFFFF, index=self.interface, data=image[at:at + size])
             self._settle((DNLOAD_IDLE,))
             if progress:
                 progress(min(at + size, len(image)))
-        self.device.control(OUT, DNLOAD, value=0, index=self.interface, data=b"")
+        # The empty block that ends the download carries the next block number, as dfu-util's.
+        self.device.control(OUT, DNLOAD, value=(block + 1) & 0xFFFF, index=self.interface, data=b"")
         return self._settle((MANIFEST, MANIFEST_WAIT_RESET, DFU_IDLE))
 
     def upload(self, limit: int = 1 << 24) -> bytes:

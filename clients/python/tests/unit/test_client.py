@@ -345,3 +345,52 @@ def test_a_service_name_resolves_to_every_daemon():
     fleet = Fleet.from_service("localhost", port=8080)
     assert fleet.clients and all(c.url.endswith(":8080") for c in fleet.clients)
     fleet.close()
+
+
+# DFU (usbhttpd.dfu) against a stand-in device: the requests and the state machine's polls.
+
+class FakeDFUDevice:
+    """Answers /control as a DFU-mode board with a 4-byte transfer size would."""
+
+    def __init__(self):
+        from usbhttpd.dfu import DNLOAD_IDLE
+        self.state, self.requests, self.image = 2, [], b""
+        self.DNLOAD_IDLE = DNLOAD_IDLE
+
+    def raw_descriptors(self):
+        device = bytes([18, 1]) + bytes(16)
+        interface = bytes([9, 4, 0, 0, 0, 0xFE, 0x01, 0x02, 0])
+        functional = bytes([9, 0x21, 0x0B, 0xE8, 0x03, 4, 0, 0x10, 0x01])
+        config = bytes([9, 2, 27, 0, 1, 1, 0, 0x80, 50])
+        return device + config + interface + functional
+
+    def control(self, request_type, request, value=0, index=0, data=None, length=0, timeout_ms=None):
+        self.requests.append((request_type, request, value, len(data or b"")))
+        if request == 1:  # DNLOAD
+            self.image += data or b""
+            self.state = 3 if data else 6
+            return len(data or b"")
+        if request == 3:  # GETSTATUS
+            self.state = {3: 5, 6: 7}.get(self.state, self.state)
+            return bytes([0, 0, 0, 0, self.state, 0])
+        return 0
+
+
+def test_the_dfu_interface_and_its_functional_descriptor_are_found():
+    from usbhttpd.dfu import find_interface
+    number, protocol, functional = find_interface(FakeDFUDevice().raw_descriptors())
+    assert (number, protocol) == (0, 2)
+    assert functional.transfer_size == 4 and functional.will_detach and functional.version == 0x0110
+    with pytest.raises(Exception):
+        find_interface(bytes([18, 1]) + bytes(16))
+
+
+def test_a_download_is_blocks_each_with_getstatus_then_the_empty_block():
+    from usbhttpd.dfu import DFU, MANIFEST
+    device = FakeDFUDevice()
+    status = DFU(device).download(b"abcdefghij")
+    assert device.image == b"abcdefghij"
+    assert status.state == MANIFEST
+    dnloads = [(value, size) for (kind, request, value, size) in device.requests if request == 1]
+    assert dnloads == [(0, 4), (1, 4), (2, 2), (3, 0)]
+    assert [r[1] for r in device.requests] == [1, 3, 1, 3, 1, 3, 1, 3]

@@ -1,0 +1,48 @@
+#!/bin/sh
+# A DFU flash cycle of the lab's DFU gadget, 64 KiB, from the firmware back to the firmware
+# with the new version: dfu-util on the device itself (detach, then download: two runs, as
+# dfu-util's libusb context sees no arrival in the guest without udevd) against the Python
+# client's usbhttpd.dfu.flash through the daemon; alternating rounds in one boot.
+#   lab/lab run --cwd "$PWD" -- sh bench/dfu.sh [DAEMON-BINARY]
+# Build first: swift build -c release --product usbhttpd; script/python-client (the venv).
+# Environment: RUNS (rounds, default 5).
+set -eu
+BIN=${1:-.build/release/usbhttpd}
+W=${TMPDIR:-/tmp}
+"$BIN" --host 127.0.0.1 --port 8090 --log-level warning > "$W/dfu-daemon.log" 2>&1 &
+daemon=$!
+trap 'kill $daemon 2>/dev/null || true' EXIT
+i=0; until curl -sf -o /dev/null http://127.0.0.1:8090/readyz; do i=$((i + 1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+back() {  # waits until the firmware reports version $1 (e.g. 2.05)
+  i=0; until lsusb -v -d 1209:0010 2>/dev/null | grep -q "bcdDevice *$1"; do i=$((i + 1)); [ $i -lt 600 ] || exit 8; sleep 0.02; done
+}
+for round in $(seq "${RUNS:-5}"); do
+  minor=$(printf '%02d' $((round * 2)))
+  printf "LABFW\\002\\$(printf '%03o' $((0x$minor)))" > "$W/a.bin"; head -c 65529 /dev/urandom >> "$W/a.bin"
+  start=$(ms)
+  dfu-util -d 1209:0010 -e > "$W/dfu-util.log" 2>&1
+  i=0; until lsusb -d 1209:0011 > /dev/null; do i=$((i + 1)); [ $i -lt 600 ] || exit 7; sleep 0.02; done
+  dfu-util -d 1209:0011 -D "$W/a.bin" >> "$W/dfu-util.log" 2>&1 || grep -q 'Done!' "$W/dfu-util.log"
+  back "2.$minor"
+  direct=$(( $(ms) - start ))
+  minor=$(printf '%02d' $((round * 2 + 1)))
+  PYTHONDONTWRITEBYTECODE=1 .build-tools/pyclient/bin/python - "$minor" <<'PY' > "$W/py.out"
+import os, sys, time
+import usbhttpd
+from usbhttpd.dfu import flash
+minor = int(sys.argv[1], 16)
+image = b"LABFW" + bytes([2, minor]) + os.urandom(65536 - 7)
+with usbhttpd.Client("http://127.0.0.1:8090") as client:
+    (summary,) = client.devices(serial="lab-dfu", product_id=0x0010)
+    device = client.device(summary["id"], address=summary["address"])
+    started = time.monotonic()
+    back = flash(device, image)
+    elapsed = time.monotonic() - started
+    assert back.describe()["device_descriptor"]["bcd_device"] == 0x0200 | minor
+    back.release(0)
+    print(int(elapsed * 1000))
+PY
+  daemon_ms=$(cat "$W/py.out")
+  echo "round $round: dfu-util ${direct} ms, through the daemon ${daemon_ms} ms, ratio $(awk "BEGIN { printf \"%.2f\", $daemon_ms / $direct }")"
+done
