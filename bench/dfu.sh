@@ -7,12 +7,7 @@
 # Build first: swift build -c release --product usbhttpd; script/python-client (the venv).
 # Environment: RUNS (rounds, default 5).
 set -eu
-BIN=${1:-.build/release/usbhttpd}
-W=${TMPDIR:-/tmp}
-"$BIN" --host 127.0.0.1 --port 8090 --log-level warning > "$W/dfu-daemon.log" 2>&1 &
-daemon=$!
-trap 'kill $daemon 2>/dev/null || true' EXIT
-i=0; until curl -sf -o /dev/null http://127.0.0.1:8090/readyz; do i=$((i + 1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done
+. bench/daemon.sh dfu "${1:-}"
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 back() {  # waits until the firmware reports version $1 (e.g. 2.05)
   i=0; until lsusb -v -d 1209:0010 2>/dev/null | grep -q "bcdDevice *$1"; do i=$((i + 1)); [ $i -lt 600 ] || exit 8; sleep 0.02; done

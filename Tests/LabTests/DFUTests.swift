@@ -125,9 +125,13 @@ extension InTheLab {
             #expect(ended != nil, "the lease ended after its grace")
             let leases = try await lab.daemon.get("/v1/leases").object()["leases"] as? [[String: Any]] ?? []
             #expect(leases.isEmpty, "\(leases)")
-            // Back later, it is anyone's.
+            // Back later, it is anyone's. A class request to its interface claims it, as usbfs
+            // does in the kernel, and the daemon's claims say so.
             try await lab.daemon.get("/v1/wait?id=\(id)&not_address=\(address)&timeout_ms=20000").expectStatus(200)
-            try await lab.post("/v1/devices/\(id)/interfaces/0/claim").expectStatus(200)
+            let state = try await lab.post("/v1/devices/\(id)/control?request_type=0xa1&request=5&length=1")
+            #expect(state.status == 200 && state.body == [0], "appIDLE: \(state.text)")
+            let claims = try await lab.daemon.get("/v1/devices/\(id)/claims").object()["claims"] as? [[String: Any]] ?? []
+            #expect(claims.map { $0["interface"] as? Int } == [0], "\(claims)")
             try await lab.released(id)
         }
 

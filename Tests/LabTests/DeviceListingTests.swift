@@ -174,7 +174,7 @@ extension InTheLab {
     @Test func filtersSelectDevices() async throws {
         let lab = try await Lab.shared.session()
         let lab1209 = try await devices(lab, query: "?vendor_id=0x1209")
-        #expect(Set(lab1209.compactMap { $0["serial"] as? String }) == ["lab-sourcesink", "lab-loopback", "lab-ffs"])
+        #expect(Set(lab1209.compactMap { $0["serial"] as? String }) == ["lab-sourcesink", "lab-loopback", "lab-ffs", "lab-dfu"])
         #expect(try await devices(lab, query: "?vendor_id=4617&product_id=2").map { $0["serial"] as? String }
             == ["lab-loopback"])
         #expect(try await devices(lab, query: "?serial=lab-ffs").count == 1)

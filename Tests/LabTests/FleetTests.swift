@@ -89,7 +89,7 @@ extension InTheLab {
                 cd \(LabSession.root.path) && FLEET_NAME=usbhttpd-fleet FLEET_PORT=\(Self.port) \\
                   FLEET_TOKEN_1=\(Self.tokens["ci-1"]!) FLEET_TOKEN_2=\(Self.tokens["ci-2"]!) FLEET_LOOPBACK_NODE=node-c \\
                   PYTHONDONTWRITEBYTECODE=1 unshare -m sh -c \\
-                  "mount --bind $TMPDIR/fleet/hosts /etc/hosts && exec \(PythonClientTests.venv) -m pytest -q -p no:cacheprovider clients/python/tests/lab/test_fleet.py"
+                  "mount --bind $TMPDIR/fleet/hosts /etc/hosts && exec \(PythonClientTests.venv) -m pytest -q -p no:cacheprovider --capture=sys clients/python/tests/lab/test_fleet.py"
                 """, name: "fleet-client")
             #expect(status == "0", "pytest in the guest: status '\(status)'\n\(log)")
 

@@ -26,11 +26,13 @@ extension InTheLab {
             if let audio = devices.first(where: { $0["product"] as? String == "QEMU USB Audio" })?["id"] as? String {
                 try await lab.released(audio, interface: 1)
             }
-            // In the background: it takes a minute or two.
+            // In the background: it takes a minute or two. --capture=sys: pytest's default capture
+            // file is unlinked at once, and on the guest's 9p TMPDIR a truncate of an unlinked file
+            // that was written to fails (ENOENT), failing every test after the first output.
             let (status, log) = try await lab.runDetached(
                 """
                 cd \(LabSession.root.path) && PYTHONDONTWRITEBYTECODE=1 USBHTTPD_URL=http://127.0.0.1:8080 \\
-                  \(Self.venv) -m pytest -q -p no:cacheprovider clients/python/tests/lab
+                  \(Self.venv) -m pytest -q -p no:cacheprovider --capture=sys clients/python/tests/lab
                 """, name: "pyclient")
             #expect(status == "0", "pytest in the guest: status '\(status)'\n\(log)")
         }
