@@ -98,6 +98,22 @@ import USB
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    /// A folder that is not there yet (NFD not installed when the daemon starts): the file is
+    /// written at the next change once it is.
+    @Test func aFileWhoseFolderComesLaterIsWrittenAtTheNextChange() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nfd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("usbhttpd").path
+        let log = ChangeLog()
+        let file = NodeFeatureFile(path: path, node: nil, serials: true, logger: Logger(label: "test"))
+        let task = Task { await file.run(changes: log) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        log.append(.added, Self.keyboard(serial: "B2"))
+        try await Self.waitFor(path, toContain: "usbhttpd.serial-B2=true")
+        task.cancel()
+        await task.value
+    }
+
     /// Polls the file until it holds `text` (10 s at most).
     static func waitFor(_ path: String, toContain text: String) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
