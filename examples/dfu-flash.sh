@@ -7,13 +7,14 @@
 # DEVICE is the board's port id (it stays the same while the board re-enumerates). With
 # LEASE=<a lease's token> every request acts under that lease (take one with POST
 # /v1/devices/DEVICE/leases first: others then get 423 for the whole cycle). TOKEN=<bearer
-# token> when the daemon asks for one. The DFU interface is 0 and blocks are the functional
+# token> when the daemon asks for one, CURL_OPTS for more of curl's options (e.g. --cacert
+# ca.pem for a daemon with TLS). The DFU interface is 0 and blocks are the functional
 # descriptor's wTransferSize (BLOCK, 256 by default). Prints the board's summary once it is back.
 set -eu
 [ $# -eq 3 ] || { echo "usage: $0 URL DEVICE IMAGE" >&2; exit 2; }
 url=$1 device=$2 image=$3 block=${BLOCK:-256}
 D="$url/v1/devices/$device"
-c() { curl -sSf ${TOKEN:+-H "Authorization: Bearer $TOKEN"} ${LEASE:+-H "X-USB-Lease: $LEASE"} "$@"; }
+c() { curl -sSf ${CURL_OPTS:-} ${TOKEN:+-H "Authorization: Bearer $TOKEN"} ${LEASE:+-H "X-USB-Lease: $LEASE"} "$@"; }
 address() { sed -n 's/.*"address" : \([0-9]*\).*/\1/p' | head -1; }
 # GETSTATUS (class IN request 3 to the interface): bStatus bwPollTimeout[3] bState iString
 status() { c -X POST "$D/control?request_type=0xa1&request=3&length=6" | od -An -tu1; }
@@ -33,7 +34,7 @@ expect_state 2   # dfuIDLE
 # 3. DNLOAD (class OUT request 1, wValue the block number), each block followed by GETSTATUS.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-split -b "$block" -a 5 -d "$image" "$work/block."
+split -b "$block" -a 5 "$image" "$work/block."   # block.aaaaa, block.aaaab, … in order
 n=0
 for part in "$work"/block.*; do
   c --data-binary @"$part" "$D/control?request_type=0x21&request=1&value=$((n % 65536))" > /dev/null

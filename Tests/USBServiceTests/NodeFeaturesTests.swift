@@ -51,6 +51,18 @@ import USB
         #expect(NodeFeatures.serialLabel(long) != NodeFeatures.serialLabel(long + "y"))
     }
 
+    /// NFD reads at most 64 KiB of a file: past it, the serial labels are left out (said in
+    /// the file), the counts stay.
+    @Test func tooManySerialsForNFDAreLeftOut() {
+        let devices = (1...40).map { Self.keyboard(serial: String(repeating: "s", count: 30) + "\($0)", port: UInt8($0)) }
+        let fits = NodeFeatures(devices: devices, serials: true, limit: 4096)
+        #expect(!fits.serialsLeftOut && fits.labels.count == 42)
+        let over = NodeFeatures(devices: devices, serials: true, limit: 1024)
+        #expect(over.serialsLeftOut && over.labels == ["usbhttpd.devices": "40", "usbhttpd.usb-0627-0001": "40"])
+        #expect(over.text(node: nil, expiry: "x").contains("Serial labels left out"))
+        #expect(NodeFeatures(devices: devices, serials: true).text(node: nil, expiry: "x").utf8.count < 65_536)
+    }
+
     @Test func theFileSaysWhoWroteItWhenItExpiresAndTheLabelsInOrder() {
         let text = NodeFeatures(devices: [Self.keyboard(serial: "A1")], serials: true)
             .text(node: "bench-7", expiry: "2026-12-04T16:00:00.000Z")

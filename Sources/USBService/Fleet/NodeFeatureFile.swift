@@ -56,8 +56,9 @@ public struct NodeFeatureFile: Sendable {
         let expiry = Timestamp.iso8601(Date().timeIntervalSince1970 + Double(lifetime.components.seconds))
         do throws(Errno) {
             try FileReplacement.replace(path, with: features.text(node: node, expiry: expiry))
-            logger.info(
-                "feature file written",
+            logger.log(
+                level: features.serialsLeftOut ? .warning : .info,
+                features.serialsLeftOut ? "feature file written without serial labels (too many for NFD's 64 KiB)" : "feature file written",
                 metadata: ["nfd.file": "\(path)", "nfd.labels": "\(features.labels.count)"])
             return true
         } catch {

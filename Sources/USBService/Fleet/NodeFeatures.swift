@@ -17,10 +17,24 @@ import USB
 public struct NodeFeatures: Sendable, Equatable {
     /// Label name → value, without namespace.
     public private(set) var labels: [String: String]
+    /// Serial labels were asked for but left out: with them the file would pass `limit`.
+    public private(set) var serialsLeftOut = false
+
+    /// NFD reads feature files of at most 64 KiB; a little is kept for the comment lines.
+    public static let fileLimit = 65_536 - 512
 
     /// The labels for these devices (as the daemon's policy shows them); serial labels when
-    /// `serials`.
-    public init(devices: [USBDeviceInfo], serials: Bool) {
+    /// `serials`, unless the file would pass `limit` bytes with them (some hundreds of
+    /// devices with long serials): then without, and ``serialsLeftOut``.
+    public init(devices: [USBDeviceInfo], serials: Bool, limit: Int = NodeFeatures.fileLimit) {
+        self.init(counting: devices, serials: serials)
+        if serials, labels.reduce(0, { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }) > limit {
+            self.init(counting: devices, serials: false)
+            serialsLeftOut = true
+        }
+    }
+
+    private init(counting devices: [USBDeviceInfo], serials: Bool) {
         var labels: [String: String] = [:]
         var counts: [String: Int] = [:]
         var shown = 0
@@ -62,6 +76,7 @@ public struct NodeFeatures: Sendable, Equatable {
             "# The USB devices usbhttpd serves\(node.map { " on \($0)" } ?? ""), rewritten on every arrival and removal.",
             "# +expiry-time=\(expiry)",
         ]
+        if serialsLeftOut { lines.append("# Serial labels left out: with them this file would pass NFD's 64 KiB.") }
         for name in labels.keys.sorted() { lines.append("\(name)=\(labels[name]!)") }
         return lines.joined(separator: "\n") + "\n"
     }
