@@ -28,8 +28,9 @@ expect_state() {
 old=$(c "$D" | address)
 c -X POST "$D/interfaces/0/claim" > /dev/null
 c -X POST "$D/control?request_type=0x21&request=0&value=1000" > /dev/null
-# 2. The way back, as a DFU-class device on the same port, interface 0 claimed again.
-boot=$(c "$url/v1/wait?id=$device&not_address=$old&class=0xfe&claim=0&timeout_ms=20000" | address)
+# 2. The way back, as a DFU-class device on the same port, interface 0 claimed again (a POST:
+#    the wait that claims is a change).
+boot=$(c -X POST "$url/v1/wait?id=$device&not_address=$old&class=0xfe&claim=0&timeout_ms=20000" | address)
 expect_state 2   # dfuIDLE
 # 3. DNLOAD (class OUT request 1, wValue the block number), each block followed by GETSTATUS.
 work=$(mktemp -d)

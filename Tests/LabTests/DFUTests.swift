@@ -148,7 +148,7 @@ extension InTheLab {
                 D=http://127.0.0.1:8080/v1/devices/\(id); L='X-USB-Lease: \(token)'
                 curl -sf -H "$L" -X POST $D/interfaces/0/claim > /dev/null
                 curl -sf -H "$L" -X POST "$D/control?request_type=0x21&request=0&value=1000" > /dev/null
-                curl -sf -H "$L" "http://127.0.0.1:8080/v1/wait?id=\(id)&not_address=\(address)&class=0xfe&claim=0" > /dev/null
+                curl -sf -H "$L" -X POST "http://127.0.0.1:8080/v1/wait?id=\(id)&not_address=\(address)&class=0xfe&claim=0" > /dev/null
                 for n in $(seq 0 4); do
                   head -c 256 /dev/zero | curl -sf -H "$L" --data-binary @- "$D/control?request_type=0x21&request=1&value=$n" > /dev/null
                   curl -sf -H "$L" -X POST "$D/control?request_type=0xa1&request=3&length=6" > /dev/null

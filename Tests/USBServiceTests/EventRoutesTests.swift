@@ -14,10 +14,11 @@ import USB
     static let hub = FakeCatalog.hub
 
     func call(
-        _ api: some HTTPResponder, _ path: String, query: [(String, String)] = [], headers: HTTPHeaders = [:]
+        _ api: some HTTPResponder, _ path: String, method: String = "GET", query: [(String, String)] = [],
+        headers: HTTPHeaders = [:]
     ) async -> HTTPResponse {
         await api.response(
-            to: HTTPRequest(method: "GET", path: path, query: query.map { (name: $0.0, value: $0.1) }, headers: headers))
+            to: HTTPRequest(method: method, path: path, query: query.map { (name: $0.0, value: $0.1) }, headers: headers))
     }
 
     /// Everything the stream has now, as text.
@@ -159,9 +160,14 @@ import USB
     @Test func badClaimsOnAWait() async {
         let api = API.router(catalog: FakeCatalog(list: [Self.keyboard]))
         for (query, code) in Self.badClaims {
-            let response = await call(api, "/v1/wait", query: query)
+            let response = await call(api, "/v1/wait", method: "POST", query: query)
             #expect(response.status == 400 && problemCode(response) == code, "\(query): \(String(decoding: response.body, as: UTF8.self))")
         }
+        // Claiming is a change: a GET that reads takes no `claim`, and HEAD reaches no claim.
+        let get = await call(api, "/v1/wait", query: [("id", "4-1"), ("claim", "0")])
+        #expect(get.status == 400 && problemCode(get) == "unknown-parameter")
+        let head = await call(api, "/v1/wait", method: "HEAD", query: [("id", "4-1"), ("claim", "0")])
+        #expect(head.status == 400 && problemCode(head) == "unknown-parameter")
     }
 
     @Test func claimingOnAWaitNeedsTheTransferScope() async throws {
@@ -169,7 +175,7 @@ import USB
         let api = API.router(catalog: FakeCatalog(list: [Self.keyboard]), tokens: tokens)
         var headers = HTTPHeaders()
         headers.add("Authorization", "Bearer read-token-0123456789abcdef")
-        let response = await call(api, "/v1/wait", query: [("id", "4-1"), ("claim", "0")], headers: headers)
+        let response = await call(api, "/v1/wait", method: "POST", query: [("id", "4-1"), ("claim", "0")], headers: headers)
         #expect(response.status == 403 && problemCode(response) == "insufficient-scope")
     }
 

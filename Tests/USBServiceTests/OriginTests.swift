@@ -13,12 +13,13 @@ import USB
         catalog: FakeCatalog(list: [FakeCatalog.keyboard]),
         origins: RequestOrigins(hosts: ["bench-7.lab", "*.benches.example"], origins: ["https://dash.example"]))
 
-    func send(_ method: String, _ path: String, _ headers: [(String, String)], api: Router = OriginTests.api) async
-        -> HTTPResponse
-    {
+    func send(
+        _ method: String, _ path: String, _ headers: [(String, String)], query: [(name: String, value: String)] = [],
+        api: Router = OriginTests.api
+    ) async -> HTTPResponse {
         var fields = HTTPHeaders()
         for (name, value) in headers { fields.add(name, value) }
-        return await api.response(to: HTTPRequest(method: method, path: path, headers: fields))
+        return await api.response(to: HTTPRequest(method: method, path: path, query: query, headers: fields))
     }
 
     func code(_ response: HTTPResponse) -> String? {
@@ -59,6 +60,13 @@ import USB
         // Without Origin (a GET from <img>, a navigation), Sec-Fetch-Site tells.
         let image = await send("GET", "/v1/devices/4-1/endpoints/0x81/stream", [("Sec-Fetch-Site", "cross-site")])
         #expect(image.status == 403 && code(image) == "foreign-origin")
+        // A wait that claims on the device that comes back is a change: only as a POST, which
+        // a foreign page may not send; as a GET (an <img>) `claim` is no parameter at all.
+        let waitQuery = [(name: "id", value: "4-1"), (name: "claim", value: "0")]
+        let claimingWait = await send("POST", "/v1/wait", [("Sec-Fetch-Site", "cross-site")], query: waitQuery)
+        #expect(claimingWait.status == 403 && code(claimingWait) == "foreign-origin")
+        let imageWait = await send("GET", "/v1/wait", [("Sec-Fetch-Site", "cross-site")], query: waitQuery)
+        #expect(imageWait.status == 400 && code(imageWait) == "unknown-parameter")
         let sameSite = await send("POST", "/v1/devices/4-1/reset", [("Sec-Fetch-Site", "same-site")])
         #expect(sameSite.status == 403)
         // The API's own origin, and tools that send none, are not foreign.

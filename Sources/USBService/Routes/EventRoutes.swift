@@ -10,7 +10,11 @@ struct EventRoutes: Sendable {
 
     func register(in router: inout Router) {
         router.get("/v1/events", requires: Access.read) { try await events($0) }
-        router.get("/v1/wait", requires: Access.read) { try await wait($0) }
+        router.get("/v1/wait", requires: Access.read) { try await wait($0, claiming: false) }
+        // The same wait that also claims on the device that comes back (`claim`): a change, so a
+        // POST with the transfer scope, which the origin and HEAD guards treat as one (a GET
+        // that claimed would be open to any web page, and to HEAD).
+        router.post("/v1/wait", requires: Access.transfer) { try await wait($0, claiming: true) }
     }
 
     func events(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -42,8 +46,9 @@ struct EventRoutes: Sendable {
             stream, headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"])
     }
 
-    func wait(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let filter = try DeviceFilter(query: request.query, others: ["for", "timeout_ms", "not_address", "claim"])
+    func wait(_ request: RoutedRequest, claiming: Bool) async throws -> HTTPResponse {
+        let filter = try DeviceFilter(
+            query: request.query, others: ["for", "timeout_ms", "not_address"] + (claiming ? ["claim"] : []))
         guard !filter.isEmpty else {
             throw RoutingProblem.missingParameter(
                 name: DeviceFilter.parameterNames.joined(separator: " or "),
@@ -56,10 +61,9 @@ struct EventRoutes: Sendable {
         // may still be when the client starts waiting.
         let notAddress = try request.query.integer("not_address", in: 1...127)
         // The interfaces to claim again on the device that comes back (the port's, so `id` is
-        // needed), as the claim route would: transfer scope, leases, the interface policy.
+        // needed), as the claim route would: leases, the interface policy.
         let claims = try request.query.string("claim").map(Self.interfaceNumbers)
         if claims != nil {
-            try context.require(.transfer, request)
             guard filter.id != nil, wantPresent else {
                 throw RoutingProblem.missingParameter(name: "id", expected: "the port whose device comes back, to claim on it (for=present)")
             }

@@ -176,7 +176,9 @@ class Device:
             params["claim"] = numbers
         headers = {"X-USB-Lease": self.lease_token} if self.lease_token else {}
         timeout = httpx.Timeout(self.client.timeout + timeout_ms / 1000, connect=10.0)
-        answer = call(self.client._http, "GET", "/v1/wait", params=params, headers=headers, timeout=timeout).json()
+        # Claiming is a change: the daemon takes it as a POST only (transfer scope).
+        method = "POST" if numbers else "GET"
+        answer = call(self.client._http, method, "/v1/wait", params=params, headers=headers, timeout=timeout).json()
         (summary,) = answer["devices"]
         back = Device(self.client, self.id, summary["address"])
         back.lease_token = self.lease_token
