@@ -96,15 +96,11 @@ struct EventRoutes: Sendable {
         else { throw await context.absent(id) }
         var result = WaitClaims()
         for number in numbers {
-            guard await session.state.active?.interfaces.contains(where: { $0.number == number }) == true else {
+            guard (try? await session.state.interface(number)) != nil else {
                 result.notClaimed.append(.init(interface: Int(number), reason: "the device that came back has no interface \(number)"))
                 continue
             }
-            try context.checkLease(request, device: id, interface: number)
-            try await context.checkInterfaceAccess(request, session: session, interface: number)
-            _ = try await context.usb("Claiming interface \(number) of \(id)", device: id) {
-                try await session.claim(number, detach: true)
-            }
+            _ = try await context.claim(number, of: session, detach: true, for: request)
             result.claimed.append(Int(number))
         }
         request.request.logger.info(

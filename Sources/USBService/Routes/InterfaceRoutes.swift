@@ -30,25 +30,7 @@ struct InterfaceRoutes: Sendable {
         let number = try context.byte(request, "interface")
         let detach = try request.query.boolean("detach") ?? true
         let session = try await context.session(request)
-        try context.checkLease(request, device: session.id, interface: number)
-        try await context.checkInterfaceAccess(request, session: session, interface: number)
-        let claim = try await context.usb("Claiming interface \(number) of \(session.id)", device: session.id) {
-            do {
-                return try await session.claim(number, detach: detach)
-            } catch let error as USBError where error == .busy && !detach {
-                guard let configuration = await session.state.activeConfiguration,
-                    let driver = Sysfs.interfaceDriver(device: session.id, configuration: configuration, interface: number)
-                else { throw USBError.busy }
-                throw USBProblem.kernelDriverBound(session.id, interface: number, driver: driver)
-            }
-        }
-        request.request.logger.info(
-            "interface claimed",
-            metadata: [
-                "usb.device": "\(session.id)", "usb.interface": "\(number)",
-                "usb.kernel_driver_detached": "\(claim.kernelDriverDetached)",
-            ])
-        return try .json(ClaimModel(claim))
+        return try .json(ClaimModel(try await context.claim(number, of: session, detach: detach, for: request)))
     }
 
     func release(_ request: RoutedRequest) async throws -> HTTPResponse {
@@ -120,5 +102,35 @@ struct InterfaceRoutes: Sendable {
         }
         request.request.logger.info("device reset", metadata: ["usb.device": "\(session.id)"])
         return try .json(ResetAnswer(reenumerated: false))
+    }
+}
+
+extension RouteContext {
+    /// Claims interface `number` of `session` for `request`, as every route that claims does
+    /// (the claim route, a wait that claims on the device that came back): the lease that
+    /// covers it, the interface policy, then the claim; a bound kernel driver is detached, or
+    /// with `detach` false left alone: 409 device-busy naming it.
+    func claim(_ number: UInt8, of session: DeviceSession, detach: Bool, for request: RoutedRequest) async throws
+        -> DeviceState.Claim
+    {
+        try checkLease(request, device: session.id, interface: number)
+        try await checkInterfaceAccess(request, session: session, interface: number)
+        let claim = try await usb("Claiming interface \(number) of \(session.id)", device: session.id) {
+            do {
+                return try await session.claim(number, detach: detach)
+            } catch let error as USBError where error == .busy && !detach {
+                guard let configuration = await session.state.activeConfiguration,
+                    let driver = Sysfs.interfaceDriver(device: session.id, configuration: configuration, interface: number)
+                else { throw USBError.busy }
+                throw USBProblem.kernelDriverBound(session.id, interface: number, driver: driver)
+            }
+        }
+        request.request.logger.info(
+            "interface claimed",
+            metadata: [
+                "usb.device": "\(session.id)", "usb.interface": "\(number)",
+                "usb.kernel_driver_detached": "\(claim.kernelDriverDetached)",
+            ])
+        return claim
     }
 }

@@ -27,7 +27,7 @@ struct TransferRoutes: Sendable {
             // lease's end, a release, the claim route all see it). A kernel driver's interface
             // stays its own: the transfer then fails as usbfs answers it.
             let state = await session.state
-            if state.claims[index] == nil, state.active?.interfaces.contains(where: { $0.number == index }) == true {
+            if state.claims[index] == nil, (try? state.interface(index)) != nil {
                 _ = try? await session.claim(index, detach: false)
             }
         case .endpoint:
