@@ -92,7 +92,7 @@ import USB
     }()
 
     static let lease = Lease(
-        id: "a", token: "b", device: "1-1", interface: nil, holder: "ci", fencing: 1, expires: .now, expiresAt: 0)
+        id: "a", token: "b", device: "1-1", interface: nil, holder: "ci", fencing: 1, renewed: .init(instant: .now, unix: 0))
 
     /// The `code` enum of the Problem schema lists every code the daemon can answer with.
     @Test func everyProblemCodeIsDocumented() {

@@ -12,11 +12,6 @@ struct Lease: Sendable, Equatable {
     var holder: String
     /// Grows with every grant, daemon-wide: a stale holder's number is smaller.
     var fencing: UInt64
-    /// When it runs out: when its holder last renewed it to, or, while its device is away,
-    /// the end of its grace if that comes sooner.
-    var expires: ContinuousClock.Instant
-    /// `expires` as Unix time, for the API.
-    var expiresAt: Double
     /// How long the device may be away (a re-enumeration, a firmware update) before the lease
     /// ends without it; its holder keeps the port meanwhile.
     var grace: Duration = .seconds(60)
@@ -27,7 +22,7 @@ struct Lease: Sendable, Equatable {
 
     init(
         id: String, token: String, device: String, interface: UInt8?, holder: String, fencing: UInt64,
-        expires: ContinuousClock.Instant, expiresAt: Double, grace: Duration = .seconds(60)
+        renewed: LeaseBook.Now, grace: Duration = .seconds(60)
     ) {
         self.id = id
         self.token = token
@@ -35,21 +30,20 @@ struct Lease: Sendable, Equatable {
         self.interface = interface
         self.holder = holder
         self.fencing = fencing
-        self.expires = expires
-        self.expiresAt = expiresAt
+        self.renewed = renewed
         self.grace = grace
-        self.renewed = LeaseBook.Now(instant: expires, unix: expiresAt)
     }
 
-    /// `expires` from `renewed` and, while the device is away, the grace.
-    mutating func settle() {
-        var end = renewed
-        if let gone = goneSince, gone.instant + grace < end.instant {
-            end = LeaseBook.Now(instant: gone.instant + grace, unix: gone.unix + grace.seconds)
-        }
-        expires = end.instant
-        expiresAt = end.unix
+    /// When it runs out: when its holder last renewed it to, or, while its device is away,
+    /// the end of its grace if that comes sooner.
+    var end: LeaseBook.Now {
+        guard let gone = goneSince, gone.instant + grace < renewed.instant else { return renewed }
+        return LeaseBook.Now(instant: gone.instant + grace, unix: gone.unix + grace.seconds)
     }
+
+    var expires: ContinuousClock.Instant { end.instant }
+    /// `expires` as Unix time, for the API.
+    var expiresAt: Double { end.unix }
 
     func covers(device: String, interface: UInt8?) -> Bool {
         self.device == device && (self.interface == nil || interface == nil || self.interface == interface)
@@ -85,7 +79,7 @@ struct LeaseBook: Sendable {
         fencing += 1
         let lease = Lease(
             id: id, token: token, device: device, interface: interface, holder: holder, fencing: fencing,
-            expires: now.instant + ttl, expiresAt: now.unix + ttl.seconds, grace: grace)
+            renewed: Now(instant: now.instant + ttl, unix: now.unix + ttl.seconds), grace: grace)
         leases[id] = lease
         return (lease, ended)
     }
@@ -95,7 +89,6 @@ struct LeaseBook: Sendable {
         guard var lease = leases[id], lease.expires > now.instant else { throw .notFound(id) }
         guard Self.same(token, lease.token) else { throw .wrongToken(lease) }
         lease.renewed = Now(instant: now.instant + ttl, unix: now.unix + ttl.seconds)
-        lease.settle()
         leases[id] = lease
         return lease
     }
@@ -109,9 +102,8 @@ struct LeaseBook: Sendable {
         for var lease in leases.values where lease.expires > now.instant {
             let here = present.contains(lease.device)
             guard here == (lease.goneSince != nil) else { continue }
-            lease.goneSince = here ? nil : now
             let before = lease.expires
-            lease.settle()
+            lease.goneSince = here ? nil : now
             leases[lease.id] = lease
             if lease.expires < before { soonest = min(soonest ?? lease.expires, lease.expires) }
         }
