@@ -49,7 +49,8 @@ public struct NodeFeatures: Sendable, Equatable {
     }
 
     public static func productLabel(vendor: UInt16, product: UInt16) -> String {
-        "usbhttpd.usb-\(hex4(vendor))-\(hex4(product))"
+        // hex() writes USB ids as 0x and four lowercase digits; the label takes the digits.
+        "usbhttpd.usb-\(hex(vendor).dropFirst(2))-\(hex(product).dropFirst(2))"
     }
 
     /// `usbhttpd.serial-` and the serial, made a valid label name (see the type's comment).
@@ -91,11 +92,6 @@ public struct NodeFeatures: Sendable, Equatable {
 
     static func fnv1a(_ bytes: [UInt8]) -> UInt32 {
         bytes.reduce(2_166_136_261 as UInt32) { hash, byte in (hash ^ UInt32(byte)) &* 16_777_619 }
-    }
-
-    private static func hex4(_ value: UInt16) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 4 - digits.count) + digits
     }
 
     private static func hex8(_ value: UInt32) -> String {
