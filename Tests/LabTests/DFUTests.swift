@@ -75,8 +75,7 @@ extension InTheLab {
             let (id, _) = try await board(lab)
             // 8 KiB: 32 blocks, each two curl runs (the timing of 64 KiB is the benchmark's).
             try await writeImage(lab, major: 4, minor: 0x05, name: "recipe.bin", size: 8192)
-            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=300000&grace_ms=20000").object()
-            let token = try #require(lease["token"] as? String), leaseID = try #require(lease["id"] as? String)
+            let (leaseID, token, _) = try await lab.takeLease(id, "ttl_ms=300000&grace_ms=20000")
             let (_, output) = try await lab.runDetached(
                 """
                 curl -sN 'http://127.0.0.1:8080/v1/events?serial=\(Self.serial)' > "$TMPDIR/dfu-events.txt" &
@@ -113,8 +112,7 @@ extension InTheLab {
             let lab = try await Lab.shared.session()
             let (id, summary) = try await board(lab)
             let address = try #require(summary["address"] as? Int)
-            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000&grace_ms=1000").object()
-            let token = try #require(lease["token"] as? String)
+            let (_, token, _) = try await lab.takeLease(id, "ttl_ms=60000&grace_ms=1000")
             // VANISH: off the bus for 6 s.
             let vanish = try await lab.post(
                 "/v1/devices/\(id)/control?request_type=0x40&request=0x41&value=6000", headers: ["X-USB-Lease": token])
@@ -139,8 +137,7 @@ extension InTheLab {
             let lab = try await Lab.shared.session()
             let (id, summary) = try await board(lab)
             let address = try #require(summary["address"] as? Int)
-            let lease = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=12000").object()
-            let token = try #require(lease["token"] as? String)
+            let (_, token, _) = try await lab.takeLease(id, "ttl_ms=12000")
             // The first client: into the bootloader, 5 blocks, then it is gone (no renewal,
             // no release): its lease runs out and takes its claim with it.
             let (_, first) = try await lab.runDetached(

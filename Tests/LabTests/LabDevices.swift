@@ -82,6 +82,15 @@ extension LabSession {
         try await daemon.request("POST", path, body: body ?? [], headers: headers)
     }
 
+    /// Takes a lease on `id` (`query`: ttl_ms, grace_ms, interface): its id and token, and the
+    /// whole answer.
+    func takeLease(_ id: String, _ query: String) async throws -> (id: String, token: String, answer: [String: Any]) {
+        let taken = try await post("/v1/devices/\(id)/leases?\(query)")
+        #expect(taken.status == 201, "\(taken.text)")
+        let answer = try taken.object()
+        return (try #require(answer["id"] as? String), try #require(answer["token"] as? String), answer)
+    }
+
     /// Claims interface 0 of `id` if it is not claimed yet.
     func claimed(_ id: String, interface: Int = 0) async throws {
         let state = try await daemon.get("/v1/devices/\(id)/claims").object()

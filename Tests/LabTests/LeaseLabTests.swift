@@ -12,11 +12,7 @@ extension InTheLab {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.loopback)
             try await lab.released(id)
-            let taken = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000")
-            #expect(taken.status == 201, "\(taken.text)")
-            let lease = try taken.object()
-            let leaseID = try #require(lease["id"] as? String)
-            let token = try #require(lease["token"] as? String)
+            let (leaseID, token, _) = try await lab.takeLease(id, "ttl_ms=60000")
 
             try await lab.replug("cycles loopback 1")
             let stranger = try await lab.post("/v1/devices/\(id)/interfaces/0/claim")
@@ -34,11 +30,7 @@ extension InTheLab {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.loopback)
             try await lab.released(id)
-            let taken = try await lab.post("/v1/devices/\(id)/leases?interface=0&ttl_ms=3000")
-            #expect(taken.status == 201, "\(taken.text)")
-            let lease = try taken.object()
-            let leaseID = try #require(lease["id"] as? String)
-            let token = try #require(lease["token"] as? String)
+            let (leaseID, token, lease) = try await lab.takeLease(id, "interface=0&ttl_ms=3000")
             let fencing = try #require(lease["fencing"] as? Int)
 
             let stranger = try await lab.post("/v1/devices/\(id)/interfaces/0/claim")
@@ -65,10 +57,8 @@ extension InTheLab {
             #expect(free.status == 200, "the interface is free again: \(free.text)")
 
             // A new grant has a larger fencing number; renew and release need its token.
-            let next = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000").object()
+            let (nextID, nextToken, next) = try await lab.takeLease(id, "ttl_ms=60000")
             #expect((next["fencing"] as? Int ?? 0) > fencing)
-            let nextID = try #require(next["id"] as? String)
-            let nextToken = try #require(next["token"] as? String)
             let wrong = try await lab.daemon.request("DELETE", "/v1/leases/\(nextID)")
             #expect(problemMismatch(wrong, status: 403, code: "lease-token-mismatch") == nil)
             let renewed = try await lab.daemon.request(
@@ -94,11 +84,7 @@ extension InTheLab {
                   'http://127.0.0.1:8080/v1/devices/\(id)/endpoints/\(endpoint)/stream'; echo "rc=$?" > "$TMPDIR/leased.rc") > /dev/null 2>&1 &
                 """)
             #expect(try await lab.streamsActive("in", atLeast: streamsBefore + 1), "the stream runs before the lease is taken")
-            let taken = try await lab.post("/v1/devices/\(id)/leases?interface=0&ttl_ms=60000")
-            #expect(taken.status == 201, "\(taken.text)")
-            let lease = try taken.object()
-            let leaseID = try #require(lease["id"] as? String)
-            let token = try #require(lease["token"] as? String)
+            let (leaseID, token, _) = try await lab.takeLease(id, "interface=0&ttl_ms=60000")
             let ended = try await lab.run(
                 "for i in $(seq 100); do [ -s \"$TMPDIR/leased.rc\" ] && break; sleep 0.1; done; cat \"$TMPDIR/leased.rc\"")
             #expect(ended.hasPrefix("rc=18") || ended.hasPrefix("rc=56"), "curl reports an incomplete body: \(ended)")
@@ -124,15 +110,13 @@ extension InTheLab {
                   echo "rc=$?" > "$TMPDIR/upload.out") > /dev/null 2>&1 &
                 """)
             #expect(try await lab.streamsActive("out", atLeast: streamsBefore + 1), "the upload runs before the lease is taken")
-            let taken = try await lab.post("/v1/devices/\(id)/leases?ttl_ms=60000")
-            #expect(taken.status == 201, "\(taken.text)")
-            let lease = try taken.object()
+            let (leaseID, token, _) = try await lab.takeLease(id, "ttl_ms=60000")
             let answer = try await lab.run(
                 "for i in $(seq 150); do [ -s \"$TMPDIR/upload.out\" ] && break; sleep 0.1; done; cat \"$TMPDIR/upload.body\"")
             #expect(answer.contains("\"lease-held\""), "the upload's answer: \(answer)")
             #expect(try await lab.logLine(containing: ["leased-upload", "upload cut: a lease now covers its interface"]) != nil)
             let released = try await lab.daemon.request(
-                "DELETE", "/v1/leases/\(lease["id"] as? String ?? "")", headers: ["X-USB-Lease": lease["token"] as? String ?? ""])
+                "DELETE", "/v1/leases/\(leaseID)", headers: ["X-USB-Lease": token])
             #expect(released.status == 200)
         }
     }
