@@ -63,7 +63,7 @@ enum state {
     APP_IDLE = 0, APP_DETACH = 1, DFU_IDLE = 2, DNLOAD_SYNC = 3, DNBUSY = 4, DNLOAD_IDLE = 5,
     MANIFEST_SYNC = 6, MANIFEST = 7, MANIFEST_WAIT_RESET = 8, UPLOAD_IDLE = 9, DFU_ERROR = 10
 };
-enum status { OK = 0, ERR_FILE = 2, ERR_ADDRESS = 8, ERR_NOTDONE = 9, ERR_STALLEDPKT = 15 };
+enum status { OK = 0, ERR_FILE = 2, ERR_ADDRESS = 8, ERR_NOTDONE = 9, ERR_UNKNOWN = 14, ERR_STALLEDPKT = 15 };
 enum request { DETACH = 0, DNLOAD = 1, UPLOAD = 2, GETSTATUS = 3, CLRSTATUS = 4, GETSTATE = 5, ABORT = 6 };
 
 /* The DFU functional descriptor (DFU 1.1, 4.1.3). */
@@ -233,7 +233,16 @@ static void dfu_request(int fd, const struct usb_ctrlrequest *r) {
         }
         (void)value; /* blocks come in order; their number is not an address here */
         ssize_t n = read(fd, incoming + incoming_len, length);
-        if (n < 0) { perror("dnload"); return; }
+        if (n < 0) {
+            /* gadgetfs ends a control OUT request's status stage itself once the data came, so
+             * the host may send its next request (GETSTATUS) before this read; that request
+             * aborts this one (EIDRM) and the block is lost. Said as a DFU error, so that the
+             * host sees it instead of a download with a hole. */
+            printf("dfu-gadget: block lost: %s (the next request came before its data was read)\n", strerror(errno));
+            state = DFU_ERROR;
+            status = ERR_UNKNOWN;
+            return;
+        }
         if (n != length) printf("dfu-gadget: dnload of %u read %zd\n", length, n);
         incoming_len += (size_t)n;
         state = DNLOAD_SYNC;
