@@ -204,7 +204,10 @@ extension HotplugTests {
             source: .netlink, notices: BrokenSource(counter: counter), logger: Logger(label: "test"),
             onChange: {}, onFailure: { failures.withLock { $0 += 1 } })
         let deadline = ContinuousClock.now + .seconds(10)
-        while monitor.failure == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        // The thread records the failure, logs it, then calls onFailure: wait for both.
+        while monitor.failure == nil || failures.withLock({ $0 }) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         #expect(monitor.failure?.hasPrefix("netlink: ") == true, "\(monitor.failure ?? "no failure")")
         #expect(failures.withLock { $0 } == 1)
     }
