@@ -89,15 +89,21 @@ let package = Package(
 
         // Helpers shared by the test targets (an HTTP client, problem checks).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // A scripted device below DeviceSession (a DeviceIO, no USB), for unit tests of the
+        // session, the routes and the streams.
+        .target(name: "USBFakes", dependencies: ["USB", "EventLoop"], path: "Tests/USBFakes"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "Threads", "TestSupport"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads", "EventLoop", "LinuxSystem"]),
         .testTarget(
             name: "USBTests",
-            dependencies: ["USB", "LinuxSystem", .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: [
+                "USB", "USBFakes", "EventLoop", "LinuxSystem", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .testTarget(
             name: "USBServiceTests",
             dependencies: [
-                "USBService", "HTTPRouting", "HTTPServer", "USB", "TestSupport",
+                "USBService", "HTTPRouting", "HTTPServer", "USB", "USBFakes", "EventLoop", "TestSupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),

@@ -165,6 +165,14 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         pthread_equal(pthread_t(threadID.load(ordering: .acquiring)), pthread_self()) != 0
     }
 
+    /// Traps unless called on the loop's thread: the check at the entry points of every type
+    /// that lives on a loop (swift-nio's `preconditionInEventLoop`). One load and one
+    /// `pthread_equal`, cheap enough for every call on the hot path.
+    @inline(__always)
+    public func preconditionInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
+        precondition(inEventLoop, "called off the thread of its event loop", file: file, line: line)
+    }
+
     /// Runs the work queued now (and what it queues), on the loop's thread: the server calls it
     /// inside libmicrohttpd's callback so that a request that needs nothing else is answered
     /// before the callback returns. Does nothing when work is running already (a caller

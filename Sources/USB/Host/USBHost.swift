@@ -266,7 +266,7 @@ public actor USBHost {
         if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(
-            handle: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
+            io: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
             activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget)
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)

@@ -1,4 +1,3 @@
-import CLibUSB
 import CoreMetrics
 import Synchronization
 
@@ -26,16 +25,42 @@ enum USBMetrics {
         return made
     }
 
-    static func transfers(type: UInt8, endpoint: UInt8, outcome: String, bytes: Int, count: Int = 1) {
+    /// `count` URBs of `type` that ended with `status`, having moved `bytes` in all. Counter
+    /// handles are looked up in a table made once (no lock, no string per transfer).
+    static func transfers(type: TransferType, endpoint: UInt8, status: TransferStatus, bytes: Int, count: Int = 1) {
         guard count > 0 else { return }
+        outcomeCounters[Int(type.rawValue)][statusIndex(status)].increment(by: count)
+        if bytes > 0 { (endpoint & 0x80 != 0 ? bytesIn : bytesOut).increment(by: bytes) }
+    }
+
+    /// A URB of `type` that the kernel refused (the libusb error's name is the outcome).
+    static func refused(type: TransferType, error: USBError) {
         let name = typeName(type)
-        counter("\(type)/\(outcome)") {
-            Counter(label: "usbhttpd_usb_transfers_total", dimensions: [("type", name), ("outcome", outcome)])
-        }.increment(by: count)
-        if bytes > 0 {
-            let direction = endpoint & 0x80 != 0 ? "in" : "out"
-            counter(direction) { Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", direction)]) }
-                .increment(by: bytes)
+        counter("\(type.rawValue)/\(error.name)") {
+            Counter(label: "usbhttpd_usb_transfers_total", dimensions: [("type", name), ("outcome", error.name)])
+        }.increment()
+    }
+
+    /// [type][status], made on first use (after the program bootstrapped its metrics backend).
+    private static let outcomeCounters: [[Counter]] = [TransferType.control, .isochronous, .bulk, .interrupt].map { type in
+        TransferStatus.allCases.map { status in
+            Counter(
+                label: "usbhttpd_usb_transfers_total", dimensions: [("type", typeName(type)), ("outcome", status.rawValue)])
+        }
+    }
+    private static let bytesIn = Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", "in")])
+    private static let bytesOut = Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", "out")])
+
+    /// The index of `status` in `TransferStatus.allCases` (a switch: allCases makes an array).
+    private static func statusIndex(_ status: TransferStatus) -> Int {
+        switch status {
+        case .completed: 0
+        case .error: 1
+        case .timedOut: 2
+        case .cancelled: 3
+        case .stall: 4
+        case .noDevice: 5
+        case .overflow: 6
         }
     }
 
@@ -69,13 +94,5 @@ enum USBMetrics {
         Counter(label: "usbhttpd_device_changes_total", dimensions: [("kind", kind.rawValue)]).increment()
     }
 
-    private static func typeName(_ type: UInt8) -> String {
-        switch UInt32(type) {
-        case LIBUSB_TRANSFER_TYPE_CONTROL.rawValue: "control"
-        case LIBUSB_TRANSFER_TYPE_ISOCHRONOUS.rawValue: "isochronous"
-        case LIBUSB_TRANSFER_TYPE_BULK.rawValue: "bulk"
-        case LIBUSB_TRANSFER_TYPE_INTERRUPT.rawValue: "interrupt"
-        default: "other"
-        }
-    }
+    private static func typeName(_ type: TransferType) -> String { type.name }
 }

@@ -1,4 +1,3 @@
-import CLibUSB
 import Logging
 
 /// Claims, alternate settings, configurations, halts and resets: blocking libusb calls, each run
@@ -11,11 +10,11 @@ extension DeviceSession {
         try await ready()
         leftovers = [:]
         try state.checkClaim(number)
-        let (handle, id, configuration) = (handle, id, state.activeConfiguration)
+        let (io, id, configuration) = (io, id, state.activeConfiguration)
         let (detached, altSetting) = try await blocking { () throws(USBError) -> (Bool, UInt8?) in
-            let detached = (try? handle.kernelDriverActive(interface: number)) ?? false
+            let detached = (try? io.kernelDriverActive(interface: number)) ?? false
             if detached && !detach { throw .busy }
-            try handle.claimInterface(number)
+            try io.claimInterface(number)
             let altSetting = configuration.flatMap { Sysfs.altSetting(device: id, configuration: $0, interface: number) }
             return (detached, altSetting)
         }
@@ -31,8 +30,8 @@ extension DeviceSession {
         leftovers = [:]
         _ = try state.claim(number)
         defer { state.released(number) }
-        let handle = handle
-        try await blocking { () throws(USBError) in try handle.releaseInterface(number) }
+        let io = io
+        try await blocking { () throws(USBError) in try io.releaseInterface(number) }
     }
 
     /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).
@@ -40,8 +39,8 @@ extension DeviceSession {
         try await ready()
         leftovers = [:]
         try state.checkAltSetting(interface: interface, altSetting: altSetting)
-        let handle = handle
-        try await blocking { () throws(USBError) in try handle.setAltSetting(interface: interface, altSetting: altSetting) }
+        let io = io
+        try await blocking { () throws(USBError) in try io.setAltSetting(interface: interface, altSetting: altSetting) }
         state.altSettingSelected(interface: interface, altSetting: altSetting)
     }
 
@@ -50,8 +49,8 @@ extension DeviceSession {
         try await ready()
         leftovers = [:]
         try state.checkConfiguration(value)
-        let handle = handle
-        try await blocking { () throws(USBError) in try handle.setConfiguration(value) }
+        let io = io
+        try await blocking { () throws(USBError) in try io.setConfiguration(value) }
         state.configured(value)
     }
 
@@ -60,8 +59,8 @@ extension DeviceSession {
         try await ready()
         leftovers = [:]
         _ = try state.endpoint(endpoint, for: .clearHalt)
-        let handle = handle
-        try await blocking { () throws(USBError) in try handle.clearHalt(endpoint: endpoint) }
+        let io = io
+        try await blocking { () throws(USBError) in try io.clearHalt(endpoint: endpoint) }
     }
 
     /// Resets the device's port (libusb_reset_device). Claims survive; alternate settings go
@@ -69,9 +68,9 @@ extension DeviceSession {
     public func reset() async throws {
         try await ready()
         leftovers = [:]
-        let handle = handle
+        let io = io
         do {
-            try await blocking { () throws(USBError) in try handle.reset() }
+            try await blocking { () throws(USBError) in try io.reset() }
         } catch {
             if error == .notFound { goneFlag.store(true, ordering: .releasing) }
             throw error

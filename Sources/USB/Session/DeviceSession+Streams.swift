@@ -1,4 +1,3 @@
-import CLibUSB
 import Logging
 
 /// Streams: many transfers in flight on one endpoint, all submitted from the device actor.
@@ -8,22 +7,20 @@ extension DeviceSession {
     /// are submitted now, and submitted again (from this actor's thread) as they are read.
     public func stream(_ endpoint: UInt8, options: BulkInStream.Options) async throws -> BulkInStream {
         try await ready()
-        let type: libusb_transfer_type
+        let type: TransferType
         if let packetSize = options.isoPacketSize {
             let descriptor = try state.endpoint(endpoint, for: .isoRead)
             let packets = packetSize > 0 && options.transferSize % packetSize == 0 ? options.transferSize / packetSize : 0
             try DeviceState.checkIsoPackets(Array(repeating: packetSize, count: packets), for: descriptor)
-            type = LIBUSB_TRANSFER_TYPE_ISOCHRONOUS
+            type = .isochronous
         } else {
             let descriptor = try state.endpoint(endpoint, for: .read)
             _ = try DeviceState.checkTransferSize(options.transferSize, for: descriptor)
-            type = libusbType(descriptor)
+            type = descriptor.transferType
         }
         leftovers[endpoint] = nil
-        let stream = try BulkInStream(
-            handle: handle, endpoint: endpoint, type: type, options: options, loop: loop, budget: budget)
-        streams = streams.filter { $0.value.stream != nil }
-        streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
+        let stream = try BulkInStream(io: io, endpoint: endpoint, type: type, options: options, loop: loop, budget: budget)
+        keep(stream)
         stream.start()
         return stream
     }
@@ -38,23 +35,36 @@ extension DeviceSession {
         let descriptor = try state.endpoint(endpoint, for: .write)
         let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
         let stream = try OutStream(
-            handle: handle, endpoint: endpoint, type: libusbType(descriptor), transfers: transfers,
-            transferSize: transferSize, packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
-            loop: loop, budget: budget, logger: logger)
-        streams = streams.filter { $0.value.stream != nil }
-        streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
+            io: io, endpoint: endpoint, type: descriptor.transferType, transfers: transfers, transferSize: transferSize,
+            packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout, loop: loop, budget: budget,
+            logger: logger)
+        keep(stream)
         return stream
     }
 
-    /// Waits for a transfer started with `submit()`: the bytes it moved and how it ended.
-    func settle(_ transfer: PendingTransfer) async -> (count: Int, status: TransferStatus) {
-        defer { inFlight[ObjectIdentifier(transfer)] = nil }
-        let (type, endpoint) = (transfer.type, transfer.endpoint)
-        switch await transfer.outcome() {
-        case .finished(let status, let count):
-            USBMetrics.transfers(type: type, endpoint: endpoint, outcome: status.rawValue, bytes: count)
-            return (count, status)
-        case .refused: return (0, .error)
-        }
+    /// A stream of a request body to isochronous OUT endpoint `endpoint` (``OutStream`` with
+    /// packets): cut into packets of `packetSize` bytes (the last one may be shorter),
+    /// `packetsPerTransfer` to a URB, with up to `transfers` URBs in flight so that the device
+    /// gets a packet every interval. A packet that fails does not stop the stream
+    /// (isochronous data is never retried; the outcome's summary counts them); a transfer that
+    /// fails as a whole (the device gone, say) does.
+    public func isoUploadStream(
+        _ endpoint: UInt8, packetSize: Int, packetsPerTransfer: Int, transfers: Int, timeout: UInt32, logger: Logger
+    ) async throws -> OutStream {
+        try await ready()
+        let descriptor = try state.endpoint(endpoint, for: .isoWrite)
+        try DeviceState.checkIsoPackets(Array(repeating: packetSize, count: packetsPerTransfer), for: descriptor)
+        let stream = try OutStream(
+            io: io, endpoint: endpoint, type: .isochronous, transfers: transfers,
+            transferSize: packetSize * packetsPerTransfer, packetSize: packetSize, zeroLengthPacket: false,
+            isoPacketSize: packetSize, timeout: timeout, loop: loop, budget: budget, logger: logger)
+        keep(stream)
+        return stream
+    }
+
+    /// Keeps `stream` among the session's, to end it when the session closes.
+    private func keep(_ stream: any SessionStream) {
+        streams = streams.filter { $0.value.stream != nil }
+        streams[ObjectIdentifier(stream)] = WeakStream(stream: stream)
     }
 }

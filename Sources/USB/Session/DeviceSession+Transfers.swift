@@ -1,4 +1,3 @@
-import CLibUSB
 import Logging
 
 /// Single transfers: control, bulk and interrupt reads and writes, each a ``PendingTransfer``
@@ -12,8 +11,11 @@ extension DeviceSession {
         try await ready()
         precondition(setup.direction == .in || Int(setup.length) == data.count, "wLength must match the OUT data")
         let pending = try PendingTransfer(
-            handle: handle, endpoint: setup.direction == .in ? 0x80 : 0x00, type: LIBUSB_TRANSFER_TYPE_CONTROL,
-            length: 8 + Int(setup.length), timeout: timeout)
+            io: io,
+            spec: URBSpec(
+                endpoint: setup.direction == .in ? 0x80 : 0x00, type: .control, length: 8 + Int(setup.length),
+                timeout: timeout),
+            loop: loop)
         let header = setup.bytes
         pending.buffer.copyBytes(from: header)
         if setup.direction == .out {
@@ -41,8 +43,11 @@ extension DeviceSession {
         }
         let packet = max(Int(descriptor.maxPacketSize & 0x07ff), 1)
         let pending = try PendingTransfer(
-            handle: handle, endpoint: endpoint, type: libusbType(descriptor),
-            length: (length + packet - 1) / packet * packet, timeout: timeout)
+            io: io,
+            spec: URBSpec(
+                endpoint: endpoint, type: descriptor.transferType, length: (length + packet - 1) / packet * packet,
+                timeout: timeout),
+            loop: loop)
         let result = try await perform(pending, endpoint: endpoint, logger: logger)
         if result.status.keepsWhatCame, result.actualLength > 0 {
             // What came before the timeout (or the client's hang-up) is not lost: it waits for
@@ -65,8 +70,11 @@ extension DeviceSession {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let pending = try PendingTransfer(
-            handle: handle, endpoint: endpoint, type: libusbType(descriptor), length: data.count, timeout: timeout,
-            flags: zeroLengthPacket ? LIBUSB_TRANSFER_ADD_ZERO_PACKET : nil)
+            io: io,
+            spec: URBSpec(
+                endpoint: endpoint, type: descriptor.transferType, length: data.count, timeout: timeout,
+                flags: zeroLengthPacket ? .zeroPacket : []),
+            loop: loop)
         pending.buffer.copyBytes(from: data)
         return try await perform(pending, endpoint: endpoint, logger: logger)
     }
@@ -83,14 +91,14 @@ extension DeviceSession {
         let type = pending.type
         switch await pending.run() {
         case .refused(let error):
-            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: error.name, bytes: 0)
+            USBMetrics.refused(type: type, error: error)
             if error == .noDevice { goneFlag.store(true, ordering: .releasing) }
             logger.debug(
                 "transfer refused",
                 metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "error": "\(error)"])
             throw error
         case .finished(let status, let actualLength):
-            USBMetrics.transfers(type: type, endpoint: pending.endpoint, outcome: status.rawValue, bytes: actualLength)
+            USBMetrics.transfers(type: type, endpoint: pending.endpoint, status: status, bytes: actualLength)
             if status == .noDevice { goneFlag.store(true, ordering: .releasing) }
             // Made only if the line is logged (a debug line for every transfer otherwise costs
             // four strings per control request).

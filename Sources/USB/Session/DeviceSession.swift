@@ -1,4 +1,3 @@
-import CLibUSB
 import EventLoop
 import Threads
 import Logging
@@ -18,7 +17,8 @@ public actor DeviceSession {
     /// The address the device had on its bus when it was opened: it changes each time the
     /// device enumerates, so with the bus it names this instance of the device.
     public nonisolated let address: UInt8
-    public nonisolated let handle: USBDeviceHandle
+    /// What the session does to the device with: libusb (``USBDeviceHandle``), or a fake in tests.
+    public nonisolated let io: any DeviceIO
     nonisolated let loop: EventLoop
     /// Where blocking libusb calls run.
     nonisolated let worker: ThreadExecutor
@@ -51,21 +51,21 @@ public actor DeviceSession {
     /// LIBUSB_ERROR_NO_DEVICE. ``close()`` still has to run.
     public nonisolated func deviceRemoved() { goneFlag.store(true, ordering: .releasing) }
 
-    /// Takes over `handle`, on `loop`. Kernel drivers are detached from interfaces on claim and
-    /// attached again on release.
+    /// Takes over `io` (an open device), on `loop`. Kernel drivers are detached from interfaces
+    /// on claim and attached again on release.
     public init(
-        handle: USBDeviceHandle, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
+        io: any DeviceIO, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
         activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited
     ) {
         self.id = id
         self.address = address
-        self.handle = handle
+        self.io = io
         self.loop = loop
         self.budget = budget
         self.worker = ThreadExecutor(name: "usb-\(id)")
         self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
         // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.
-        try? handle.setAutoDetachKernelDriver(true)
+        try? io.setAutoDetachKernelDriver(true)
     }
 
     deinit { worker.stop() }
@@ -85,10 +85,10 @@ public actor DeviceSession {
         while !inFlight.isEmpty && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let handle = handle
+        let io = io
         let claimed = state.claims.keys.sorted()
         _ = try? await blocking { () throws(USBError) in
-            for number in claimed { try? handle.releaseInterface(number) }
+            for number in claimed { try? io.releaseInterface(number) }
         }
         for number in claimed { state.released(number) }
     }
@@ -133,9 +133,6 @@ public actor DeviceSession {
         return try result.get()
     }
 
-    func libusbType(_ endpoint: EndpointDescriptor) -> libusb_transfer_type {
-        endpoint.transferType == .interrupt ? LIBUSB_TRANSFER_TYPE_INTERRUPT : LIBUSB_TRANSFER_TYPE_BULK
-    }
 }
 
 /// A stream of a session's (to or from an endpoint), which the session ends when it closes.

@@ -1,18 +1,21 @@
-import CLibUSB
 import EventLoop
 import Logging
-import Synchronization
 
 /// A bulk, interrupt or isochronous IN endpoint read without end: `transfers` URBs of
-/// `transferSize` bytes kept in flight, their buffers from usbfs (libusb_dev_mem_alloc: the
-/// kernel writes straight into memory this process maps) or, where that fails, ordinary memory.
+/// `transferSize` bytes kept in flight, their buffers from the device's DMA memory (usbfs:
+/// the kernel writes straight into memory this process maps) or, where that fails, ordinary
+/// memory.
 ///
 /// Completed buffers go out in order, and go back to the bus only once their bytes are out:
 /// handed to a sink that writes them to the client's socket itself (``attach(_:)``: no copy,
 /// the buffer resubmitted the moment the kernel has its bytes), or copied by a reader
-/// (``read(into:)``, the way over TLS). Everything happens on the event loop, which is the
-/// device actor's executor: completions, hand-overs and resubmissions need no thread switch.
-/// ``InStreamMachine`` decides; this class makes the calls.
+/// (``read(into:)``, the way over TLS). ``InStreamMachine`` decides; this class makes the calls.
+///
+/// Lives on the event loop, which is the device actor's executor too: completions, hand-overs
+/// and resubmissions happen there without a thread switch or a lock, and every method checks
+/// it is called there, but the three that end the stream (``finish()``, ``cancel()``,
+/// ``deviceGone()``), which may come from anywhere (a timer, a lease, the session closing)
+/// and hop to the loop.
 public final class BulkInStream: @unchecked Sendable {
     public struct Options: Sendable, Equatable {
         public var transfers = 8
@@ -41,40 +44,35 @@ public final class BulkInStream: @unchecked Sendable {
         case end(Ending)
     }
 
-    private struct State {
-        var machine: InStreamMachine
-        var wake: (@Sendable () -> Void)?
-        var sink: (any InStreamSink)?
-        var isoFailedPackets = 0
-        /// Buffers resubmitted after being consumed, and the time they spent out of the bus
-        /// (from completing to being submitted again).
-        var turnaroundNanoseconds: Int64 = 0
-        var completedAt: [ContinuousClock.Instant?]
-    }
-
     public let options: Options
-    /// Whether every buffer came from libusb_dev_mem_alloc.
+    /// Whether every buffer came from the device's DMA memory.
     public let zeroCopy: Bool
     public let endpoint: UInt8
-    let handle: USBDeviceHandle
     private let loop: EventLoop
     private let budget: UsbfsBudget
     private var transfers: [Transfer] = []
     private let buffers: TransferBuffers
-    private let state: Mutex<State>
     /// The packets of each transfer, for an isochronous endpoint.
     private let iso: IsoLayout?
+    // Loop-confined state.
+    private var machine: InStreamMachine
+    private var wake: (@Sendable () -> Void)?
+    private var sink: (any InStreamSink)?
+    private var failedIsoPackets = 0
+    /// Buffers resubmitted after being consumed, and the time they spent out of the bus
+    /// (from completing to being submitted again).
+    private var turnaroundNanoseconds: Int64 = 0
+    private var completedAt: [ContinuousClock.Instant?]
 
     /// Allocates the transfers and buffers, which count against the daemon's usbfs share for
     /// the stream's life (``UsbfsBudget.Exhausted`` when they do not fit); nothing is submitted
     /// until ``start()``.
     init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, options: Options, loop: EventLoop,
+        io: any DeviceIO, endpoint: UInt8, type: TransferType, options: Options, loop: EventLoop,
         budget: UsbfsBudget = .unlimited
     ) throws {
         try budget.reserve(options.transfers * options.transferSize)
         self.budget = budget
-        self.handle = handle
         self.endpoint = endpoint
         self.options = options
         self.loop = loop
@@ -82,20 +80,19 @@ public final class BulkInStream: @unchecked Sendable {
             IsoLayout(lengths: Array(repeating: $0, count: options.transferSize / max($0, 1)))
         }
         self.iso = iso
-        let buffers = TransferBuffers(handle: handle, count: options.transfers, size: options.transferSize)
+        let buffers = TransferBuffers(io: io, count: options.transfers, size: options.transferSize)
         self.buffers = buffers
         self.zeroCopy = buffers.zeroCopy
-        self.state = Mutex(
-            State(
-                machine: InStreamMachine(buffers: options.transfers, maxBytes: options.maxBytes),
-                completedAt: Array(repeating: nil, count: options.transfers)))
+        self.machine = InStreamMachine(buffers: options.transfers, maxBytes: options.maxBytes)
+        self.completedAt = Array(repeating: nil, count: options.transfers)
         for index in 0..<options.transfers {
             let transfer: Transfer
             do {
+                let spec = URBSpec(
+                    endpoint: endpoint, type: type, length: options.transferSize, timeout: options.timeout,
+                    isoPackets: iso?.lengths.count ?? 0)
                 transfer = try Transfer(
-                    handle: handle, endpoint: endpoint, type: type, length: options.transferSize,
-                    timeout: options.timeout, isoPackets: iso?.lengths.count ?? 0,
-                    buffer: UnsafeMutableRawBufferPointer(start: buffers.pointers[index], count: options.transferSize),
+                    io: io, spec: spec, buffer: buffers[index], loop: loop,
                     completion: { [unowned(unsafe) self] transfer in self.ended(index, transfer) })
             } catch {
                 transfers = []
@@ -103,20 +100,20 @@ public final class BulkInStream: @unchecked Sendable {
                 budget.release(options.transfers * options.transferSize)
                 throw error
             }
-            iso?.apply(to: transfer.pointer)
+            if let iso { transfer.setIsoPackets(iso) }
             transfers.append(transfer)
         }
         USBMetrics.streamOpened(endpoint: endpoint, zeroCopy: zeroCopy)
     }
 
     deinit {
-        let (machine, turnaround, failed) = state.withLock { ($0.machine, $0.turnaroundNanoseconds, $0.machine.ending) }
-        USBMetrics.streamResubmissions(count: machine.resubmissions, waitNanoseconds: turnaround)
-        let type = transfers.first?.type ?? 0
+        let failed = machine.ending
+        USBMetrics.streamResubmissions(count: machine.resubmissions, waitNanoseconds: turnaroundNanoseconds)
+        let type = transfers.first?.type ?? .bulk
         USBMetrics.transfers(
-            type: type, endpoint: endpoint, outcome: "completed", bytes: machine.delivered, count: machine.completions)
+            type: type, endpoint: endpoint, status: .completed, bytes: machine.delivered, count: machine.completions)
         if let failed, case .failed(let status) = failed {
-            USBMetrics.transfers(type: type, endpoint: endpoint, outcome: status.rawValue, bytes: 0)
+            USBMetrics.transfers(type: type, endpoint: endpoint, status: status, bytes: 0)
         }
         USBMetrics.streamClosed(endpoint: endpoint)
         transfers = []
@@ -124,48 +121,48 @@ public final class BulkInStream: @unchecked Sendable {
         budget.release(options.transfers * options.transferSize)
     }
 
-    /// Sets the handler called (on any thread) when a ``read(into:)`` that answered `.wait`
+    /// Sets the handler called (on the loop) when a ``read(into:)`` that answered `.wait`
     /// would now give something.
     public func onWake(_ wake: @escaping @Sendable () -> Void) {
-        state.withLock { $0.wake = wake }
+        loop.preconditionInEventLoop()
+        self.wake = wake
     }
 
-    /// Submits every transfer. Call it on the device actor's executor (the loop).
+    /// Submits every transfer, from the device actor (on the loop).
     func start() {
+        loop.preconditionInEventLoop()
         for index in transfers.indices where submitNow(index) == false { return }
     }
 
     // MARK: Consumers
 
-    /// Hands every buffer to `sink` from now on, as it completes (on the loop): the way to the
-    /// client's socket without a copy. Call it on the loop.
+    /// Hands every buffer to `sink` from now on, as it completes: the way to the client's
+    /// socket without a copy.
     public func attach(_ sink: any InStreamSink) {
-        let actions = state.withLock { state -> InStreamMachine.Actions in
-            state.sink = sink
-            return state.machine.attach()
-        }
-        perform(actions)
+        loop.preconditionInEventLoop()
+        self.sink = sink
+        perform(machine.attach())
     }
 
     /// The sink has sent buffer `tag` (as ``InStreamSink/send(_:count:tag:)`` gave it): it goes
-    /// back to the bus at once. On the loop.
+    /// back to the bus at once.
     public func sent(_ tag: Int) {
-        perform(state.withLock { $0.machine.sent(tag) })
+        loop.preconditionInEventLoop()
+        perform(machine.sent(tag))
     }
 
-    /// Copies the next bytes into `buffer` (the way over TLS). The copy is made after the lock
-    /// is let go: the bytes are in a buffer nothing else touches until it is resubmitted,
-    /// which happens after the copy.
+    /// Copies the next bytes into `buffer` (the way over TLS); the buffer they come from goes
+    /// back to the bus once all of it is copied.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Read {
-        let next = state.withLock { $0.machine.read(max: buffer.count) }
-        switch next {
+        loop.preconditionInEventLoop()
+        switch machine.read(max: buffer.count) {
         case .wait: return .wait
         case .end(let ending):
             cancelInFlight()
             return .end(ending)
         case .copy(let index, let offset, let count):
-            buffer.baseAddress!.copyMemory(from: buffers.pointers[index] + offset, byteCount: count)
-            perform(state.withLock { $0.machine.copied(count: count) })
+            buffer.baseAddress!.copyMemory(from: buffers.pointer(index) + offset, byteCount: count)
+            perform(machine.copied(count: count))
             return .bytes(count)
         }
     }
@@ -185,25 +182,25 @@ public final class BulkInStream: @unchecked Sendable {
     /// Bytes delivered, transfers completed, and the mean time a buffer spent out of the bus
     /// between completing and being submitted again.
     public var statistics: (bytes: Int, chunks: Int, meanTurnaroundMicroseconds: Double) {
-        state.withLock {
-            let machine = $0.machine
-            return (
-                machine.delivered, machine.completions,
-                machine.resubmissions == 0
-                    ? 0 : Double($0.turnaroundNanoseconds) / Double(machine.resubmissions) / 1000
-            )
-        }
+        loop.preconditionInEventLoop()
+        return (
+            machine.delivered, machine.completions,
+            machine.resubmissions == 0 ? 0 : Double(turnaroundNanoseconds) / Double(machine.resubmissions) / 1000
+        )
     }
 
     /// Isochronous packets that failed so far (their room is dropped from the stream).
-    public var isoFailedPackets: Int { state.withLock { $0.isoFailedPackets } }
+    public var isoFailedPackets: Int {
+        loop.preconditionInEventLoop()
+        return failedIsoPackets
+    }
 
     /// On the loop (a stop from elsewhere is queued there: the sink lives there).
     private func stop(_ ending: Ending) {
         if loop.inEventLoop {
-            perform(state.withLock { $0.machine.stop(ending) })
+            perform(machine.stop(ending))
         } else {
-            loop.execute { [self] in perform(state.withLock { $0.machine.stop(ending) }) }
+            loop.execute { [self] in perform(machine.stop(ending)) }
         }
     }
 
@@ -211,40 +208,37 @@ public final class BulkInStream: @unchecked Sendable {
 
     private func perform(_ actions: InStreamMachine.Actions) {
         if actions.cancelInFlight { cancelInFlight() }
-        let (sink, wake) = state.withLock { ($0.sink, actions.wake ? $0.wake : nil) }
+        let sink = self.sink
         for (index, count) in actions.deliver {
-            sink?.send(buffers.pointers[index], count: count, tag: index)
+            sink?.send(buffers.pointer(index), count: count, tag: index)
         }
         for index in actions.submit { submit(index) }
         if let end = actions.end {
-            state.withLock { $0.sink = nil }
+            self.sink = nil
             sink?.end(end)
         }
-        wake?()
+        if actions.wake { wake?() }
     }
 
     private func submit(_ index: Int) {
-        let now = ContinuousClock.now
-        state.withLock { state in
-            if let completed = state.completedAt[index] {
-                state.turnaroundNanoseconds += (now - completed).nanoseconds
-                state.completedAt[index] = nil
-            }
+        if let completed = completedAt[index] {
+            turnaroundNanoseconds += (ContinuousClock.now - completed).nanoseconds
+            completedAt[index] = nil
         }
         _ = submitNow(index)
     }
 
-    /// libusb_submit_transfer through the transfer; while it is in flight the stream keeps
-    /// itself alive (its completion releases it). False if it was not submitted.
+    /// Submits through the transfer; while it is in flight the stream keeps itself alive (its
+    /// completion releases it). False if it was not submitted.
     private func submitNow(_ index: Int) -> Bool {
         let retained = Unmanaged.passRetained(self)
         switch transfers[index].submit() {
         case .submitted:
-            state.withLock { $0.machine.submitted(index) }
+            machine.submitted(index)
             return true
         case .refused(let error):
             retained.release()
-            perform(state.withLock { $0.machine.submitFailed(error) })
+            perform(machine.submitFailed(error))
             return false
         case .cancelled:
             retained.release()
@@ -253,8 +247,7 @@ public final class BulkInStream: @unchecked Sendable {
     }
 
     private func cancelInFlight() {
-        let flying = state.withLock { $0.machine.inFlight }
-        for (index, inFlight) in flying.enumerated() where inFlight { transfers[index].cancel() }
+        for (index, inFlight) in machine.inFlight.enumerated() where inFlight { transfers[index].cancel() }
     }
 
     /// On the loop, once per submitted transfer: releases what its submission retained, last.
@@ -262,20 +255,14 @@ public final class BulkInStream: @unchecked Sendable {
         defer { Unmanaged.passUnretained(self).release() }
         let status = transfer.status
         var count = transfer.actualLength
-        var isoFailed = 0
         if let iso {
             // Each packet's bytes sit at the packet's own offset: pack them.
-            let packets = iso.results(of: transfer.pointer)
-            isoFailed = packets.count(where: { $0.status != .completed })
-            count = IsoLayout.pack(packets, in: buffers.pointers[index])
+            let packets = transfer.isoResults(iso)
+            failedIsoPackets += packets.count(where: { $0.status != .completed })
+            count = IsoLayout.pack(packets, in: buffers.pointer(index))
         }
-        let now = ContinuousClock.now
-        let actions = state.withLock { state in
-            state.isoFailedPackets += isoFailed
-            state.completedAt[index] = now
-            return state.machine.completed(index, count: count, status: status)
-        }
-        perform(actions)
+        completedAt[index] = ContinuousClock.now
+        perform(machine.completed(index, count: count, status: status))
     }
 }
 

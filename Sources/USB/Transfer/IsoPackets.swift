@@ -1,5 +1,3 @@
-import CLibUSB
-
 /// One packet of an isochronous transfer as it ended (`struct libusb_iso_packet_descriptor`):
 /// isochronous packets succeed or fail one by one, and the transfer as a whole still completes.
 public struct IsoPacketResult: Sendable, Equatable {
@@ -45,24 +43,6 @@ struct IsoLayout {
     let lengths: [Int]
 
     var totalLength: Int { lengths.reduce(0, +) }
-
-    /// Sets the packet lengths of `transfer` (libusb_alloc_transfer'd with `lengths.count` packets).
-    func apply(to transfer: UnsafeMutablePointer<libusb_transfer>) {
-        transfer.pointee.num_iso_packets = Int32(lengths.count)
-        for (index, length) in lengths.enumerated() {
-            usbhttpd_libusb_iso_packet(transfer, Int32(index)).pointee.length = UInt32(length)
-        }
-    }
-
-    /// Each packet's outcome, read after the transfer ended.
-    func results(of transfer: UnsafeMutablePointer<libusb_transfer>) -> [IsoPacketResult] {
-        lengths.indices.map { index in
-            let packet = usbhttpd_libusb_iso_packet(transfer, Int32(index)).pointee
-            return IsoPacketResult(
-                length: Int(packet.length), actualLength: Int(packet.actual_length),
-                status: TransferStatus(packet.status))
-        }
-    }
 
     /// Moves each IN packet's bytes (which the kernel leaves at the packet's own offset) to the
     /// front of `buffer`, one after another; returns how many bytes that makes.

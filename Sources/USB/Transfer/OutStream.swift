@@ -1,17 +1,19 @@
-import CLibUSB
 import EventLoop
 import Logging
-import Synchronization
 
-/// A request body streamed to a bulk or interrupt OUT endpoint as it arrives: the server hands
-/// over each piece of the body on the event loop (``take(_:)``), which is copied straight into
-/// the buffer of the next transfer (usbfs memory where the kernel allows it: the URB's data is
-/// then not copied again into the kernel) and submitted as soon as that buffer is full, with
-/// up to `transfers` transfers in flight. When every buffer is in flight the client is held
-/// back (``take(_:)`` takes less than offered) until a transfer comes back (`onRoom`). No task,
-/// no thread switch per piece or per transfer: the pieces, the submissions and the completions
-/// all happen on the loop, which is the device actor's executor. ``OutStreamMachine`` decides;
-/// this class makes the calls.
+/// A request body streamed to a bulk, interrupt or isochronous OUT endpoint as it arrives: the
+/// server hands over each piece of the body (``take(_:)``), which is copied straight into the
+/// buffer of the next transfer (the device's DMA memory where the kernel allows it: the URB's
+/// data is then not copied again into the kernel) and submitted as soon as that buffer is full,
+/// with up to `transfers` transfers in flight. When every buffer is in flight the client is
+/// held back (``take(_:)`` takes less than offered) until a transfer comes back (`onRoom`).
+/// For an isochronous endpoint each transfer is cut into packets; a packet that fails does not
+/// stop the stream (``isoSummary`` counts it), a transfer that fails as a whole does.
+/// ``OutStreamMachine`` decides; this class makes the calls.
+///
+/// Lives on the event loop, which is the device actor's executor too: pieces, submissions
+/// and completions happen there, with no task, thread switch or lock per piece or transfer.
+/// Every method checks it is called there, but ``endOfBody()`` and ``cancel()``, which hop.
 public final class OutStream: @unchecked Sendable {
     /// How a stream to the device went: the outcome, the bytes the device took, and the bytes
     /// the body gave.
@@ -20,13 +22,8 @@ public final class OutStream: @unchecked Sendable {
         public var offered: Int
         /// The stream was cut or the client went away (not a transfer's status).
         public var cancelled: Bool
-    }
-
-    private struct State {
-        var machine: OutStreamMachine
-        var onRoom: (@Sendable () -> Void)?
-        var outcome: Outcome?
-        var waiter: CheckedContinuation<Outcome, Never>?
+        /// For an isochronous endpoint: packet by packet.
+        public var iso: IsoStreamSummary?
     }
 
     public let endpoint: UInt8
@@ -39,12 +36,23 @@ public final class OutStream: @unchecked Sendable {
     /// The zero-length packet that ends data filling its last packet, when asked for.
     private var zeroLengthTransfer: Transfer?
     private let buffers: TransferBuffers
-    private let state: Mutex<State>
+    /// The packet size of an isochronous endpoint (nil for the other types).
+    private let isoPacketSize: Int?
+    /// The packets of each isochronous transfer in flight, by buffer index.
+    private var isoLayouts: [IsoLayout?]
+    // Loop-confined state.
+    private var machine: OutStreamMachine
+    private var room: (@Sendable () -> Void)?
+    private var finished: Outcome?
+    private var waiter: CheckedContinuation<Outcome, Never>?
+    private var summary = IsoStreamSummary()
 
+    /// `isoPacketSize`: the endpoint is isochronous, and each transfer (`transferSize`, a
+    /// multiple of it) is cut into packets of this size (the last one of the body perhaps shorter).
     init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, transfers count: Int, transferSize: Int,
-        packetSize: Int, zeroLengthPacket: Bool, timeout: UInt32, loop: EventLoop, budget: UsbfsBudget = .unlimited,
-        logger: Logger
+        io: any DeviceIO, endpoint: UInt8, type: TransferType, transfers count: Int, transferSize: Int,
+        packetSize: Int, zeroLengthPacket: Bool, isoPacketSize: Int? = nil, timeout: UInt32, loop: EventLoop,
+        budget: UsbfsBudget = .unlimited, logger: Logger
     ) throws {
         try budget.reserve(count * transferSize)
         self.budget = budget
@@ -52,26 +60,27 @@ public final class OutStream: @unchecked Sendable {
         self.endpoint = endpoint
         self.loop = loop
         self.logger = logger
-        let buffers = TransferBuffers(handle: handle, count: count, size: transferSize)
+        self.isoPacketSize = isoPacketSize
+        self.isoLayouts = Array(repeating: nil, count: count)
+        let buffers = TransferBuffers(io: io, count: count, size: transferSize)
         self.buffers = buffers
         self.zeroCopy = buffers.zeroCopy
-        self.state = Mutex(
-            State(
-                machine: OutStreamMachine(
-                    buffers: count, transferSize: transferSize, packetSize: packetSize,
-                    zeroLengthPacket: zeroLengthPacket)))
+        self.machine = OutStreamMachine(
+            buffers: count, transferSize: transferSize, packetSize: packetSize, zeroLengthPacket: zeroLengthPacket)
+        let packets = isoPacketSize.map { (transferSize + $0 - 1) / $0 } ?? 0
         do {
             for index in 0..<count {
+                let spec = URBSpec(
+                    endpoint: endpoint, type: type, length: transferSize, timeout: timeout, isoPackets: packets)
                 transfers.append(
                     try Transfer(
-                        handle: handle, endpoint: endpoint, type: type, length: transferSize, timeout: timeout,
-                        buffer: UnsafeMutableRawBufferPointer(start: buffers.pointers[index], count: transferSize),
-                        completion: { [unowned(unsafe) self] transfer in self.ended(transfer) }))
+                        io: io, spec: spec, buffer: buffers[index], loop: loop,
+                        completion: { [unowned(unsafe) self] transfer in self.ended(index, transfer) }))
             }
             if zeroLengthPacket {
                 zeroLengthTransfer = try Transfer(
-                    handle: handle, endpoint: endpoint, type: type, length: 0, timeout: timeout,
-                    completion: { [unowned(unsafe) self] transfer in self.ended(transfer) })
+                    io: io, spec: URBSpec(endpoint: endpoint, type: type, length: 0, timeout: timeout), loop: loop,
+                    completion: { [unowned(unsafe) self] transfer in self.ended(-1, transfer) })
             }
         } catch {
             transfers = []
@@ -92,42 +101,44 @@ public final class OutStream: @unchecked Sendable {
 
     /// Called (on the loop) when a client held back by ``take(_:)`` may send more.
     public func onRoom(_ handler: @escaping @Sendable () -> Void) {
-        state.withLock { $0.onRoom = handler }
+        loop.preconditionInEventLoop()
+        room = handler
     }
 
-    /// The next piece of the body, on the loop: copies what fits into the transfers' buffers,
-    /// submits every buffer it fills; how many bytes it took (fewer than offered: hold the
-    /// client back until `onRoom`).
+    /// The next piece of the body: copies what fits into the transfers' buffers, submits every
+    /// buffer it fills; how many bytes it took (fewer than offered: hold the client back until
+    /// `onRoom`).
     public func take(_ bytes: UnsafeRawBufferPointer) -> Int {
-        let (taken, actions) = state.withLock { $0.machine.take(bytes.count) }
+        loop.preconditionInEventLoop()
+        let (taken, actions) = machine.take(bytes.count)
         for copy in actions.copies {
-            (buffers.pointers[copy.index] + copy.offset).update(
-                from: bytes.baseAddress!.advanced(by: copy.from).assumingMemoryBound(to: UInt8.self), count: copy.count)
+            (buffers.pointer(copy.index) + copy.offset).copyMemory(
+                from: bytes.baseAddress! + copy.from, byteCount: copy.count)
         }
         perform(actions)
         return taken
     }
 
-    /// The whole body is in: the rest goes out, then the stream ends.
+    /// The whole body is in: the rest goes out, then the stream ends. From any thread.
     public func endOfBody() {
-        onLoop { [self] in perform(state.withLock { $0.machine.endOfBody() }) }
+        onLoop { [self] in perform(machine.endOfBody()) }
     }
 
     /// The client went away, or the stream is cut (a lease, the device closed): nothing more
-    /// goes out, the transfers in flight are cancelled.
+    /// goes out, the transfers in flight are cancelled. From any thread.
     public func cancel() {
-        onLoop { [self] in perform(state.withLock { $0.machine.stop() }) }
+        onLoop { [self] in perform(machine.stop()) }
     }
 
-    /// Waits for the end of the stream.
-    public func outcome() async -> Outcome {
+    /// Waits for the end of the stream, on the loop (the device actor's executor).
+    public func outcome(isolation: isolated (any Actor)? = #isolation) async -> Outcome {
         await withCheckedContinuation { continuation in
-            let done = state.withLock { state -> Outcome? in
-                if let outcome = state.outcome { return outcome }
-                state.waiter = continuation
-                return nil
+            loop.preconditionInEventLoop()
+            if let finished {
+                continuation.resume(returning: finished)
+            } else {
+                waiter = continuation
             }
-            if let done { continuation.resume(returning: done) }
         }
     }
 
@@ -148,7 +159,15 @@ public final class OutStream: @unchecked Sendable {
                 transfer = zeroLengthTransfer
             } else {
                 transfer = transfers[index]
-                transfer.length = length
+                if let isoPacketSize {
+                    var lengths = Array(repeating: isoPacketSize, count: length / isoPacketSize)
+                    if length % isoPacketSize != 0 { lengths.append(length % isoPacketSize) }
+                    let layout = IsoLayout(lengths: lengths)
+                    isoLayouts[index] = layout
+                    transfer.setIsoPackets(layout)
+                } else {
+                    transfer.length = length
+                }
             }
             // While in flight the stream keeps itself alive (its completion releases it).
             let retained = Unmanaged.passRetained(self)
@@ -157,49 +176,88 @@ public final class OutStream: @unchecked Sendable {
                 continue
             case .refused(let error):
                 retained.release()
-                perform(state.withLock { $0.machine.refused(error, unsubmitted: unsubmitted) })
+                perform(machine.refused(error, unsubmitted: unsubmitted))
                 return
             case .cancelled:
                 retained.release()
-                perform(state.withLock { $0.machine.refused(.interrupted, unsubmitted: unsubmitted) })
+                perform(machine.refused(.interrupted, unsubmitted: unsubmitted))
                 return
             }
         }
-        if actions.room, let room = state.withLock({ $0.onRoom }) { room() }
+        if actions.room { room?() }
         if let end = actions.end { finish(end) }
     }
 
     private func finish(_ ending: OutStreamMachine.Ending) {
-        let (outcome, waiter) = state.withLock { state -> (Outcome, CheckedContinuation<Outcome, Never>?) in
-            let status: TransferStatus
-            switch ending {
-            case .completed: status = .completed
-            case .failed(let failure): status = failure
-            case .cancelled: status = .cancelled
-            case .refused(let error): status = error == .noDevice ? .noDevice : .error
-            }
-            let outcome = Outcome(
-                result: TransferResult(status: status, actualLength: state.machine.sent), offered: state.machine.offered,
-                cancelled: ending == .cancelled)
-            state.outcome = outcome
-            state.onRoom = nil
-            defer { state.waiter = nil }
-            return (outcome, state.waiter)
+        let status: TransferStatus
+        switch ending {
+        case .completed: status = .completed
+        case .failed(let failure): status = failure
+        case .cancelled: status = .cancelled
+        case .refused(let error): status = error == .noDevice ? .noDevice : .error
         }
+        var iso: IsoStreamSummary?
+        if isoPacketSize != nil {
+            summary.status = status
+            iso = summary
+        }
+        let outcome = Outcome(
+            result: TransferResult(status: status, actualLength: machine.sent), offered: machine.offered,
+            cancelled: ending == .cancelled, iso: iso)
+        finished = outcome
+        room = nil
         logger.debug(
             "stream to the device",
             metadata: [
                 "usb.endpoint": "\(hex(endpoint))", "usb.stream.bytes": "\(outcome.result.actualLength)",
                 "usb.transfer.status": "\(outcome.result.status.rawValue)",
             ])
+        let waiter = self.waiter
+        self.waiter = nil
         waiter?.resume(returning: outcome)
     }
 
     /// On the loop, once per submission: releases what the submission retained, last.
-    private func ended(_ transfer: Transfer) {
+    private func ended(_ index: Int, _ transfer: Transfer) {
         defer { Unmanaged.passUnretained(self).release() }
-        let (status, count) = (transfer.status, transfer.actualLength)
-        USBMetrics.transfers(type: transfer.type, endpoint: endpoint, outcome: status.rawValue, bytes: count)
-        perform(state.withLock { $0.machine.completed(count: count, status: status) })
+        let status = transfer.status
+        var count = transfer.actualLength
+        if index >= 0, let layout = isoLayouts[index] {
+            let packets = transfer.isoResults(layout)
+            summary.add(packets: packets)
+            count = packets.reduce(0) { $0 + $1.actualLength }
+        }
+        USBMetrics.transfers(type: transfer.type, endpoint: endpoint, status: status, bytes: count)
+        perform(machine.completed(count: count, status: status))
+    }
+}
+
+/// How a stream to an isochronous endpoint went, packet by packet.
+public struct IsoStreamSummary: Sendable, Equatable {
+    /// The first transfer that failed as a whole, else `completed`.
+    public var status: TransferStatus = .completed
+    public var packets = 0
+    public var failedPackets = 0
+    /// Bytes the device took.
+    public var actualLength = 0
+    /// The first failed packets: their index in the stream and status (at most 16).
+    public var failures: [Failure] = []
+
+    public struct Failure: Sendable, Equatable {
+        public var index: Int
+        public var status: TransferStatus
+    }
+
+    public init() {}
+
+    mutating func add(packets: [IsoPacketResult]) {
+        for packet in packets {
+            if packet.status != .completed {
+                failedPackets += 1
+                if failures.count < 16 { failures.append(Failure(index: self.packets, status: packet.status)) }
+            }
+            actualLength += packet.actualLength
+            self.packets += 1
+        }
     }
 }

@@ -1,52 +1,52 @@
-import CLibUSB
-import Synchronization
+import EventLoop
 
 /// One transfer that a task waits for: a ``Transfer`` (its own buffer, or a stream's), submitted
 /// from the device's actor, whose end resumes the waiting task, and which is cancelled when
 /// that task is cancelled.
+///
+/// Lives on the event loop (the device actor's executor): made, submitted, awaited and
+/// completed there, so its state needs no lock. The cancellation of the waiting task may come
+/// from any thread; it hops to the loop (``Transfer/cancel()``).
 final class PendingTransfer: @unchecked Sendable {
     /// How the wait for a transfer ended.
     enum Outcome: Sendable, Equatable {
         /// The transfer ran; `actualLength` bytes moved (the setup packet not counted).
         case finished(TransferStatus, actualLength: Int)
-        /// libusb_submit_transfer refused it: no URB was queued.
+        /// The submission was refused: no URB was queued.
         case refused(USBError)
-    }
-
-    private struct State {
-        var continuation: CheckedContinuation<Outcome, Never>?
-        /// The outcome, when it came before anyone waited (``submit()`` then ``outcome()``).
-        var outcome: Outcome?
     }
 
     private var transfer: Transfer!
     /// The packets of an isochronous transfer (nil for the other types).
     private(set) var iso: IsoLayout?
-    private let state = Mutex(State())
+    private let loop: EventLoop
+    /// Who waits for the outcome, or the outcome when it came before anyone waited.
+    private var continuation: CheckedContinuation<Outcome, Never>?
+    private var outcomeCame: Outcome?
 
-    /// A transfer of `length` bytes with a buffer of its own, or in `buffer`, which the caller
-    /// owns and keeps until the transfer has ended (a stream's buffers, used again and again).
-    init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
-        flags: libusb_transfer_flags? = nil, buffer: UnsafeMutableRawBufferPointer? = nil
-    ) throws(USBError) {
-        transfer = try Transfer(
-            handle: handle, endpoint: endpoint, type: type, length: length, timeout: timeout, flags: flags, buffer: buffer,
-            completion: { [weak self] transfer in self?.ended(transfer) })
+    /// A transfer of `spec.length` bytes with a buffer of its own, or in `buffer`, which the
+    /// caller owns and keeps until the transfer has ended (a stream's buffers, used again and again).
+    init(io: any DeviceIO, spec: URBSpec, buffer: UnsafeMutableRawBufferPointer? = nil, loop: EventLoop) throws(USBError) {
+        self.loop = loop
+        transfer = try Transfer(io: io, spec: spec, buffer: buffer, loop: loop) { [weak self] in self?.ended($0) }
     }
 
     /// An isochronous transfer of these packets, with a buffer for all of them.
-    init(handle: USBDeviceHandle, endpoint: UInt8, isoPackets: [Int], timeout: UInt32) throws(USBError) {
+    convenience init(io: any DeviceIO, endpoint: UInt8, isoPackets: [Int], timeout: UInt32, loop: EventLoop)
+        throws(USBError)
+    {
         let layout = IsoLayout(lengths: isoPackets)
+        try self.init(
+            io: io,
+            spec: URBSpec(
+                endpoint: endpoint, type: .isochronous, length: layout.totalLength, timeout: timeout,
+                isoPackets: isoPackets.count),
+            loop: loop)
         iso = layout
-        transfer = try Transfer(
-            handle: handle, endpoint: endpoint, type: LIBUSB_TRANSFER_TYPE_ISOCHRONOUS, length: layout.totalLength,
-            timeout: timeout, isoPackets: isoPackets.count,
-            completion: { [weak self] transfer in self?.ended(transfer) })
-        layout.apply(to: transfer.pointer)
+        transfer.setIsoPackets(layout)
     }
 
-    var type: UInt8 { transfer.type }
+    var type: TransferType { transfer.type }
     var endpoint: UInt8 { transfer.endpoint }
     var buffer: UnsafeMutableRawBufferPointer { transfer.buffer }
 
@@ -54,14 +54,14 @@ final class PendingTransfer: @unchecked Sendable {
     /// as many, adding up to at most the buffer.
     func setIsoPackets(_ lengths: [Int]) {
         precondition(lengths.count <= iso?.lengths.count ?? 0 && lengths.reduce(0, +) <= buffer.count)
-        iso = IsoLayout(lengths: lengths)
-        iso?.apply(to: transfer.pointer)
-        transfer.length = lengths.reduce(0, +)
+        let layout = IsoLayout(lengths: lengths)
+        iso = layout
+        transfer.setIsoPackets(layout)
     }
 
     /// Each packet's outcome, once an isochronous transfer has ended.
     func isoResults() -> [IsoPacketResult] {
-        iso?.results(of: transfer.pointer) ?? []
+        iso.map { transfer.isoResults($0) } ?? []
     }
 
     /// Sends fewer bytes than the buffer holds (before submitting).
@@ -71,6 +71,9 @@ final class PendingTransfer: @unchecked Sendable {
     /// transfer: the URB is discarded and the outcome is `.finished(.cancelled, …)`.
     func run(isolation: isolated (any Actor)? = #isolation) async -> Outcome {
         await withTaskCancellationHandler {
+            // Naming `isolation` makes the operation run where the caller is (the device
+            // actor, on the loop), not on the global executor.
+            _ = isolation
             if let early = start() { return early }
             return await outcome()
         } onCancel: {
@@ -78,8 +81,8 @@ final class PendingTransfer: @unchecked Sendable {
         }
     }
 
-    /// Submits the transfer without waiting (from the caller's isolation: a device actor,
-    /// which keeps URBs in order); ``outcome()`` waits for its end.
+    /// Submits the transfer without waiting (from the device actor, which keeps URBs in
+    /// order); ``outcome()`` waits for its end.
     func submit() throws(USBError) {
         switch start() {
         case nil: return
@@ -88,20 +91,21 @@ final class PendingTransfer: @unchecked Sendable {
         }
     }
 
-    /// The end of the transfer, whether it came already or comes later.
-    func outcome() async -> Outcome {
+    /// The end of the transfer, whether it came already or comes later. On the loop.
+    func outcome(isolation: isolated (any Actor)? = #isolation) async -> Outcome {
         await withCheckedContinuation { continuation in
-            let done = state.withLock { state -> Outcome? in
-                if let outcome = state.outcome { return outcome }
-                state.continuation = continuation
-                return nil
+            loop.preconditionInEventLoop()
+            if let outcomeCame {
+                continuation.resume(returning: outcomeCame)
+            } else {
+                self.continuation = continuation
             }
-            if let done { continuation.resume(returning: done) }
         }
     }
 
-    /// Asks libusb to cancel the transfer if it is in flight, or keeps it from being submitted.
-    /// The outcome still arrives through ``run(isolation:)`` or ``outcome()``.
+    /// Asks for the transfer to be cancelled if it is in flight, or keeps it from being
+    /// submitted; from any thread. The outcome still arrives through ``run(isolation:)`` or
+    /// ``outcome(isolation:)``.
     func cancel() { transfer.cancel() }
 
     /// The bytes at `offset..<offset+count` of the buffer, as an array.
@@ -118,14 +122,14 @@ final class PendingTransfer: @unchecked Sendable {
         }
     }
 
-    /// On the event loop, once, when the transfer ends.
+    /// On the loop, once, when the transfer ends.
     private func ended(_ transfer: Transfer) {
         let outcome = Outcome.finished(transfer.status, actualLength: transfer.actualLength)
-        let continuation = state.withLock { state in
-            if state.continuation == nil { state.outcome = outcome }
-            defer { state.continuation = nil }
-            return state.continuation
+        guard let continuation else {
+            outcomeCame = outcome
+            return
         }
-        continuation?.resume(returning: outcome)
+        self.continuation = nil
+        continuation.resume(returning: outcome)
     }
 }

@@ -1,20 +1,20 @@
-import CLibUSB
-import Synchronization
+import EventLoop
 
-/// One `struct libusb_transfer` for its whole life: allocated (libusb_alloc_transfer, with
+/// One URB for its whole life: made by the device's ``DeviceIO`` (libusb_alloc_transfer, with
 /// room for its isochronous packets), pointed at a buffer (its own, or a stream's that it
-/// borrows), submitted (libusb_submit_transfer; the transfer keeps itself alive while the
-/// kernel holds it), cancelled (libusb_cancel_transfer), and freed (libusb_free_transfer) when
-/// released. Each end of a submission goes to `completion`, on the thread that handles
-/// libusb's events. Single transfers (``PendingTransfer``) and streams alike are made of these.
+/// borrows), submitted (the transfer keeps itself alive while the kernel holds it), cancelled,
+/// and freed when released. Each end of a submission goes to `completion`. Single transfers
+/// (``PendingTransfer``), streams and the URB channel are all made of these.
 ///
-/// A cancel that comes before the submission is remembered: the submission is then refused
-/// as cancelled, so that no URB escapes a cancelled request.
+/// Lives on the event loop: made, submitted and completed there (checked). ``cancel()`` is the
+/// one entry point that may be called from elsewhere (a task's cancellation handler): it hops
+/// to the loop. A cancel that comes before the submission is remembered: the submission is then
+/// refused as cancelled, so that no URB escapes a cancelled request.
 final class Transfer: @unchecked Sendable {
     /// What a submission did.
     enum Submission: Equatable {
         case submitted
-        /// libusb refused it; no URB was queued.
+        /// The device refused it; no URB was queued.
         case refused(USBError)
         /// ``cancel()`` came first; nothing was queued.
         case cancelled
@@ -27,108 +27,138 @@ final class Transfer: @unchecked Sendable {
         case cancelledIdle
     }
 
-    let pointer: UnsafeMutablePointer<libusb_transfer>
-    /// Keeps the device open while the kernel holds the transfer.
-    let handle: USBDeviceHandle
+    let loop: EventLoop
+    let endpoint: UInt8
+    let type: TransferType
     /// The bytes the kernel reads from or writes into (for control transfers the 8-byte setup
     /// packet first).
     let buffer: UnsafeMutableRawBufferPointer
-    private let ownsBuffer: Bool
-    private let phase = Mutex(Phase.idle)
-    private let completion: @Sendable (Transfer) -> Void
+    /// Owned memory to give back when released: the heap's, or the device's DMA memory.
+    private let ownedBuffer: TransferMemory?
+    private var urb: (any URB)!
+    private var phase = Phase.idle
+    private let completion: (Transfer) -> Void
 
-    /// libusb_alloc_transfer with room for `isoPackets` packets, filled for `endpoint`. With
-    /// `buffer` nil the transfer gets a buffer of its own of `length` bytes; else it borrows
-    /// `buffer`, which its owner keeps until the transfer is released.
+    /// A URB for `spec` made by `io`. With `buffer` nil the transfer gets memory of its own of
+    /// `spec.length` bytes (from `memory`); else it borrows `buffer`, which its owner keeps
+    /// until the transfer is released. `completion` runs on the loop once per submission.
     init(
-        handle: USBDeviceHandle, endpoint: UInt8, type: libusb_transfer_type, length: Int, timeout: UInt32,
-        flags: libusb_transfer_flags? = nil, isoPackets: Int = 0, buffer: UnsafeMutableRawBufferPointer? = nil,
-        completion: @escaping @Sendable (Transfer) -> Void
+        io: any DeviceIO, spec: URBSpec, buffer: UnsafeMutableRawBufferPointer? = nil,
+        memory: TransferMemory.Kind = .heap, loop: EventLoop, completion: @escaping (Transfer) -> Void
     ) throws(USBError) {
-        guard let pointer = libusb_alloc_transfer(Int32(isoPackets)) else { throw .noMemory }
-        self.pointer = pointer
-        self.handle = handle
-        self.ownsBuffer = buffer == nil
-        self.buffer = buffer ?? UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
+        self.loop = loop
+        self.endpoint = spec.endpoint
+        self.type = spec.type
         self.completion = completion
-        pointer.pointee.dev_handle = handle.pointer
-        pointer.pointee.endpoint = endpoint
-        pointer.pointee.type = UInt8(type.rawValue)
-        pointer.pointee.timeout = timeout
-        pointer.pointee.length = Int32(length)
-        pointer.pointee.buffer = self.buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        pointer.pointee.flags = UInt8(flags?.rawValue ?? 0)
-        pointer.pointee.callback = transferEnded
+        if let buffer {
+            self.buffer = buffer
+            self.ownedBuffer = nil
+        } else {
+            let owned = TransferMemory(io: io, size: spec.length, kind: memory)
+            self.buffer = owned.bytes
+            self.ownedBuffer = owned
+        }
+        urb = try io.makeURB(spec, buffer: self.buffer) { [unowned(unsafe) self] in self.ended() }
     }
 
     deinit {
-        libusb_free_transfer(pointer)
-        if ownsBuffer { buffer.deallocate() }
+        urb = nil
+        ownedBuffer?.free()
     }
 
-    var endpoint: UInt8 { pointer.pointee.endpoint }
-    var type: UInt8 { pointer.pointee.type }
+    /// Whether the buffer is the device's DMA memory (libusb_dev_mem_alloc).
+    var zeroCopy: Bool { ownedBuffer?.dma ?? false }
 
     /// The length to move (at most the buffer), before submitting.
     var length: Int {
-        get { Int(pointer.pointee.length) }
+        get { urb.length }
         set {
             precondition(newValue <= buffer.count)
-            pointer.pointee.length = Int32(newValue)
+            urb.length = newValue
         }
     }
 
     /// How the last submission ended, read in `completion`.
-    var status: TransferStatus { TransferStatus(pointer.pointee.status) }
-    var actualLength: Int { Int(pointer.pointee.actual_length) }
+    var status: TransferStatus { urb.status }
+    var actualLength: Int { urb.actualLength }
 
-    /// libusb_submit_transfer, under the transfer's lock: a concurrent ``cancel()`` sees
-    /// either "not yet submitted" (and prevents it) or "in flight" (and cancels it).
+    /// Sets the packet lengths of an isochronous transfer, before submitting.
+    func setIsoPackets(_ layout: IsoLayout) {
+        urb.setIsoPacketLengths(layout.lengths)
+        urb.length = layout.totalLength
+    }
+
+    /// Each packet's outcome, once an isochronous transfer has ended.
+    func isoResults(_ layout: IsoLayout) -> [IsoPacketResult] {
+        urb.isoPacketResults(count: layout.lengths.count)
+    }
+
+    /// Submits the URB, on the loop. While it is in flight the transfer keeps itself alive.
     func submit() -> Submission {
-        phase.withLock { phase in
-            switch phase {
-            case .inFlight: return .refused(.busy)
-            case .cancelledIdle: return .cancelled
-            case .idle: break
-            }
-            let retained = Unmanaged.passRetained(self)
-            pointer.pointee.user_data = retained.toOpaque()
-            let result = libusb_submit_transfer(pointer)
-            guard result == 0 else {
-                retained.release()
-                return .refused(USBError(result))
-            }
-            phase = .inFlight
-            return .submitted
+        loop.preconditionInEventLoop()
+        switch phase {
+        case .inFlight: return .refused(.busy)
+        case .cancelledIdle: return .cancelled
+        case .idle: break
         }
+        let retained = Unmanaged.passRetained(self)
+        if let error = urb.submit() {
+            retained.release()
+            return .refused(error)
+        }
+        phase = .inFlight
+        return .submitted
     }
 
     /// Cancels the transfer if it is in flight (its completion then reports `cancelled`, or
-    /// `completed` if it raced), or keeps it from being submitted.
+    /// `completed` if it raced), or keeps it from being submitted. From any thread: off the
+    /// loop it is queued there.
     func cancel() {
-        let inFlight = phase.withLock { phase -> Bool in
-            switch phase {
-            case .idle:
-                phase = .cancelledIdle
-                return false
-            case .inFlight: return true
-            case .cancelledIdle: return false
-            }
+        guard loop.inEventLoop else {
+            loop.execute { [self] in cancel() }
+            return
         }
-        // Outside the lock: libusb may call back at once. A transfer that ended meanwhile
-        // answers LIBUSB_ERROR_NOT_FOUND, which is fine.
-        if inFlight { _ = libusb_cancel_transfer(pointer) }
+        switch phase {
+        case .idle: phase = .cancelledIdle
+        case .inFlight: urb.cancel()
+        case .cancelledIdle: break
+        }
     }
 
-    /// Called once per submission by libusb, on its event thread.
-    fileprivate func ended() {
-        phase.withLock { $0 = .idle }
+    /// On the loop, once per submission: releases what the submission retained, last.
+    private func ended() {
+        defer { Unmanaged.passUnretained(self).release() }
+        phase = .idle
         completion(self)
     }
 }
 
-/// libusb_transfer_cb_fn of every ``Transfer``: `user_data` holds it, retained at submission.
-private let transferEnded: libusb_transfer_cb_fn = { transfer in
-    guard let userData = transfer?.pointee.user_data else { return }
-    Unmanaged<Transfer>.fromOpaque(userData).takeRetainedValue().ended()
+/// Memory for a transfer's buffer: the device's DMA memory (libusb_dev_mem_alloc, so the URB's
+/// data is not copied between user and kernel space) where asked for and possible, else the
+/// heap. ``free()`` must come after the transfers using it have ended.
+struct TransferMemory: @unchecked Sendable {
+    enum Kind { case heap, dma }
+
+    let bytes: UnsafeMutableRawBufferPointer
+    /// Whether it came from ``DeviceIO/allocateDMA(_:)``.
+    let dma: Bool
+    private let io: any DeviceIO
+
+    init(io: any DeviceIO, size: Int, kind: Kind) {
+        self.io = io
+        let count = max(size, 1)
+        if kind == .dma, let mapped = io.allocateDMA(count) {
+            bytes = UnsafeMutableRawBufferPointer(start: mapped, count: size)
+            dma = true
+        } else {
+            bytes = UnsafeMutableRawBufferPointer(
+                start: UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16), count: size)
+            dma = false
+        }
+    }
+
+    func free() {
+        guard let base = bytes.baseAddress else { return }
+        if dma { io.freeDMA(base, size: max(bytes.count, 1)) } else { base.deallocate() }
+    }
 }

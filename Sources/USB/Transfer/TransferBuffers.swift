@@ -1,46 +1,28 @@
-import CLibUSB
-
-/// The buffers of a stream's transfers, allocated once and used again and again: from usbfs
-/// (libusb_dev_mem_alloc: memory the kernel maps into this process, so a URB's data is not
-/// copied between user and kernel space) or, where that fails, ordinary memory.
-/// ``free()`` must come after every transfer using them has ended, and before the handle closes.
+/// The buffers of a stream's transfers, allocated once and used again and again: from the
+/// device's DMA memory (libusb_dev_mem_alloc: memory the kernel maps into this process, so a
+/// URB's data is not copied between user and kernel space) or, where that fails, ordinary
+/// memory. ``free()`` must come after every transfer using them has ended, and before the
+/// handle closes.
 struct TransferBuffers: @unchecked Sendable {
-    let pointers: [UnsafeMutablePointer<UInt8>]
-    /// Which of them came from usbfs.
-    let fromUSBFS: [Bool]
+    let memory: [TransferMemory]
     let size: Int
-    private let handle: USBDeviceHandle
 
-    /// `count` buffers of `size` bytes (libusb_dev_mem_alloc, else the heap).
-    init(handle: USBDeviceHandle, count: Int, size: Int) {
-        self.handle = handle
+    /// `count` buffers of `size` bytes.
+    init(io: any DeviceIO, count: Int, size: Int) {
         self.size = size
-        var pointers: [UnsafeMutablePointer<UInt8>] = []
-        var fromUSBFS: [Bool] = []
-        for _ in 0..<count {
-            if let mapped = libusb_dev_mem_alloc(handle.pointer, size) {
-                pointers.append(mapped)
-                fromUSBFS.append(true)
-            } else {
-                pointers.append(UnsafeMutablePointer<UInt8>.allocate(capacity: max(size, 1)))
-                fromUSBFS.append(false)
-            }
-        }
-        self.pointers = pointers
-        self.fromUSBFS = fromUSBFS
+        memory = (0..<count).map { _ in TransferMemory(io: io, size: size, kind: .dma) }
     }
 
-    /// Whether every buffer came from usbfs.
-    var zeroCopy: Bool { fromUSBFS.allSatisfy { $0 } }
+    /// Buffer `index`.
+    subscript(index: Int) -> UnsafeMutableRawBufferPointer { memory[index].bytes }
 
-    /// libusb_dev_mem_free or deallocate, each buffer.
+    /// The start of buffer `index`.
+    func pointer(_ index: Int) -> UnsafeMutableRawPointer { memory[index].bytes.baseAddress! }
+
+    /// Whether every buffer came from the device's DMA memory.
+    var zeroCopy: Bool { memory.allSatisfy(\.dma) }
+
     func free() {
-        for (pointer, usbfs) in zip(pointers, fromUSBFS) {
-            if usbfs {
-                _ = libusb_dev_mem_free(handle.pointer, pointer, size)
-            } else {
-                pointer.deallocate()
-            }
-        }
+        for buffer in memory { buffer.free() }
     }
 }

@@ -2,9 +2,6 @@ import HTTPRouting
 import HTTPServer
 import USB
 
-/// A stream stopped because a lease now covers it.
-struct CutByLease: Error {}
-
 /// Bulk and interrupt IN streamed into a chunked response, and request bodies of any size
 /// streamed OUT.
 struct StreamRoutes: Sendable {
@@ -18,6 +15,8 @@ struct StreamRoutes: Sendable {
         router.post("/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer, streamsBody: true) { try await upload($0) }
     }
 
+    /// A body of any size to a bulk, interrupt or isochronous OUT endpoint, as it arrives: its
+    /// pieces go straight into the stream's transfers as the server reads them (``OutStream``).
     func upload(_ request: RoutedRequest) async throws -> HTTPResponse {
         let query = request.query
         try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms", "packets", "packet_size"])
@@ -25,28 +24,41 @@ struct StreamRoutes: Sendable {
         let timeout = try context.limits.timeout(request.query)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
         let session = try await context.session(request)
-        if let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size", "zlp"]) {
-            return try await uploadIso(request, session: session, endpoint: endpoint, packets: iso, body: body, timeout: timeout)
+        let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size", "zlp"])
+        var bulk = (transfers: 0, transferSize: 0, zeroLengthPacket: false)
+        var isoTransfers = 0
+        if let iso {
+            isoTransfers = try Self.isoTransfers(query, packets: iso, default: 4)
+        } else {
+            try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
+            (bulk.transfers, bulk.transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
+            bulk.zeroLengthPacket = try query.boolean("zlp") ?? false
         }
-        try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
-        let (transfers, transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
-        let zeroLengthPacket = try query.boolean("zlp") ?? false
         let interface = await session.state.interface(ofEndpoint: endpoint)
         try context.checkLease(request, device: session.id, interface: interface)
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         defer { slot.release() }
-        let what = { "Streaming to endpoint \(hex(endpoint)) of \(session.id)" }
-        let stream = try await context.usb(what(), device: session.id) {
-            try await session.uploadStream(
-                endpoint, transfers: transfers, transferSize: transferSize, zeroLengthPacket: zeroLengthPacket,
-                timeout: timeout, logger: request.request.logger)
+        let what = {
+            iso == nil
+                ? "Streaming to endpoint \(hex(endpoint)) of \(session.id)"
+                : "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
         }
-        // The body's pieces go straight into the stream's transfers as the server reads them.
+        let logger = request.request.logger
+        let stream = try await context.usb(what(), device: session.id) {
+            if let iso {
+                return try await session.isoUploadStream(
+                    endpoint, packetSize: iso.size, packetsPerTransfer: iso.perTransfer, transfers: isoTransfers,
+                    timeout: timeout, logger: logger)
+            }
+            return try await session.uploadStream(
+                endpoint, transfers: bulk.transfers, transferSize: bulk.transferSize,
+                zeroLengthPacket: bulk.zeroLengthPacket, timeout: timeout, logger: logger)
+        }
         slot.onCut { stream.cancel() }
         body.attach(UploadSink(stream: stream, body: body))
         let outcome = await withTaskCancellationHandler { await stream.outcome() } onCancel: { stream.cancel() }
         if outcome.cancelled {
-            request.request.logger.notice(
+            logger.notice(
                 "stream to the device ended early",
                 metadata: [
                     "usb.device": "\(session.id)", "usb.endpoint": "\(hex(endpoint))",
@@ -54,35 +66,26 @@ struct StreamRoutes: Sendable {
                     "error": .string(slot.isCut ? "cut by a lease" : "the client went away"),
                 ])
             if slot.isCut {
-                request.request.logger.notice("upload cut: a lease now covers its interface")
+                logger.notice("upload cut: a lease now covers its interface")
                 try context.checkLease(request, device: session.id, interface: interface)
             }
             throw CancellationError()
         }
-        return try TransferAnswer.sent(outcome.result, requested: max(outcome.offered, body.received), context: what())
-    }
-
-    /// Runs an upload's USB work (`work`, given the body's pieces one by one). A client that
-    /// goes away mid-body cancels it (nobody reads the answer); a lease granted over it stops it
-    /// at the next piece, and it answers 423 lease-held, naming the lease (or, if that is gone
-    /// already, 503 as any cancelled request).
-    private func pump<T>(
-        _ request: RoutedRequest, session: DeviceSession, interface: UInt8?, slot: StreamSlots.Slot,
-        body: HTTPRequestBody, _ what: String, _ work: (@escaping @Sendable () async throws -> [UInt8]?) async throws -> T
-    ) async throws -> T {
-        let next: @Sendable () async throws -> [UInt8]? = {
-            if slot.isCut { throw CutByLease() }
-            return try await body.read()
+        let requested = max(outcome.offered, body.received)
+        guard let summary = outcome.iso else {
+            return try TransferAnswer.sent(outcome.result, requested: requested, context: what())
         }
-        do {
-            return try await context.usb(what, device: session.id) { try await work(next) }
-        } catch is CutByLease {
-            request.request.logger.notice("upload cut: a lease now covers its interface")
-            try context.checkLease(request, device: session.id, interface: interface)
-            throw CancellationError()
-        } catch is HTTPRequestBody.Failure {
-            throw CancellationError()
+        guard summary.status == .completed else {
+            throw TransferProblem.outcome(summary.status, context: what(), actualLength: summary.actualLength)
         }
+        var headers = TransferAnswer.headers(status: summary.status, actualLength: summary.actualLength)
+        headers.add("X-USB-Iso-Failed-Packets", String(summary.failedPackets))
+        return try .json(
+            IsoUploadAnswer(
+                status: summary.status.rawValue, actualLength: summary.actualLength, requestedLength: requested,
+                packets: summary.packets, failedPackets: summary.failedPackets,
+                failures: summary.failures.map { IsoUploadAnswer.Failure(index: $0.index, status: $0.status.rawValue) }),
+            headers: headers)
     }
 
     /// The answer to an isochronous upload: how the stream went, packet by packet.
@@ -97,37 +100,6 @@ struct StreamRoutes: Sendable {
         var packets: Int
         var failedPackets: Int
         var failures: [Failure]
-    }
-
-    /// A body streamed to an isochronous OUT endpoint, cut into packets.
-    private func uploadIso(
-        _ request: RoutedRequest, session: DeviceSession, endpoint: UInt8, packets: IsoStreamPackets,
-        body: HTTPRequestBody, timeout: UInt32
-    ) async throws -> HTTPResponse {
-        let transfers = try Self.isoTransfers(request.query, packets: packets, default: 4)
-        let interface = await session.state.interface(ofEndpoint: endpoint)
-        try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
-        defer { slot.release() }
-        let what = "Streaming isochronous packets to endpoint \(hex(endpoint)) of \(session.id)"
-        let (summary, offered) = try await pump(request, session: session, interface: interface, slot: slot, body: body, what) {
-            next in
-            try await session.isoWriteStream(
-                endpoint, packetSize: packets.size, packetsPerTransfer: packets.perTransfer, transfers: transfers,
-                timeout: timeout, logger: request.request.logger, next: next)
-        }
-        guard summary.status == .completed else {
-            throw TransferProblem.outcome(summary.status, context: what, actualLength: summary.actualLength)
-        }
-        var headers = TransferAnswer.headers(status: summary.status, actualLength: summary.actualLength)
-        headers.add("X-USB-Iso-Failed-Packets", String(summary.failedPackets))
-        return try .json(
-            IsoUploadAnswer(
-                status: summary.status.rawValue, actualLength: summary.actualLength,
-                requestedLength: max(offered, body.received), packets: summary.packets,
-                failedPackets: summary.failedPackets,
-                failures: summary.failures.map { IsoUploadAnswer.Failure(index: $0.index, status: $0.status.rawValue) }),
-            headers: headers)
     }
 
     /// How a stream cuts isochronous data into packets.

@@ -1,8 +1,9 @@
 import USB
 import USBService
 
-/// A fixed list of devices for testing the HTTP layer. Not a USB stack: tests that claim
-/// to test USB run in the lab (LabTests).
+/// A fixed list of devices for testing the HTTP layer, with sessions over scripted devices
+/// where a test gives them (``FakeBench``). Not a USB stack: tests that claim to test USB run
+/// in the lab (LabTests).
 struct FakeCatalog: DeviceCatalog {
     var list: [USBDeviceInfo]
     var failure: USBError?
@@ -13,6 +14,8 @@ struct FakeCatalog: DeviceCatalog {
     let changes = ChangeLog()
     /// A current list the catalog has at hand (as the host has after a netlink-followed scan).
     var fresh: (generation: Int, devices: [USBDeviceInfo])?
+    /// Open sessions by id (over ``ScriptedDevice``s: ``FakeBench``); none by default.
+    var sessions: [String: DeviceSession] = [:]
 
     func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { fresh }
 
@@ -36,10 +39,11 @@ struct FakeCatalog: DeviceCatalog {
         return list.contains { $0.id == id } ? [0x12, 0x01, 0x00, 0x02] : nil
     }
 
-    /// No sessions here: the routes that need one are tested in the lab.
+    /// The session a test gave for `id`, if the device is listed (else nil: absent).
     func session(id: String) async throws -> DeviceSession? {
         if let failure { throw failure }
-        return nil
+        guard list.contains(where: { $0.id == id }) else { return nil }
+        return sessions[id]
     }
 
     func removedAt(id: String) async -> Double? { removed[id] }
