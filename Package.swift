@@ -23,7 +23,8 @@ let package = Package(
             name: "CLibUSB", pkgConfig: "libusb-1.0",
             providers: [.apt(["libusb-1.0-0-dev"])]),
 
-        // GnuTLS (libmicrohttpd's TLS library), for its SHA-256.
+        // GnuTLS (libmicrohttpd's TLS library): SHA-256 of tokens, SHA-1 of the WebSocket
+        // handshake, and the records of a TLS connection taken over for a WebSocket.
         .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
 
         // Linux headers Swift's Glibc module leaves out (epoll, eventfd, netlink, inotify).
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: [
-                "CMicroHTTPD", "CLinux", "EventLoop", "LinuxSystem", "Threads",
+                "CMicroHTTPD", "CLinux", "CGnuTLS", "EventLoop", "LinuxSystem", "Threads",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

@@ -6,12 +6,14 @@
 // - eventfd, to wake those epoll loops;
 // - netlink, for the kernel's uevents (devices added and removed);
 // - inotify, to watch /dev/bus/usb where netlink is not allowed;
+// - TCP_NODELAY, for connections taken over from libmicrohttpd (WebSockets);
 // - posix_spawn's closefrom action, for the lab tests' child processes.
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <linux/netlink.h>
 
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34), which Swift's Glibc module does

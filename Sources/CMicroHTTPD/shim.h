@@ -89,4 +89,18 @@ static inline int usbhttpd_mhd_connection_fd(struct MHD_Connection *connection) 
     return info ? info->connect_fd : -1;
 }
 
+/// MHD_upgrade_action is variadic: its CLOSE action (the application is done with an
+/// upgraded connection; libmicrohttpd resumes it and closes it at its next run).
+static inline enum MHD_Result usbhttpd_mhd_upgrade_close(struct MHD_UpgradeResponseHandle *urh) {
+    return MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/// The GnuTLS session of a TLS connection (gnutls_session_t), from a union member as above;
+/// NULL for a plain connection.
+static inline void *usbhttpd_mhd_gnutls_session(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return info ? info->tls_session : NULL;
+}
+
 #endif

@@ -151,6 +151,35 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         afterWork.withLock { $0.removeAll { $0.id == id } }
     }
 
+    /// Runs `body` on the loop's thread once, `milliseconds` from now (to the coarse clock, so
+    /// a few milliseconds late at most): a one-shot deadline source.
+    public func schedule(after milliseconds: Int, _ body: @escaping @Sendable () -> Void) {
+        // Made on the loop, so that its id is known before the loop first looks at it.
+        guard inEventLoop else {
+            execute { [self] in schedule(after: milliseconds, body) }
+            return
+        }
+        let due = CoarseClock.milliseconds() + Int64(milliseconds)
+        let timer = OneShot()
+        timer.id = addDeadlineSource(
+            next: { Int(max(due - CoarseClock.milliseconds(), 0)) },
+            expired: { [weak self] in
+                guard let self, let id = timer.take() else { return }
+                removeDeadlineSource(id)
+                body()
+            })
+    }
+
+    /// The id of a one-shot deadline source, taken once when it fires.
+    private final class OneShot: @unchecked Sendable {
+        private let lock = Mutex<UInt64?>(nil)
+        var id: UInt64? {
+            get { lock.withLock { $0 } }
+            set { lock.withLock { $0 = newValue } }
+        }
+        func take() -> UInt64? { lock.withLock { $0.take() } }
+    }
+
     // MARK: Work
 
     /// Runs `body` on the loop's thread, after the work already queued. Dropped once the loop

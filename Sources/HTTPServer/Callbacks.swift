@@ -58,6 +58,20 @@ let streamFreed: MHD_ContentReaderFreeCallback = { cls in
     Unmanaged<StreamResponse>.fromOpaque(cls).takeRetainedValue().freed()
 }
 
+/// MHD_UpgradeHandler: the 101 is out; the socket (plain HTTP) is the WebSocket's. `cls` is the
+/// server core, `reqCls` the request's ``Exchange`` (libmicrohttpd's `con_cls`).
+let upgradeHandler: MHD_UpgradeHandler = { cls, _, reqCls, extraIn, extraInSize, socket, handle in
+    guard let cls, let handle else { return }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    guard let reqCls else {
+        _ = usbhttpd_mhd_upgrade_close(handle)
+        return
+    }
+    let exchange = Unmanaged<Exchange>.fromOpaque(reqCls).takeUnretainedValue()
+    let extra = extraIn.map { Array(UnsafeRawBufferPointer(start: $0, count: extraInSize)) } ?? []
+    core.upgraded(exchange, extraIn: extra, socket: .init(rawValue: socket), handle: UpgradeHandle(pointer: handle))
+}
+
 /// MHD_LogCallback: libmicrohttpd's own error messages, into the server's logger.
 let mhdLog: MHD_LogCallback = { cls, format, arguments in
     guard let cls, let format, let arguments else { return }

@@ -30,6 +30,12 @@ final class ConnectionResumer: Sendable {
         }
     }
 
+    /// libmicrohttpd must run at once (it resumed a connection itself: an upgraded one it closes).
+    func requestRun() {
+        runWanted.store(true, ordering: .relaxed)
+        if !loop.inEventLoop { loop.execute {} }
+    }
+
     /// Whether a resume happened since the last call: then MHD_run must run now.
     func takeRunRequest() -> Bool {
         runWanted.exchange(false, ordering: .relaxed)

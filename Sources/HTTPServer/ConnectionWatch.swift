@@ -26,6 +26,8 @@ final class ConnectionWatch: @unchecked Sendable {
     private let loop: EventLoop
     private var watch: EventLoop.Watch?
     private var wantsRoom = false
+    /// Input is wanted (a connection taken over for another protocol reads it itself).
+    private var onInput: (() -> Void)?
     /// The peer hung up (or the socket failed).
     private(set) var hungUp = false
     private var onHangup: (() -> Void)?
@@ -135,10 +137,26 @@ final class ConnectionWatch: @unchecked Sendable {
         setRoom(true)
     }
 
+    /// Calls `handler` whenever bytes arrive (edge-triggered: the handler reads until the
+    /// socket has none), until ``stopReading()``: for a connection taken over by another
+    /// protocol (a WebSocket), which reads the socket itself. A hang-up still goes to the
+    /// ``waitForHangup(_:)`` handler, after `handler` had the last bytes.
+    func readWhileOpen(_ handler: @escaping () -> Void) {
+        onInput = handler
+        updateInterest()
+    }
+
+    /// No more input is wanted.
+    func stopReading() {
+        onInput = nil
+        updateInterest()
+    }
+
     /// The connection closed: the socket is watched no more.
     func closed() {
         onHangup = nil
         onRoom = nil
+        onInput = nil
         stopProbing()
         if let watch {
             loop.unwatch(watch)
@@ -147,17 +165,35 @@ final class ConnectionWatch: @unchecked Sendable {
     }
 
     private func setRoom(_ wanted: Bool) {
-        guard let watch, wantsRoom != wanted else { return }
+        guard wantsRoom != wanted else { return }
         wantsRoom = wanted
+        updateInterest()
+    }
+
+    /// What the watch asks epoll for: hang-ups always, room and input when wanted.
+    private var interest: Epoll.Events {
+        var events: Epoll.Events = [.readHangup, .edgeTriggered]
+        if wantsRoom { events.insert(.output) }
+        if onInput != nil { events.insert(.input) }
+        return events
+    }
+
+    private var watching: Epoll.Events = [.readHangup, .edgeTriggered]
+
+    private func updateInterest() {
+        guard let watch, !hungUp, interest != watching else { return }
         do {
-            try loop.change(watch, to: wanted ? [.readHangup, .output, .edgeTriggered] : [.readHangup, .edgeTriggered])
+            try loop.change(watch, to: interest)
+            watching = interest
         } catch {
-            // Cannot watch for room: count it as a failed socket.
+            // Cannot watch for room or input: count it as a failed socket.
             hangUp()
         }
     }
 
     private func ready(_ events: Epoll.Events) {
+        // The last bytes first, then the hang-up.
+        if events.contains(.input), let input = onInput { input() }
         if events.isHangup {
             hangUp()
             return

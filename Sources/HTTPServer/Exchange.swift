@@ -20,6 +20,10 @@ final class Exchange: Sendable {
         var task: Task<Void, Never>?
         /// The client hung up (or the server stops) before the task was stored.
         var cancelled = false
+        /// The WebSocket its answer opens, until libmicrohttpd hands the connection over.
+        var upgrade: WebSocketUpgrade?
+        /// The connection was taken over (a WebSocket over TLS): libmicrohttpd only closes it.
+        var takenOver = false
     }
 
     let connection: ConnectionRef
@@ -111,6 +115,17 @@ final class Exchange: Sendable {
         }
         if cancel { task.cancel() }
     }
+
+    /// Keeps the WebSocket the answer opens until the connection is handed over.
+    func keep(_ upgrade: WebSocketUpgrade) { state.withLock { $0.upgrade = upgrade } }
+
+    /// The WebSocket to open, once.
+    func takeUpgrade() -> WebSocketUpgrade? { state.withLock { $0.upgrade.take() } }
+
+    /// The connection is a WebSocket's now (over TLS, on its own session).
+    func takeOver() { state.withLock { $0.takenOver = true } }
+
+    var isTakenOver: Bool { state.withLock { $0.takenOver } }
 
     /// Cancels the responder's task: its client is gone, or the server is shutting down.
     func cancelTask() {

@@ -8,6 +8,8 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// When set, the body is this stream and `body` is ignored.
     public var stream: (any HTTPBodyStream)?
+    /// When set (status 101), the connection becomes a WebSocket (``HTTPResponse/webSocket(_:)``).
+    public var upgrade: WebSocketUpgrade?
 
     public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

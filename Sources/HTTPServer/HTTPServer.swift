@@ -60,7 +60,9 @@ public final class HTTPServer: Sendable {
             }
         }
         let core = ServerCore(responder: responder, configuration: configuration, logger: logger, loop: loop)
-        var flags = MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        var flags =
+            MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+            | MHD_ALLOW_UPGRADE.rawValue
         if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
         if configuration.tls != nil { flags |= MHD_USE_TLS.rawValue }
         let cls = Unmanaged.passUnretained(core).toOpaque()
@@ -152,6 +154,15 @@ public final class HTTPServer: Sendable {
         for exchange in stuck { exchange.answer(HTTPProblem.shuttingDown.response(for: exchange.request)) }
         // Give the resumed connections a moment to be written out.
         await waitUntilIdle(core, for: .seconds(1))
+        // WebSockets end with 1001 (their close handshake waits two seconds at most): an
+        // upgraded or taken-over connection is suspended, which MHD_stop_daemon must never see.
+        for webSocket in core.webSockets.withLock({ Array($0.values) }) {
+            webSocket.closeFromElsewhere(.goingAway, reason: "the server is stopping")
+        }
+        let webSocketsDeadline = ContinuousClock.now + .seconds(3)
+        while !core.webSockets.withLock({ $0.isEmpty }) && ContinuousClock.now < webSocketsDeadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         // End every stream and wait for its response to be freed: none may stay suspended.
         for stream in core.streams.withLock({ Array($0.values) }) { stream.stopForShutdown() }
         let deadline = ContinuousClock.now + .seconds(2)

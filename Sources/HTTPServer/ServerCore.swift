@@ -1,6 +1,8 @@
 import CMicroHTTPD
 import EventLoop
+import LinuxSystem
 import Logging
+import SystemPackage
 import Synchronization
 
 /// What libmicrohttpd's callbacks reach through their `cls` pointer, on the event loop: turns
@@ -18,6 +20,8 @@ final class ServerCore: Sendable {
     let shuttingDown = Atomic<Bool>(false)
     /// Streamed responses not yet freed, ended first when the server stops.
     let streams = Mutex<[ObjectIdentifier: StreamResponse]>([:])
+    /// WebSockets open now, closed first when the server stops.
+    let webSockets = Mutex<[ObjectIdentifier: WebSocketConnection]>([:])
 
     init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger, loop: EventLoop) {
         self.responder = responder
@@ -61,6 +65,9 @@ final class ServerCore: Sendable {
             return MHD_Result.YES
         }
         let exchange = Unmanaged<Exchange>.fromOpaque(pointer).takeUnretainedValue()
+        // A connection taken over for a WebSocket (over TLS) comes back only once it is over:
+        // libmicrohttpd closes it.
+        if exchange.isTakenOver { return MHD_Result.NO }
         if let body = exchange.bodyStream {
             return continueStreamedBody(exchange, body: body, uploadData: uploadData, uploadDataSize: uploadDataSize)
         }
@@ -156,7 +163,8 @@ final class ServerCore: Sendable {
             body.fail()
             exchange.cancelTask()
         }
-        let ok = termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK
+        // A WebSocket taken over (TLS) ends by refusing the resumed connection: that is its end.
+        let ok = termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK || exchange.isTakenOver
         // The metadata is made only for a line that is logged.
         guard logger.logLevel <= (ok ? .info : .notice) else { return }
         let status = exchange.event { $0.sentStatus }
@@ -243,6 +251,10 @@ final class ServerCore: Sendable {
 
     private func queue(_ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
         inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
+        if let upgrade = response.upgrade {
+            return configuration.tls == nil
+                ? queueUpgrade(upgrade, response, exchange: exchange) : takeOverTLS(upgrade, response, exchange: exchange)
+        }
         let made: OpaquePointer?
         if let stream = response.stream {
             made = streamResponse(stream, exchange: exchange)
@@ -259,4 +271,91 @@ final class ServerCore: Sendable {
         _ = MHD_add_response_header(mhdResponse, "X-Request-Id", exchange.request.id)
         return MHD_queue_response(exchange.connection.pointer, UInt32(response.status), mhdResponse)
     }
+
+    // MARK: WebSockets
+
+    /// Plain HTTP: libmicrohttpd's own upgrade. It sends the 101 and then hands over the socket
+    /// with the bytes it read past the head (``upgraded(_:extraIn:socket:handle:)``).
+    private func queueUpgrade(_ upgrade: WebSocketUpgrade, _ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
+        exchange.keep(upgrade)
+        guard let made = MHD_create_response_for_upgrade(upgradeHandler, Unmanaged.passUnretained(self).toOpaque())
+        else { return MHD_Result.NO }
+        defer { MHD_destroy_response(made) }
+        // libmicrohttpd adds `Connection: Upgrade` itself (a second one upsets some browsers).
+        for field in Self.upgradeHeaders(upgrade, response) { _ = MHD_add_response_header(made, field.name, field.value) }
+        _ = MHD_add_response_header(made, "X-Request-Id", exchange.request.id)
+        exchange.event { $0.refused(status: 101) }
+        return MHD_queue_response(exchange.connection.pointer, 101, made)
+    }
+
+    /// The upgrade handler's call: the 101 is out, the socket is the WebSocket's.
+    func upgraded(_ exchange: Exchange, extraIn: [UInt8], socket: FileDescriptor, handle: UpgradeHandle) {
+        let resumer = self.resumer
+        let close: () -> Void = {
+            _ = usbhttpd_mhd_upgrade_close(handle.pointer)
+            // libmicrohttpd resumed it: it must run to close it.
+            resumer.requestRun()
+        }
+        guard let upgrade = exchange.takeUpgrade(), let watch = exchange.connectionWatch else { return close() }
+        // libmicrohttpd's upgrade turned Nagle's algorithm back on: small messages must not wait.
+        try? StreamSocket.setNoDelay(socket, true)
+        startWebSocket(
+            upgrade, exchange: exchange, transport: PlainTransport(socket: socket), watch: watch, leftover: extraIn,
+            rawHead: nil, onEnd: close)
+    }
+
+    /// TLS: libmicrohttpd 0.9.75 relays an upgraded TLS connection through a socket pair a few
+    /// bytes at a time (its relay buffer is what the connection's memory pool has left, which
+    /// the 101's head used up: an 8-byte emergency buffer; fixed only in 1.0). So the
+    /// connection is suspended instead, as a stream takes the plain socket, and its own GnuTLS
+    /// session carries the 101 and then the WebSocket's records. When the WebSocket is over the
+    /// connection is resumed and refused, and libmicrohttpd closes it.
+    private func takeOverTLS(_ upgrade: WebSocketUpgrade, _ response: HTTPResponse, exchange: Exchange) -> MHD_Result {
+        let connection = exchange.connection
+        guard let session = usbhttpd_mhd_gnutls_session(connection.pointer), let watch = exchange.connectionWatch else {
+            return MHD_Result.NO
+        }
+        MHD_suspend_connection(connection.pointer)
+        exchange.takeOver()
+        exchange.event { $0.refused(status: 101) }
+        var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        for field in Self.upgradeHeaders(upgrade, response) { head += "\(field.name): \(field.value)\r\n" }
+        head += "X-Request-Id: \(exchange.request.id)\r\n\r\n"
+        let resumer = self.resumer
+        startWebSocket(
+            upgrade, exchange: exchange, transport: TLSTransport(session: OpaquePointer(session)), watch: watch,
+            leftover: [], rawHead: Array(head.utf8), onEnd: { resumer.resume(connection) })
+        return MHD_Result.YES
+    }
+
+    /// The 101's header fields beside `Upgrade` and `Connection`.
+    private static func upgradeHeaders(_ upgrade: WebSocketUpgrade, _ response: HTTPResponse) -> HTTPHeaders {
+        var headers: HTTPHeaders = ["Upgrade": "websocket", "Sec-WebSocket-Accept": upgrade.accept,
+                                    "Sec-WebSocket-Protocol": upgrade.subprotocol]
+        for field in response.headers where !HTTPHeaders.sameName(field.name, "Content-Type") {
+            headers.add(field.name, field.value)
+        }
+        return headers
+    }
+
+    private func startWebSocket(
+        _ upgrade: WebSocketUpgrade, exchange: Exchange, transport: any ConnectionTransport, watch: ConnectionWatch,
+        leftover: [UInt8], rawHead: [UInt8]?, onEnd: @escaping () -> Void
+    ) {
+        let connection = WebSocketConnection(
+            transport: transport, watch: watch, loop: loop, logger: exchange.request.boundLogger,
+            maxMessage: upgrade.maxMessage, leftover: leftover,
+            onEnd: { [weak self] connection in
+                _ = self?.webSockets.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+                onEnd()
+            })
+        if let rawHead { connection.sendRaw(rawHead) }
+        webSockets.withLock { $0[ObjectIdentifier(connection)] = connection }
+        connection.start(upgrade.open(connection))
+    }
+}
+
+/// An upgraded connection's handle (`struct MHD_UpgradeResponseHandle`), used on the loop.
+struct UpgradeHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
 }

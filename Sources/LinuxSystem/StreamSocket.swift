@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import SystemPackage
 
@@ -14,6 +15,25 @@ public enum StreamSocket {
             return try valueOrErrno { sendmsg(fd.rawValue, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
         } catch where error == .resourceTemporarilyUnavailable || error == .wouldBlock {
             return nil
+        }
+    }
+
+    /// recv(2) into `buffer` without blocking (MSG_DONTWAIT): the bytes read, 0 once the peer
+    /// closed its side, nil when none wait now (EAGAIN).
+    public static func receive(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+        do {
+            return try valueOrErrno { recv(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
+        } catch where error == .resourceTemporarilyUnavailable || error == .wouldBlock {
+            return nil
+        }
+    }
+
+    /// setsockopt(TCP_NODELAY): whether small writes go out at once (on) or wait to be
+    /// joined with what follows (off, Nagle's algorithm).
+    public static func setNoDelay(_ fd: FileDescriptor, _ on: Bool) throws(Errno) {
+        var value: Int32 = on ? 1 : 0
+        try nothingOrErrno {
+            setsockopt(fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<Int32>.size))
         }
     }
 

@@ -59,7 +59,7 @@ struct StreamRoutes: Sendable {
         let outcome = await withTaskCancellationHandler { await stream.outcome() } onCancel: { stream.cancel() }
         if outcome.cancelled {
             logger.notice(
-                "stream to the device ended early",
+                iso == nil ? "stream to the device ended early" : "isochronous stream to the device ended early",
                 metadata: [
                     "usb.device": "\(session.id)", "usb.endpoint": "\(hex(endpoint))",
                     "usb.stream.bytes": "\(outcome.result.actualLength)",
