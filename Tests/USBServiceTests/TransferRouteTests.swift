@@ -170,6 +170,19 @@ import USBService
             ])
     }
 
+    @Test func aControlRequestToAnInterfaceNobodyClaimedClaimsItFirst() async throws {
+        let bench = FakeBench { _ in .complete(data: [1]) }
+        let api = bench.api()
+        let answer = await call(
+            api, "POST", "/control", [("direction", "in"), ("type", "class"), ("recipient", "interface"), ("request", "1"),
+                                      ("index", "0"), ("length", "1")])
+        #expect(answer.status == 200)
+        #expect(bench.device.calls == ["kernel-driver-active 0", "claim 0"])
+        #expect(bench.device.submitted.count == 1)
+        let state = try object(await call(api, "GET", "/claims"))
+        #expect((state["claims"] as? [[String: Any]])?.compactMap { $0["interface"] as? Int } == [0])
+    }
+
     @Test func aRefusedSubmissionIsTheLibusbError() async throws {
         let bench = FakeBench { _ in .refuse(.pipe) }
         let answer = await call(bench.api(), "POST", "/control", [("request_type", "0xc0"), ("request", "1"), ("length", "8")])

@@ -42,7 +42,7 @@ struct RouteContext: Sendable {
     /// interface of `device`, or (nil) the whole device. A request acts under a lease by
     /// sending its token in `X-USB-Lease`.
     func checkLease(_ request: RoutedRequest, device: String, interface: UInt8?) throws {
-        _ = try leases.check(device: device, interface: interface, token: request.request.headers["X-USB-Lease"])
+        try checkLease(caller(request), device: device, interface: interface)
     }
 
     /// ``checkLease(_:device:interface:)`` for a request on endpoint `endpoint`: the interface

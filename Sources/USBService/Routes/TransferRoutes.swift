@@ -17,30 +17,13 @@ struct TransferRoutes: Sendable {
         let control = try ControlRequest(request, limits: context.limits)
         let session = try await context.session(request)
         let setup = control.setup
-        let index = UInt8(truncatingIfNeeded: setup.index)
-        switch setup.recipient {
-        case .interface:
-            try context.checkLease(request, device: session.id, interface: index)
-            try await context.checkInterfaceAccess(request, session: session, interface: index)
-            // usbfs claims an interface a control request names if nobody has (and keeps it):
-            // claimed here instead, so that the daemon's claims say what the kernel holds (a
-            // lease's end, a release, the claim route all see it). A kernel driver's interface
-            // stays its own: the transfer then fails as usbfs answers it.
-            let state = await session.state
-            if state.claims[index] == nil, (try? state.interface(index)) != nil {
-                _ = try? await session.claim(index, detach: false)
-            }
-        case .endpoint:
-            try await context.checkLease(request, session: session, endpoint: index)
-            if let interface = await session.state.interface(ofEndpoint: index) {
-                try await context.checkInterfaceAccess(request, session: session, interface: interface)
-            }
-        default:
-            try context.checkLease(request, device: session.id, interface: nil)
-            try await context.checkDeviceAccess(request, session: session)
-            if setup.recipient == .other && setup.kind == .class {
-                try await context.checkHubPort(request, session: session, port: index)
-            }
+        let caller = context.caller(request)
+        switch try context.checkControl(caller, state: await session.state, device: session.id, setup: setup) {
+        case .ready: break
+        case .claimFirst(let interface):
+            // A kernel driver's interface stays its own: the transfer then fails as usbfs answers it.
+            _ = try? await session.claim(interface, detach: false)
+        case .hubPort(let port): try await context.checkHubPort(caller, hub: session.id, port: port)
         }
         let what = { "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)" }
         let result = try await context.usb(what(), device: session.id) {

@@ -5,15 +5,14 @@ import USB
 /// The per-interface policy applied to requests: a protected interface (a keyboard inside a
 /// composite device, a hub) cannot be claimed or sent control requests; a hub allowed by a
 /// rule needs the admin scope; a hub's port request never reaches a port whose device is
-/// denied or leased by someone else.
+/// denied or leased by someone else. The checks themselves take a ``Caller`` (Caller.swift),
+/// the same for REST and the URB channel; these are their REST forms.
 extension RouteContext {
     /// 403 insufficient-scope unless `request` holds `needed`: for what a route registered
     /// for a lower scope does only for some (another configuration: admin; claiming on a
     /// wait: transfer).
     func require(_ needed: Scope, _ request: RoutedRequest) throws {
-        guard scope(of: request) >= needed else {
-            throw AuthProblem.insufficientScope(needed: needed, name: request.principal ?? "anonymous")
-        }
+        try require(needed, caller(request))
     }
 
     /// The scope `request` holds: its token's (with a token file), else the admin scope.
@@ -22,48 +21,9 @@ extension RouteContext {
         return request.principal.flatMap { name in tokens.entries.first { $0.name == name }?.scope } ?? .read
     }
 
-    /// 403 `interface-protected` unless `request` may use interface `number` of `session`'s
-    /// device (its current alternate setting's class).
+    /// ``checkInterfaceAccess(_:state:device:interface:)`` for `request` on `session`'s device now.
     func checkInterfaceAccess(_ request: RoutedRequest, session: DeviceSession, interface number: UInt8) async throws {
-        let state = await session.state
-        guard let interface = try? state.interface(number) else { return }  // the state check answers
-        let alt = state.claims[number]?.altSetting ?? 0
-        guard let descriptor = interface.altSettings.first(where: { $0.alternateSetting == alt }) ?? interface.altSettings.first
-        else { return }
-        try check(
-            policy.access(
-                toInterfaceClass: descriptor.interfaceClass, subclass: descriptor.interfaceSubClass,
-                protocol: descriptor.interfaceProtocol),
-            request, device: session.id, what: "interface \(number)")
-    }
-
-    /// 403 unless `request` may send requests to `session`'s device as a whole: a hub is
-    /// protected (or, allowed by a rule, needs the admin scope).
-    func checkDeviceAccess(_ request: RoutedRequest, session: DeviceSession) async throws {
-        guard await Self.isHub(session) else { return }
-        try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0), request, device: session.id, what: "the hub")
-    }
-
-    /// A hub's port request (class, recipient other, wIndex = port): the device on that port
-    /// must be one the policy shows and no one else's lease may cover it.
-    func checkHubPort(_ request: RoutedRequest, session: DeviceSession, port: UInt8) async throws {
-        guard port > 0, let child = await catalog.portDevice(hub: session.id, port: port) else { return }
-        guard child.shown else { throw AccessProblem.portOfHiddenDevice(hub: session.id, port: port) }
-        try checkLease(request, device: child.id, interface: nil)
-    }
-
-    static func isHub(_ session: DeviceSession) async -> Bool {
-        let state = await session.state
-        return state.active?.interfaces.contains { $0.altSettings.contains { $0.interfaceClass == 0x09 } } ?? false
-    }
-
-    private func check(_ access: DevicePolicy.InterfaceAccess, _ request: RoutedRequest, device: String, what: String) throws {
-        switch access {
-        case .open: return
-        case .adminOnly:
-            guard scope(of: request) >= .admin else { throw AccessProblem.adminOnly(device: device, what: what) }
-        case .protected(let why): throw AccessProblem.protected(device: device, what: what, why: why)
-        }
+        try checkInterfaceAccess(caller(request), state: await session.state, device: session.id, interface: number)
     }
 }
 

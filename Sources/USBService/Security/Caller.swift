@@ -1,0 +1,117 @@
+import HTTPRouting
+import USB
+
+/// Who acts on a device, as a request's head established it: the name and scope of its token,
+/// the lease token it acts under, and who it counts as for per-client bounds. Made once, from
+/// a REST request's head (``RouteContext/caller(_:)``) or at a URB channel's upgrade, and
+/// judged by the same checks either way (``RouteContext/checkControl(_:state:device:setup:)``
+/// and its neighbours), so that a rule is written once for both.
+struct Caller: Sendable {
+    /// The token's name, nil without a token file.
+    let name: String?
+    let scope: Scope
+    /// `X-USB-Lease`: acting under this lease.
+    let leaseToken: String?
+    /// For per-client bounds: "token NAME", or "address A" without tokens.
+    let client: String
+}
+
+/// What a control request needs before its URB, once every check passed.
+enum ControlPreparation: Equatable {
+    case ready
+    /// An interface nobody claimed: claim it first (usbfs would, and keep it).
+    case claimFirst(UInt8)
+    /// A hub's port request: the device on that port must be one the caller may drive.
+    case hubPort(UInt8)
+}
+
+extension RouteContext {
+    func caller(_ request: RoutedRequest) -> Caller {
+        Caller(
+            name: request.principal, scope: scope(of: request), leaseToken: request.request.headers["X-USB-Lease"],
+            client: client(request))
+    }
+
+    /// 423 `lease-held` when another client's lease covers `interface` of `device` (nil: the
+    /// whole device) and `caller` does not act under it.
+    func checkLease(_ caller: Caller, device: String, interface: UInt8?) throws {
+        _ = try leases.check(device: device, interface: interface, token: caller.leaseToken)
+    }
+
+    /// 403 insufficient-scope unless `caller` holds `needed`.
+    func require(_ needed: Scope, _ caller: Caller) throws {
+        guard caller.scope >= needed else {
+            throw AuthProblem.insufficientScope(needed: needed, name: caller.name ?? "anonymous")
+        }
+    }
+
+    /// 403 `interface-protected` (or insufficient-scope for an admin-only class) unless `caller`
+    /// may use interface `number` of `device` (in `state`: its current alternate setting's class).
+    func checkInterfaceAccess(_ caller: Caller, state: DeviceState, device: String, interface number: UInt8) throws {
+        guard let interface = try? state.interface(number) else { return }  // the state check answers
+        let alt = state.claims[number]?.altSetting ?? 0
+        guard let descriptor = interface.altSettings.first(where: { $0.alternateSetting == alt }) ?? interface.altSettings.first
+        else { return }
+        try check(
+            policy.access(
+                toInterfaceClass: descriptor.interfaceClass, subclass: descriptor.interfaceSubClass,
+                protocol: descriptor.interfaceProtocol),
+            caller, device: device, what: "interface \(number)")
+    }
+
+    /// 403 unless `caller` may send requests to `device` as a whole: a hub is protected (or,
+    /// allowed by a rule, needs the admin scope).
+    func checkDeviceAccess(_ caller: Caller, state: DeviceState, device: String) throws {
+        guard Self.isHub(state) else { return }
+        try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0), caller, device: device, what: "the hub")
+    }
+
+    /// Every check of a control request before its URB, for REST and the URB channel alike:
+    /// the standard requests refused in every form, then by recipient the lease and the policy
+    /// (an interface, an endpoint's interface, or the device); what must happen before the URB.
+    func checkControl(_ caller: Caller, state: DeviceState, device: String, setup: ControlSetup) throws
+        -> ControlPreparation
+    {
+        try ControlRequest.refuseStateChanges(setup)
+        let index = UInt8(truncatingIfNeeded: setup.index)
+        switch setup.recipient {
+        case .interface:
+            try checkLease(caller, device: device, interface: index)
+            try checkInterfaceAccess(caller, state: state, device: device, interface: index)
+            // usbfs claims an interface a control request names if nobody has (and keeps it):
+            // claimed first instead, so that the daemon's claims say what the kernel holds.
+            if state.claims[index] == nil, (try? state.interface(index)) != nil { return .claimFirst(index) }
+            return .ready
+        case .endpoint:
+            let interface = state.interface(ofEndpoint: index)
+            try checkLease(caller, device: device, interface: interface)
+            if let interface { try checkInterfaceAccess(caller, state: state, device: device, interface: interface) }
+            return .ready
+        default:
+            try checkLease(caller, device: device, interface: nil)
+            try checkDeviceAccess(caller, state: state, device: device)
+            return setup.recipient == .other && setup.kind == .class ? .hubPort(index) : .ready
+        }
+    }
+
+    /// A hub's port request (class, recipient other, wIndex = port): the device on that port
+    /// must be one the policy shows and no one else's lease may cover it.
+    func checkHubPort(_ caller: Caller, hub: String, port: UInt8) async throws {
+        guard port > 0, let child = await catalog.portDevice(hub: hub, port: port) else { return }
+        guard child.shown else { throw AccessProblem.portOfHiddenDevice(hub: hub, port: port) }
+        try checkLease(caller, device: child.id, interface: nil)
+    }
+
+    static func isHub(_ state: DeviceState) -> Bool {
+        state.active?.interfaces.contains { $0.altSettings.contains { $0.interfaceClass == 0x09 } } ?? false
+    }
+
+    private func check(_ access: DevicePolicy.InterfaceAccess, _ caller: Caller, device: String, what: String) throws {
+        switch access {
+        case .open: return
+        case .adminOnly:
+            guard caller.scope >= .admin else { throw AccessProblem.adminOnly(device: device, what: what) }
+        case .protected(let why): throw AccessProblem.protected(device: device, what: what, why: why)
+        }
+    }
+}
