@@ -42,6 +42,7 @@ public enum API {
         EventRoutes(context: context).register(in: &router)
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)
+        URBRoutes(context: context).register(in: &router)
         router.guards = [
             OriginGuard(origins: origins),
             HeadGuard(),

@@ -71,6 +71,8 @@ import USB
             USBProblem.usbfsBudget(UsbfsBudget.Exhausted(wanted: 2, free: 1, limit: 3)),
             USBProblem.reenumerated("1-1", expected: 3, now: 4), USBProblem.invalidAddress("x"),
             USBProblem.kernelDriverBound("1-1", interface: 0, driver: "usbhid"),
+            WebSocketHandshakeProblem.upgradeRequired, WebSocketHandshakeProblem.key,
+            WebSocketHandshakeProblem.subprotocol(wanted: "usbhttpd.urb.1"),
         ]
         let errors: [USBError] = [
             .io, .invalidParameter, .access, .noDevice, .notFound, .busy, .timeout, .overflow, .pipe, .interrupted,

@@ -1,4 +1,5 @@
 import HTTPRouting
+import Logging
 import HTTPServer
 import USB
 
@@ -107,14 +108,20 @@ struct InterfaceRoutes: Sendable {
 
 extension RouteContext {
     /// Claims interface `number` of `session` for `request`, as every route that claims does
-    /// (the claim route, a wait that claims on the device that came back): the lease that
-    /// covers it, the interface policy, then the claim; a bound kernel driver is detached, or
-    /// with `detach` false left alone: 409 device-busy naming it.
+    /// (the claim route, a wait that claims on the device that came back) and the URB channel:
+    /// the lease that covers it, the interface policy, then the claim; a bound kernel driver is
+    /// detached, or with `detach` false left alone: 409 device-busy naming it.
     func claim(_ number: UInt8, of session: DeviceSession, detach: Bool, for request: RoutedRequest) async throws
         -> DeviceState.Claim
     {
-        try checkLease(request, device: session.id, interface: number)
-        try await checkInterfaceAccess(request, session: session, interface: number)
+        try await claim(number, of: session, detach: detach, caller: caller(request), logger: request.request.logger)
+    }
+
+    func claim(_ number: UInt8, of session: DeviceSession, detach: Bool, caller: Caller, logger: Logger) async throws
+        -> DeviceState.Claim
+    {
+        try checkLease(caller, device: session.id, interface: number)
+        try checkInterfaceAccess(caller, state: await session.state, device: session.id, interface: number)
         let claim = try await usb("Claiming interface \(number) of \(session.id)", device: session.id) {
             do {
                 return try await session.claim(number, detach: detach)
@@ -125,7 +132,7 @@ extension RouteContext {
                 throw USBProblem.kernelDriverBound(session.id, interface: number, driver: driver)
             }
         }
-        request.request.logger.info(
+        logger.info(
             "interface claimed",
             metadata: [
                 "usb.device": "\(session.id)", "usb.interface": "\(number)",

@@ -57,11 +57,13 @@ final class FakeBench: Sendable {
     }
 
     /// A live server on a free loopback port, on the bench's loop.
-    func server(limits: TransferLimits = TransferLimits()) throws -> HTTPServer {
+    func server(limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
+        configuration.shutdownGrace = 0.2
         let server = HTTPServer(
-            configuration: configuration, responder: api(limits: limits), logger: Logger(label: "test.http"), loop: loop)
+            configuration: configuration, responder: api(limits: limits, tokens: tokens), logger: Logger(label: "test.http"),
+            loop: loop)
         try server.start()
         return server
     }

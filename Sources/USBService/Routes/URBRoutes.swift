@@ -1,0 +1,37 @@
+import HTTPRouting
+import HTTPServer
+import USB
+
+/// `GET /v1/devices/{id}/urb`: the URB channel (docs/urb-channel.md), a WebSocket of subprotocol
+/// `usbhttpd.urb.1` on the device's session. The upgrade is refused as any device request is
+/// (its id, its instance, the token's scope, Host and Origin); once open, every message is
+/// judged as the REST request it stands for would be (``URBChannel``).
+struct URBRoutes: Sendable {
+    let context: RouteContext
+
+    func register(in router: inout Router) {
+        // The transfer scope: a GET that changes devices, so a page from another origin may not
+        // open it (RequestOrigin), and HEAD is not served by it.
+        router.get("/v1/devices/{id}/urb", requires: Access.transfer) { try await open($0) }
+    }
+
+    func open(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        let accept = try WebSocketUpgrade.accept(request.request, subprotocol: URBMessage.subprotocol)
+        let session = try await context.session(request)
+        let caller = context.caller(request)
+        // The channel holds one of the device's stream slots (and the client's) while it is open.
+        let slot = try context.streamSlots.acquire(device: session.id, interface: nil, client: caller.client)
+        let limits = URBChannel.Limits(maxTimeout: context.limits.maxTimeoutMs)
+        let context = self.context
+        request.request.logger.info("URB channel opening", metadata: ["usb.device": "\(session.id)"])
+        return .webSocket(
+            WebSocketUpgrade(accept: accept, subprotocol: URBMessage.subprotocol, maxMessage: limits.maxMessage) {
+                connection in
+                let channel = URBChannel(
+                    connection: connection, session: session, context: context, caller: caller, limits: limits, slot: slot)
+                channel.start()
+                return channel
+            })
+    }
+}
