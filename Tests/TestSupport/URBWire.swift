@@ -9,7 +9,7 @@ public enum URBWire {
     public enum Status: UInt8 { case completed = 0, error, timedOut, cancelled, stall, noDevice, overflow }
     public enum Op: UInt8 {
         case claim = 1, release, altSetting, clearHalt, reset, kernelDriverActive, detachKernelDriver,
-            attachKernelDriver, setConfiguration, getConfiguration
+            attachKernelDriver, setConfiguration, getConfiguration, useLease
     }
 
     static func le16(_ value: Int) -> [UInt8] { [UInt8(value & 0xff), UInt8((value >> 8) & 0xff)] }

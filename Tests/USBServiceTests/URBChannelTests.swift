@@ -193,7 +193,7 @@ import USBService
     @Test(arguments: [
         // SET_ADDRESS, in any form: refused.
         (URBWire.submit(.control, endpoint: 0, id: 1, length: 0, setup: URBWire.setup(0x00, 0x05, value: 9, length: 0)),
-         -12, "request-refused"),
+         -3, "request-refused"),
         // SET_CONFIGURATION through control: the operation is the way.
         (URBWire.submit(.control, endpoint: 0, id: 1, length: 0, setup: URBWire.setup(0x00, 0x09, value: 1, length: 0)),
          -12, "use-dedicated-route"),
@@ -231,10 +231,15 @@ import USBService
         try socket.send(URBWire.submit(.control, endpoint: 0, id: 2, length: 1, setup: URBWire.setup(0xc0, 1, length: 1)))
         let control = try await Self.complete(socket)
         #expect(control.error == -6 && control.reason.hasPrefix("lease-held:"))
-        // Under the lease's token, the same channel may.
+        // Under the lease's token, another channel may; and this one once it uses it.
         let token = try #require(try lease.object()["token"] as? String)
         let (leased, _) = try await Self.open(server, headers: ["X-USB-Lease": token])
         try await Self.claim(leased)
+        try await Self.claim(leased, 1)
+        try socket.send(URBWire.operation(.useLease, id: 3) + Array(token.utf8))
+        #expect(try await Self.result(socket).error == 0)
+        try socket.send(URBWire.submit(.control, endpoint: 0, id: 4, length: 1, setup: URBWire.setup(0xc0, 1, length: 1)))
+        #expect(try await Self.complete(socket).error == 0)
         await server.shutdown()
     }
 

@@ -40,7 +40,7 @@ import USB
             .claimInterface: "CLAIM_INTERFACE", .releaseInterface: "RELEASE_INTERFACE", .setAltSetting: "SET_ALT_SETTING",
             .clearHalt: "CLEAR_HALT", .resetDevice: "RESET_DEVICE", .kernelDriverActive: "KERNEL_DRIVER_ACTIVE",
             .detachKernelDriver: "DETACH_KERNEL_DRIVER", .attachKernelDriver: "ATTACH_KERNEL_DRIVER",
-            .setConfiguration: "SET_CONFIGURATION", .getConfiguration: "GET_CONFIGURATION",
+            .setConfiguration: "SET_CONFIGURATION", .getConfiguration: "GET_CONFIGURATION", .useLease: "USE_LEASE",
         ]
         #expect(names.count == URBMessage.Operation.allCases.count)
         for operation in URBMessage.Operation.allCases {
@@ -63,7 +63,7 @@ import USB
         let sizes: [(String, Int)] = [
             ("HELLO (daemon, first message) — 32 bytes", URBMessage.helloHeader),
             ("SUBMIT (client) — 24 bytes", URBMessage.submitHeader), ("CANCEL (client) — 8 bytes", URBMessage.cancelSize),
-            ("OPERATION (client) — 16 bytes", URBMessage.operationSize),
+            ("OPERATION (client) — 16 bytes (USE_LEASE: then its token)", URBMessage.operationSize),
             ("COMPLETE (daemon) — 16 bytes", URBMessage.completeHeader), ("RESULT (daemon) — 16 bytes", URBMessage.resultHeader),
             ("EVENT (daemon) — 8 bytes", URBMessage.eventSize),
         ]

@@ -23,6 +23,9 @@ enum ChannelErrors {
         case let problem as AuthProblem:
             return (USBError.access.rawValue, reason(problem))
         case let problem as TransferProblem:
+            // Refused in every form: ACCESS, as the Python client maps REST's answer; a request
+            // that has its own operation: NOT_SUPPORTED.
+            if case .requestRefused = problem { return (USBError.access.rawValue, reason(problem)) }
             return (USBError.notSupported.rawValue, reason(problem))
         case let problem as USBProblem:
             switch problem {

@@ -31,6 +31,8 @@ struct ChannelReader {
     private var received = 0
     /// The data of a SUBMIT whose target is ``Target/kept``.
     private(set) var kept: [UInt8] = []
+    /// What follows an OPERATION's fixed part (USE_LEASE's token).
+    private var tail: [UInt8] = []
 
     init() { head.reserveCapacity(URBMessage.submitHeader + URBMessage.setupSize + 4 * IsoLayoutLimits.maxPackets) }
 
@@ -40,6 +42,7 @@ struct ChannelReader {
         submit = nil
         received = 0
         kept = []
+        tail = []
     }
 
     mutating func take(_ piece: MaskedBytes, channel: URBChannel) throws(WebSocketFailure) {
@@ -52,6 +55,20 @@ struct ChannelReader {
                 head.withUnsafeMutableBytes { piece.copy(from: offset, count: count, to: $0.baseAddress! + start) }
                 offset += count
                 if head.count == needed { try headGrew(channel) }
+                continue
+            }
+            if submit == nil, head[0] == URBMessage.Kind.operation.rawValue,
+                head[1] == URBMessage.Operation.useLease.rawValue
+            {
+                // USE_LEASE: the lease token follows the fixed part.
+                let count = piece.count - offset
+                guard tail.count + count <= URBMessage.maxLeaseToken else {
+                    throw .policy("a USE_LEASE token over \(URBMessage.maxLeaseToken) bytes")
+                }
+                let start = tail.count
+                tail.append(contentsOf: repeatElement(0, count: count))
+                tail.withUnsafeMutableBytes { piece.copy(from: offset, count: count, to: $0.baseAddress! + start) }
+                offset += count
                 continue
             }
             guard let submit, !submit.request.isIn else {
@@ -145,7 +162,7 @@ struct ChannelReader {
             let operation = try withHead { (bytes) throws(WebSocketFailure) in
                 try URBMessage.OperationRequest.parse(bytes)
             }
-            channel.operation(operation)
+            channel.operation(operation, tail: tail)
         default:
             throw .policy("a message of unknown kind")
         }

@@ -10,7 +10,7 @@ import USB
 struct ChannelSteps {
     enum Step {
         case submit(AsyncTransferRequest, id: UInt32, data: [UInt8])
-        case operation(URBMessage.OperationRequest)
+        case operation(URBMessage.OperationRequest, tail: [UInt8])
     }
 
     private var waiting: [Step] = []
@@ -75,9 +75,9 @@ extension URBChannel {
                         $0.finishSubmit(request, id: id, data: data, refusal: refusal)
                     }
                 }
-            case .operation(let operation):
+            case .operation(let operation, let tail):
                 runAsync { channel in
-                    let answer = await channel.perform(operation)
+                    let answer = await channel.perform(operation, tail: tail)
                     channel.connection.send(
                         URBMessage.result(operation.operation, id: operation.id, error: answer.error, value: answer.value)
                             + Array(answer.reason.utf8))

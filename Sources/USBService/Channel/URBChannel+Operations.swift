@@ -5,13 +5,19 @@ import USB
 /// kernel drivers, configurations), each with the checks of its REST route, on the device's
 /// worker as REST's, answered by a RESULT in the order they came.
 extension URBChannel {
-    /// An OPERATION message: it waits its turn.
-    func operation(_ request: URBMessage.OperationRequest) {
-        wait(.operation(request))
+    /// An OPERATION message: it waits its turn (USE_LEASE too, so that it applies from the
+    /// next message on, in order).
+    func operation(_ request: URBMessage.OperationRequest, tail: [UInt8]) {
+        wait(.operation(request, tail: tail))
     }
 
     /// Runs one operation: its RESULT's error (0: done), value and reason.
-    func perform(_ request: URBMessage.OperationRequest) async -> (error: Int32, value: Int32, reason: String) {
+    func perform(_ request: URBMessage.OperationRequest, tail: [UInt8]) async -> (error: Int32, value: Int32, reason: String) {
+        if request.operation == .useLease {
+            let token = String(decoding: tail, as: UTF8.self)
+            caller = Caller(name: caller.name, scope: caller.scope, leaseToken: token.isEmpty ? nil : token, client: caller.client)
+            return (0, 0, "")
+        }
         do {
             let value = try await run(request)
             return (0, value, "")
@@ -75,6 +81,8 @@ extension URBChannel {
             return 0
         case .getConfiguration:
             return Int32(await session.state.activeConfiguration ?? 0)
+        case .useLease:
+            return 0
         }
     }
 

@@ -29,7 +29,8 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     let connection: WebSocketConnection
     let session: DeviceSession
     let context: RouteContext
-    let caller: Caller
+    /// Who the messages act for: the upgrade's, its lease token changed by USE_LEASE.
+    var caller: Caller
     let limits: Limits
     let slot: StreamSlots.Slot
     var loop: EventLoop { connection.loop }

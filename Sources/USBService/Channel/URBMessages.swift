@@ -50,7 +50,12 @@ enum URBMessage {
         case attachKernelDriver = 8
         case setConfiguration = 9
         case getConfiguration = 10
+        /// The channel's messages act under the lease whose token follows (none: empty).
+        case useLease = 11
     }
+
+    /// The longest lease token USE_LEASE takes.
+    static let maxLeaseToken = 256
 
     /// EVENT's `event` (byte 1).
     enum Event: UInt8 {
@@ -132,7 +137,7 @@ enum URBMessage {
         var b: Int32
 
         static func parse(_ bytes: UnsafeRawBufferPointer) throws(WebSocketFailure) -> OperationRequest {
-            guard bytes.count == operationSize else { throw .policy("an OPERATION of \(bytes.count) bytes (16)") }
+            guard bytes.count >= operationSize else { throw .policy("an OPERATION of \(bytes.count) bytes (16)") }
             guard let operation = Operation(rawValue: bytes[1]) else { throw .policy("OPERATION \(bytes[1])") }
             guard u16(bytes, 2) == 0 else { throw .policy("OPERATION with reserved bytes set") }
             return OperationRequest(

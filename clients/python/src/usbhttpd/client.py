@@ -9,7 +9,10 @@
             ...
 
 Problems become `ProblemError`s carrying the daemon's `code`. Each `Device` keeps one
-keep-alive connection of its own (a second opens only while a stream holds the first).
+keep-alive connection of its own (a second opens only while a stream holds the first), and
+carries its transfers and device operations over the daemon's URB channel (a WebSocket, see
+`usbhttpd.urb`) when the daemon offers it: a transfer is then one small message each way
+instead of an HTTP request. `dev.channel()` gives the channel itself, for many transfers in flight.
 """
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 
 import httpx
 
+from . import descriptors, urb
 from .connection import Connection, tls_context
-from .errors import StreamEnded, UsbHttpdError, problem_from
+from .errors import ProblemError, StreamEnded, UsbHttpdError, problem_from
 from .events import Event, EventParser
 
 Body = Union[bytes, bytearray, memoryview, Iterable[bytes], IO[bytes]]
@@ -33,11 +37,13 @@ class Client:
     own timeout."""
 
     def __init__(self, url: str = "http://127.0.0.1:8080", token: Optional[str] = None,
-                 verify: Union[bool, str] = True, timeout: float = 30.0):
+                 verify: Union[bool, str] = True, timeout: float = 30.0, channel: bool = True):
         self.url = url.rstrip("/")
         self.token = token
         self.verify = verify
         self.timeout = timeout
+        # Devices carry transfers and operations over the URB channel when the daemon has it.
+        self.use_channel = channel
         self._http = self.connection()
 
     def _auth(self) -> Dict[str, str]:
@@ -126,9 +132,55 @@ class Device:
         self.lease_token: Optional[str] = None
         self._connection = client.single_requests()
         self._path = f"/v1/devices/{id}"
+        self._channel: Optional[urb.Channel] = None
+        self._channel_lease: Optional[str] = None
+        self._no_channel = not client.use_channel
+        self._endpoints: Optional[Dict[int, Any]] = None
+        self._kept: Dict[int, bytes] = {}
 
     def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         self._connection.close()
+
+    def channel(self) -> urb.Channel:
+        """The device's URB channel (opened now if it is not, under the device's lease token):
+        many transfers in flight, each a future (see `usbhttpd.urb`)."""
+        if self._channel is not None and self._channel_lease != self.lease_token:
+            # The channel's claims stay: it acts under the new lease from its next message on.
+            self._channel.use_lease(self.lease_token)
+            self._channel_lease = self.lease_token
+        if self._channel is None:
+            self._channel = urb.Channel(self.client.url, self.id, token=self.client.token, verify=self.client.verify,
+                                        lease=self.lease_token, address=self.address, timeout=self.client.timeout)
+            self._channel_lease = self.lease_token
+        return self._channel
+
+    def _over_channel(self) -> Optional[urb.Channel]:
+        """The channel for single transfers and operations, or None: REST (the client was told
+        not to, or the daemon has no channel: an older daemon answers its route 404 not-found)."""
+        if self._no_channel:
+            return None
+        try:
+            return self.channel()
+        except ProblemError as error:
+            if error.code != "not-found":
+                raise
+            self._no_channel = True
+            return None
+
+    def _endpoint(self, address: int):
+        """The endpoint's descriptor in any alternate setting (for its type and packet size)."""
+        if self._endpoints is None:
+            _, configurations = descriptors.parse(self.raw_descriptors())
+            self._endpoints = {}
+            for configuration in configurations:
+                for interface in configuration.interfaces:
+                    for alt in interface:
+                        for endpoint in alt.endpoints:
+                            self._endpoints.setdefault(endpoint.bEndpointAddress, endpoint)
+        return self._endpoints.get(address)
 
     def __enter__(self) -> "Device":
         return self
@@ -203,21 +255,51 @@ class Device:
     def claim(self, interface: int, detach: bool = True) -> dict:
         """Claims `interface`; a bound kernel driver is detached unless `detach` is False
         (then 409 device-busy)."""
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.clear()
+            detached = channel.claim(interface, detach)
+            return {"interface": interface, "kernel_driver_detached": bool(detached)}
         params = None if detach else {"detach": "false"}
         return self._call("POST", f"/interfaces/{interface}/claim", params=params).json()
 
     def release(self, interface: int) -> dict:
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.clear()
+            channel.release(interface)
+            return {"interface": interface, "released": True}
         return self._call("DELETE", f"/interfaces/{interface}/claim").json()
 
     def set_alt_setting(self, interface: int, alt_setting: int) -> dict:
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.clear()
+            channel.set_alt_setting(interface, alt_setting)
+            return {"interface": interface, "alt_setting": alt_setting}
         return self._call("PUT", f"/interfaces/{interface}/alt-setting",
                           params={"value": str(alt_setting)}).json()
 
     def set_configuration(self, value: int) -> dict:
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.clear()
+            channel.set_configuration(value)
+            return {"configuration": value}
         return self._call("PUT", "/configuration", params={"value": str(value)}).json()
 
     def reset(self) -> bool:
         """Resets the port; True when the device came back as a new device (re-enumerated)."""
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.clear()
+            try:
+                channel.reset()
+            except ProblemError as error:
+                if getattr(error, "libusb_error", None) == -5:  # LIBUSB_ERROR_NOT_FOUND: another device now
+                    return True
+                raise
+            return False
         return bool(self._call("POST", "/reset").json().get("reenumerated"))
 
     # Transfers
@@ -227,6 +309,13 @@ class Device:
                 timeout_ms: Optional[int] = None) -> Union[bytes, int]:
         """A control transfer: IN (bit 7 of `request_type`) returns up to `length` bytes; OUT
         sends `data` and returns the bytes sent."""
+        channel = self._over_channel()
+        if channel is not None:
+            what = f"Control request 0x{request:x} to {self.id}"
+            done = channel.control(request_type, request, value, index, bytes(data or b""), length,
+                                   self._timeout(timeout_ms)).result()
+            _raise(done, what)
+            return done.data if request_type & 0x80 else done.actual_length
         params = {"request_type": str(request_type), "request": str(request),
                   "value": str(value), "index": str(index)}
         if timeout_ms is not None:
@@ -239,7 +328,12 @@ class Device:
         return int(answer.json()["actual_length"])
 
     def read(self, endpoint: int, length: int, timeout_ms: Optional[int] = None) -> bytes:
-        """One bulk or interrupt IN transfer of up to `length` bytes."""
+        """One bulk or interrupt IN transfer of up to `length` bytes. As the REST API does, the
+        transfer asks for whole packets and what comes beyond `length` is kept for the next read,
+        as are the bytes of a read that timed out."""
+        channel = self._over_channel()
+        if channel is not None:
+            return self._read_over(channel, endpoint | 0x80, length, timeout_ms)
         params = {"length": str(length)}
         if timeout_ms is not None:
             params["timeout_ms"] = str(timeout_ms)
@@ -248,6 +342,11 @@ class Device:
     def write(self, endpoint: int, data: bytes, timeout_ms: Optional[int] = None,
               zlp: bool = False) -> int:
         """One bulk or interrupt OUT transfer; returns the bytes sent."""
+        channel = self._over_channel()
+        if channel is not None:
+            done = channel.write(endpoint, bytes(data), self._timeout(timeout_ms), self._type(endpoint), zlp).result()
+            _raise(done, f"Writing {len(data)} bytes to endpoint 0x{endpoint:02x} of {self.id}")
+            return done.actual_length
         params = {"zlp": "true"} if zlp else {}
         if timeout_ms is not None:
             params["timeout_ms"] = str(timeout_ms)
@@ -256,7 +355,38 @@ class Device:
         return int(answer.json()["actual_length"])
 
     def clear_halt(self, endpoint: int) -> None:
+        channel = self._over_channel()
+        if channel is not None:
+            self._kept.pop(endpoint, None)
+            channel.clear_halt(endpoint)
+            return
         self._call("POST", f"/endpoints/{endpoint}/clear-halt")
+
+    def _timeout(self, timeout_ms: Optional[int]) -> int:
+        """A transfer's timeout on the channel: the daemon's default (5 s) when none is given, as REST."""
+        return 5000 if timeout_ms is None else timeout_ms
+
+    def _type(self, endpoint: int) -> int:
+        descriptor = self._endpoint(endpoint)
+        return urb.INTERRUPT if descriptor is not None and descriptor.bmAttributes & 3 == 3 else urb.BULK
+
+    def _read_over(self, channel: urb.Channel, endpoint: int, length: int, timeout_ms: Optional[int]) -> bytes:
+        kept = self._kept.pop(endpoint, b"")
+        if kept:
+            if len(kept) > length:
+                self._kept[endpoint] = kept[length:]
+            return kept[:length]
+        descriptor = self._endpoint(endpoint)
+        packet = max((descriptor.wMaxPacketSize & 0x7FF) if descriptor is not None else 1, 1)
+        asked = (length + packet - 1) // packet * packet
+        what = f"Reading {length} bytes from endpoint 0x{endpoint:02x} of {self.id}"
+        done = channel.read(endpoint, asked, self._timeout(timeout_ms), self._type(endpoint)).result()
+        if done.status in (urb.TIMED_OUT, urb.CANCELLED) and done.data:
+            self._kept[endpoint] = done.data  # what came is not lost: the next read gets it
+        _raise(done, what)
+        if len(done.data) > length:
+            self._kept[endpoint] = done.data[length:]
+        return done.data[:length]
 
     def iso_read(self, endpoint: int, packets: Optional[int] = None, packet_size: Optional[int] = None,
                  packet_lengths: Optional[Iterable[int]] = None, timeout_ms: Optional[int] = None) -> dict:
@@ -449,6 +579,13 @@ def _check(response: httpx.Response) -> None:
     if response.status_code >= 400:
         response.read()
         raise problem_from(response)
+
+
+def _raise(done: "urb.Completion", what: str) -> None:
+    """Raises the REST API's problem for a transfer that did not complete."""
+    problem = done.problem(what)
+    if problem is not None:
+        raise problem
 
 
 def _params(filters: Dict[str, Any]) -> Dict[str, str]:

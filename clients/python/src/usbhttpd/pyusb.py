@@ -61,7 +61,7 @@ CODE_TO_LIBUSB = {
     "alt-setting-not-found": NOT_FOUND, "endpoint-not-found": NOT_FOUND, "interface-not-claimed": NOT_FOUND,
     "endpoint-not-in-alt-setting": NOT_FOUND,
     "wrong-endpoint-direction": INVALID_PARAM, "wrong-endpoint-type": INVALID_PARAM,
-    "usb-not-supported": NOT_SUPPORTED, "usb-out-of-memory": NO_MEM, "usbfs-budget-exhausted": NO_MEM,
+    "usb-not-supported": NOT_SUPPORTED, "use-dedicated-route": NOT_SUPPORTED, "usb-out-of-memory": NO_MEM, "usbfs-budget-exhausted": NO_MEM,
 }
 
 SPEEDS = {"low": 1, "full": 2, "high": 3, "super": 4, "super_plus": 5}
@@ -69,7 +69,11 @@ SPEEDS = {"low": 1, "full": 2, "high": 3, "super": 4, "super_plus": 5}
 
 def libusb_error(error: ProblemError) -> BaseException:
     """The exception PyUSB's libusb1 backend raises for the libusb error `error` stands for."""
-    code = CODE_TO_LIBUSB.get(error.code, OTHER if error.status >= 500 else INVALID_PARAM)
+    # A refusal on the URB channel carries libusb's own error; REST's problem codes map to it.
+    code = getattr(error, "libusb_error", None) or CODE_TO_LIBUSB.get(
+        error.code, OTHER if error.status >= 500 else INVALID_PARAM)
+    if code not in STRERROR:
+        code = OTHER
     if code == NOT_SUPPORTED:
         return NotImplementedError(STRERROR[code])
     kind = usb.core.USBTimeoutError if code == TIMEOUT else usb.core.USBError

@@ -90,7 +90,9 @@ class FakeConnection:
 
 
 def client_answering(handler):
-    client = Client("http://daemon.test")
+    """A client whose REST requests `handler` answers (no URB channel: these tests are about
+    the REST requests; tests/unit/test_urb.py has the channel)."""
+    client = Client("http://daemon.test", channel=False)
     client.connection = lambda keepalive=1: httpx.Client(  # type: ignore[method-assign]
         base_url=client.url, transport=httpx.MockTransport(handler))
     client.single_requests = lambda: FakeConnection(handler)  # type: ignore[method-assign]
