@@ -6,7 +6,11 @@ public enum URBWire {
 
     /// Transfer types and statuses as libusb numbers them.
     public enum TransferType: UInt8 { case control = 0, isochronous = 1, bulk = 2, interrupt = 3 }
-    public enum Status: UInt8 { case completed = 0, error, timedOut, cancelled, stall, noDevice, overflow }
+    public enum Status: UInt8 {
+        case completed = 0, error, timedOut, cancelled, stall, noDevice, overflow
+        /// As COMPLETE's `status` field reads.
+        public var code: Int { Int(rawValue) }
+    }
     public enum Op: UInt8 {
         case claim = 1, release, altSetting, clearHalt, reset, kernelDriverActive, detachKernelDriver,
             attachKernelDriver, setConfiguration, getConfiguration, useLease

@@ -6,7 +6,8 @@ extension DeviceSession {
     /// Claims interface `number` (libusb_claim_interface), detaching its kernel driver if one is
     /// bound, or, unless `detach`, failing with LIBUSB_ERROR_BUSY as libusb does without
     /// auto-detach (libusb_kernel_driver_active first, then the claim, on the worker thread).
-    public func claim(_ number: UInt8, detach: Bool = true) async throws -> DeviceState.Claim {
+    /// `owner`: who the claim belongs to (a URB channel), for ``release(_:ifOwnedBy:)``.
+    public func claim(_ number: UInt8, detach: Bool = true, owner: ClaimOwner? = nil) async throws -> DeviceState.Claim {
         try await ready()
         leftovers = [:]
         try state.checkClaim(number)
@@ -18,7 +19,8 @@ extension DeviceSession {
             let altSetting = configuration.flatMap { Sysfs.altSetting(device: id, configuration: $0, interface: number) }
             return (detached, altSetting)
         }
-        let claim = DeviceState.Claim(interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached)
+        let claim = DeviceState.Claim(
+            interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached, owner: owner)
         state.claimed(claim)
         return claim
     }
@@ -32,6 +34,20 @@ extension DeviceSession {
         defer { state.released(number) }
         let io = io
         try await blocking { () throws(USBError) in try io.releaseInterface(number) }
+    }
+
+    /// Releases interface `number` only if `owner` still holds it (a URB channel giving back its
+    /// claims when it closes: someone may have released and claimed it again since); whether it did.
+    @discardableResult
+    public func release(_ number: UInt8, ifOwnedBy owner: ClaimOwner) async throws -> Bool {
+        try await ready()
+        // Checked after the wait, with nothing blocking: the release below starts at once.
+        guard state.claims[number]?.owner == owner else { return false }
+        leftovers = [:]
+        defer { state.released(number) }
+        let io = io
+        try await blocking { () throws(USBError) in try io.releaseInterface(number) }
+        return true
     }
 
     /// Selects alternate setting `altSetting` of claimed interface `interface` (libusb_set_interface_alt_setting).

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What the daemon knows of one open device and decides from, with no I/O: the active
 /// configuration, the interfaces it has claimed and their alternate settings. Every check
 /// made before a URB is submitted lives here, so it can be tested without a device.
@@ -8,11 +10,15 @@ public struct DeviceState: Sendable, Equatable {
         public var altSetting: UInt8
         /// A kernel driver was bound and was detached by the claim (it comes back on release).
         public var kernelDriverDetached: Bool
+        /// Who made it, when it belongs to someone (a URB channel, which gives its claims back
+        /// when it closes); nil for the REST API's claims, which the daemon holds for all.
+        public var owner: ClaimOwner?
 
-        public init(interface: UInt8, altSetting: UInt8 = 0, kernelDriverDetached: Bool = false) {
+        public init(interface: UInt8, altSetting: UInt8 = 0, kernelDriverDetached: Bool = false, owner: ClaimOwner? = nil) {
             self.interface = interface
             self.altSetting = altSetting
             self.kernelDriverDetached = kernelDriverDetached
+            self.owner = owner
         }
     }
 
@@ -216,6 +222,16 @@ public struct DeviceState: Sendable, Equatable {
     mutating func wasReset() {
         for number in claims.keys { claims[number]?.altSetting = 0 }
     }
+}
+
+/// Who holds a claim: an identity made once per holder (a URB channel), never made again in
+/// the process (an object's address could be), compared and nothing else.
+public struct ClaimOwner: Sendable, Hashable {
+    private let value: UInt64
+    private static let next = Atomic<UInt64>(1)
+
+    /// A new identity.
+    public init() { value = Self.next.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
 
 /// Why a request on a device may not go ahead: found before any URB is submitted.

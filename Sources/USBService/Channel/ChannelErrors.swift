@@ -3,13 +3,14 @@ import USB
 
 /// What the URB channel answers for an error of the checks and operations REST shares with it:
 /// the libusb error a libusb program would get (`libusb_error`, negative), and a reason that
-/// starts with the REST problem's code ("lease-held: …"), so that a client can tell a lease
-/// from a stall without parsing prose.
+/// starts with the REST answer's status and problem code ("423 lease-held: …"), so that a client
+/// can tell a lease from a stall without parsing prose, and raise what REST would.
 enum ChannelErrors {
     static func libusb(_ error: any Error, device: String) -> (code: Int32, reason: String) {
         switch error {
         case let error as USBError:
-            return (error.rawValue, "\(USBProblem.usb(error, context: "").code): \(error.description)")
+            let problem = USBProblem.usb(error, context: "")
+            return (error.rawValue, "\(problem.status) \(problem.code): \(error.description)")
         case let error as DeviceStateError:
             return (code(for: error), reason(DeviceStateProblem(error, device: device)))
         case let problem as DeviceStateProblem:
@@ -37,7 +38,7 @@ enum ChannelErrors {
         case let problem as any HTTPResponseError:
             return (USBError.other.rawValue, reason(problem))
         default:
-            return (USBError.other.rawValue, "internal-error: \(error)")
+            return (USBError.other.rawValue, "500 internal-error: \(error)")
         }
     }
 
@@ -54,5 +55,5 @@ enum ChannelErrors {
         }
     }
 
-    private static func reason(_ problem: any HTTPResponseError) -> String { "\(problem.code): \(problem.detail)" }
+    static func reason(_ problem: any HTTPResponseError) -> String { "\(problem.status) \(problem.code): \(problem.detail)" }
 }

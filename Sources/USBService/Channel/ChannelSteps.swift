@@ -103,7 +103,9 @@ extension URBChannel {
         case .ready: return nil
         case .claimFirst(let interface):
             // A kernel driver's interface stays its own: the transfer then fails as usbfs answers it.
-            if (try? await session.claim(interface, detach: false)) != nil { claimed.insert(interface) }
+            if (try? await session.claim(interface, detach: false, owner: owner)) != nil {
+                claimed.insert(interface)
+            }
             return nil
         case .hubPort(let port):
             do {
@@ -128,7 +130,7 @@ extension URBChannel {
         case .refused(let error, let reason): refuse(id, error: error, reason: reason)
         case .after:
             // The interface could not be claimed (a kernel driver holds it): as usbfs would answer.
-            refuse(id, error: USBError.busy.rawValue, reason: "device-busy: the interface the request names is held")
+            refuse(id, error: USBError.busy.rawValue, reason: "409 device-busy: the interface the request names is held")
         }
     }
 }

@@ -33,7 +33,8 @@ extension URBChannel {
         switch request.operation {
         case .claimInterface:
             let number = try interface(request.a)
-            let claim = try await context.claim(number, of: session, detach: request.b != 0, caller: caller, logger: logger)
+            let claim = try await context.claim(
+                number, of: session, detach: request.b != 0, caller: caller, logger: logger, owner: owner)
             claimed.insert(number)
             return claim.kernelDriverDetached ? 1 : 0
         case .releaseInterface:

@@ -50,22 +50,22 @@ extension URBChannel {
     /// `portChecked`: a hub's port request whose port was checked already.
     func prepare(_ request: AsyncTransferRequest, id: UInt32, portChecked: Bool = false) -> Preparation {
         if deviceGone || session.isGone {
-            return .refused(error: USBError.noDevice.rawValue, reason: "device-gone: the device left")
+            return .refused(error: USBError.noDevice.rawValue, reason: "410 device-gone: the device left")
         }
         guard inFlight.count < limits.maxInFlight else {
             return .refused(
                 error: USBError.busy.rawValue,
-                reason: "too-many-transfers: \(limits.maxInFlight) transfers are in flight on this channel already")
+                reason: "503 too-many-transfers: \(limits.maxInFlight) transfers are in flight on this channel already")
         }
         guard bytesInFlight + request.length <= limits.maxBytesInFlight else {
             return .refused(
                 error: USBError.noMemory.rawValue,
-                reason: "too-many-bytes: \(bytesInFlight) bytes are in flight on this channel (at most \(limits.maxBytesInFlight))")
+                reason: "503 too-many-bytes: \(bytesInFlight) bytes are in flight on this channel (at most \(limits.maxBytesInFlight))")
         }
         guard Int(request.timeout) <= limits.maxTimeout else {
             return .refused(
                 error: USBError.invalidParameter.rawValue,
-                reason: "invalid-parameter: a timeout of \(request.timeout) ms (at most \(limits.maxTimeout), 0 for none)")
+                reason: "400 invalid-parameter: a timeout of \(request.timeout) ms (at most \(limits.maxTimeout), 0 for none)")
         }
         do {
             return try session.assumeIsolated { session throws -> Preparation in

@@ -45,6 +45,8 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     /// Interfaces this channel claimed, and whose kernel driver it detached: given back at the end.
     var claimed: Set<UInt8> = []
     var detached: Set<UInt8> = []
+    /// Whose the channel's claims are.
+    let owner = ClaimOwner()
     /// The device left: transfers then say NO_DEVICE, and EVENT device-gone follows the last.
     var deviceGone = false
     private var goneEventSent = false
@@ -123,16 +125,17 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         giveBack()
     }
 
-    /// What the channel took is given back once it is closed, as a REST client's hang-up leaves
-    /// nothing held: its claims released, the kernel drivers it detached attached again. (Also
-    /// after an operation that was still running when the channel closed.)
+    /// What the channel took is given back once it is closed: its claims released (those it
+    /// still holds: one released meanwhile may be someone else's now), the kernel drivers it
+    /// detached attached again. (Also after an operation that was still running when the
+    /// channel closed.)
     func giveBack() {
         guard closed, !claimed.isEmpty || !detached.isEmpty else { return }
-        let (session, claimed, detached) = (session, claimed, detached)
+        let (session, claimed, detached, owner) = (session, claimed, detached, self.owner)
         self.claimed = []
         self.detached = []
         Task(executorPreference: loop) {
-            for number in claimed.sorted() { try? await session.release(number) }
+            for number in claimed.sorted() { _ = try? await session.release(number, ifOwnedBy: owner) }
             for number in detached.sorted() { try? await session.attachKernelDriver(number) }
         }
     }

@@ -117,14 +117,14 @@ extension RouteContext {
         try await claim(number, of: session, detach: detach, caller: caller(request), logger: request.request.logger)
     }
 
-    func claim(_ number: UInt8, of session: DeviceSession, detach: Bool, caller: Caller, logger: Logger) async throws
-        -> DeviceState.Claim
-    {
+    func claim(
+        _ number: UInt8, of session: DeviceSession, detach: Bool, caller: Caller, logger: Logger, owner: ClaimOwner? = nil
+    ) async throws -> DeviceState.Claim {
         try checkLease(caller, device: session.id, interface: number)
         try checkInterfaceAccess(caller, state: await session.state, device: session.id, interface: number)
         let claim = try await usb("Claiming interface \(number) of \(session.id)", device: session.id) {
             do {
-                return try await session.claim(number, detach: detach)
+                return try await session.claim(number, detach: detach, owner: owner)
             } catch let error as USBError where error == .busy && !detach {
                 guard let configuration = await session.state.activeConfiguration,
                     let driver = Sysfs.interfaceDriver(device: session.id, configuration: configuration, interface: number)

@@ -20,8 +20,10 @@ struct URBRoutes: Sendable {
         let accept = try WebSocketUpgrade.accept(request.request, subprotocol: URBMessage.subprotocol)
         let session = try await context.session(request)
         let caller = context.caller(request)
-        // The channel holds one of the device's stream slots (and the client's) while it is open.
-        let slot = try context.streamSlots.acquire(device: session.id, interface: nil, client: caller.client)
+        // A channel is a connection (bounded by --max-connections and its per-client bound), not
+        // a stream: its place among the device's streams only lets a lease granted over the
+        // device cut its transfers.
+        let slot = context.streamSlots.watch(device: session.id, client: caller.client)
         let limits = URBChannel.Limits(maxTimeout: context.limits.maxTimeoutMs)
         let context = self.context
         request.request.logger.info("URB channel opening", metadata: ["usb.device": "\(session.id)"])

@@ -55,7 +55,16 @@ final class StreamSlots: Sendable {
             open.clients[client, default: 0] += 1
             open.pairs[pair, default: 0] += 1
         }
-        let slot = Slot(slots: self, device: device, interface: interface, client: client)
+        let slot = Slot(slots: self, device: device, interface: interface, client: client, counted: true)
+        live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
+        return slot
+    }
+
+    /// A place among the streams of `device` that counts against no bound: for what a lease
+    /// must be able to cut but that other limits bound (a URB channel is a connection, bounded
+    /// by the connection limits). Given back by ``Slot/release()`` (or when dropped).
+    func watch(device: String, client: String = "") -> Slot {
+        let slot = Slot(slots: self, device: device, interface: nil, client: client, counted: false)
         live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
         return slot
     }
@@ -75,8 +84,9 @@ final class StreamSlots: Sendable {
     /// Streams open now, in all.
     var count: Int { open.withLock { $0.all } }
 
-    fileprivate func release(_ device: String, client: String, slot: ObjectIdentifier) {
+    fileprivate func release(_ device: String, client: String, slot: ObjectIdentifier, counted: Bool) {
         live.withLock { _ = $0.removeValue(forKey: slot) }
+        guard counted else { return }
         open.withLock { open in
             open.all -= 1
             Self.decrement(&open.devices, device)
@@ -97,11 +107,14 @@ final class StreamSlots: Sendable {
         let device: String
         let interface: UInt8?
         let client: String
+        /// It counts against the bounds (a stream's), or only watches for cuts (``StreamSlots/watch(device:client:)``).
+        let counted: Bool
         private let released = Atomic(false)
         private let cutState = Mutex<(cut: Bool, handler: (@Sendable () -> Void)?)>((false, nil))
 
-        fileprivate init(slots: StreamSlots, device: String, interface: UInt8?, client: String) {
+        fileprivate init(slots: StreamSlots, device: String, interface: UInt8?, client: String, counted: Bool) {
             self.slots = slots
+            self.counted = counted
             self.device = device
             self.interface = interface
             self.client = client
@@ -130,7 +143,7 @@ final class StreamSlots: Sendable {
 
         func release() {
             guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            slots.release(device, client: client, slot: ObjectIdentifier(self))
+            slots.release(device, client: client, slot: ObjectIdentifier(self), counted: counted)
         }
 
         deinit { release() }

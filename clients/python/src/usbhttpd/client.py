@@ -10,9 +10,11 @@
 
 Problems become `ProblemError`s carrying the daemon's `code`. Each `Device` keeps one
 keep-alive connection of its own (a second opens only while a stream holds the first), and
-carries its transfers and device operations over the daemon's URB channel (a WebSocket, see
+carries its control, bulk and interrupt transfers over the daemon's URB channel (a WebSocket, see
 `usbhttpd.urb`) when the daemon offers it: a transfer is then one small message each way
-instead of an HTTP request. `dev.channel()` gives the channel itself, for many transfers in flight.
+instead of an HTTP request. Claims and settings stay REST requests, whose claims the daemon
+holds until released whoever made them (a channel gives back the claims made on it when it
+closes). `dev.channel()` gives the channel itself, for many transfers in flight.
 """
 from __future__ import annotations
 
@@ -255,51 +257,26 @@ class Device:
     def claim(self, interface: int, detach: bool = True) -> dict:
         """Claims `interface`; a bound kernel driver is detached unless `detach` is False
         (then 409 device-busy)."""
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.clear()
-            detached = channel.claim(interface, detach)
-            return {"interface": interface, "kernel_driver_detached": bool(detached)}
+        self._kept.clear()
         params = None if detach else {"detach": "false"}
         return self._call("POST", f"/interfaces/{interface}/claim", params=params).json()
 
     def release(self, interface: int) -> dict:
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.clear()
-            channel.release(interface)
-            return {"interface": interface, "released": True}
+        self._kept.clear()
         return self._call("DELETE", f"/interfaces/{interface}/claim").json()
 
     def set_alt_setting(self, interface: int, alt_setting: int) -> dict:
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.clear()
-            channel.set_alt_setting(interface, alt_setting)
-            return {"interface": interface, "alt_setting": alt_setting}
+        self._kept.clear()
         return self._call("PUT", f"/interfaces/{interface}/alt-setting",
                           params={"value": str(alt_setting)}).json()
 
     def set_configuration(self, value: int) -> dict:
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.clear()
-            channel.set_configuration(value)
-            return {"configuration": value}
+        self._kept.clear()
         return self._call("PUT", "/configuration", params={"value": str(value)}).json()
 
     def reset(self) -> bool:
         """Resets the port; True when the device came back as a new device (re-enumerated)."""
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.clear()
-            try:
-                channel.reset()
-            except ProblemError as error:
-                if getattr(error, "libusb_error", None) == -5:  # LIBUSB_ERROR_NOT_FOUND: another device now
-                    return True
-                raise
-            return False
+        self._kept.clear()
         return bool(self._call("POST", "/reset").json().get("reenumerated"))
 
     # Transfers
@@ -355,11 +332,7 @@ class Device:
         return int(answer.json()["actual_length"])
 
     def clear_halt(self, endpoint: int) -> None:
-        channel = self._over_channel()
-        if channel is not None:
-            self._kept.pop(endpoint, None)
-            channel.clear_halt(endpoint)
-            return
+        self._kept.pop(endpoint, None)
         self._call("POST", f"/endpoints/{endpoint}/clear-halt")
 
     def _timeout(self, timeout_ms: Optional[int]) -> int:

@@ -45,8 +45,6 @@ STATUS_PROBLEMS = {
     ERROR: (502, "usb-transfer-error"), TIMED_OUT: (504, "usb-timeout"), CANCELLED: (503, "transfer-cancelled"),
     STALL: (409, "usb-stall"), NO_DEVICE: (410, "device-gone"), OVERFLOW: (502, "usb-overflow"),
 }
-# A refusal's libusb error as the HTTP status REST answers it with (its code comes in the reason).
-ERROR_STATUS = {-2: 400, -3: 403, -4: 410, -5: 404, -6: 409, -11: 503, -12: 400}
 
 
 class Hello:
@@ -86,9 +84,10 @@ class Completion:
 
 
 def refusal(error: int, reason: str) -> ProblemError:
-    """A refused SUBMIT or OPERATION as the REST API's problem (`reason` is "code: detail")."""
-    code, _, detail = reason.partition(": ")
-    status = ERROR_STATUS.get(error, 502)
+    """A refused SUBMIT or OPERATION as the REST API's problem (`reason` is "status code: detail")."""
+    head, _, detail = reason.partition(": ")
+    status_text, _, code = head.partition(" ")
+    status = int(status_text) if status_text.isdigit() else 502
     kind = DeviceGone if status == 410 else ProblemError
     error_object = kind(status, code or "usb-error", code, detail or reason, {"code": code, "detail": detail})
     error_object.libusb_error = error

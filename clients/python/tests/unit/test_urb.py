@@ -135,11 +135,11 @@ def test_control_and_out_data_are_laid_out_as_the_page_says():
 
 def test_a_refused_operation_is_the_rest_problem_with_libusbs_error():
     daemon = StandIn(lambda message: [result(message[1], struct.unpack_from("<I", message, 4)[0], error=-6,
-                                             reason=b"lease-held: the device is leased")])
+                                             reason=b"423 lease-held: the device is leased")])
     channel = urb.Channel(f"http://127.0.0.1:{daemon.port}", "1-2")
     with pytest.raises(usbhttpd.ProblemError) as caught:
         channel.claim(0)
-    assert caught.value.code == "lease-held" and caught.value.libusb_error == -6
+    assert caught.value.code == "lease-held" and caught.value.status == 423 and caught.value.libusb_error == -6
     mapped = pyusb.libusb_error(caught.value)
     assert isinstance(mapped, usb.core.USBError) and mapped.backend_error_code == -6
     channel.close()
@@ -155,7 +155,6 @@ def test_a_device_reads_over_the_channel_keeping_what_a_timeout_left():
     daemon = StandIn(script)
     device = Client(f"http://127.0.0.1:{daemon.port}").device("1-2")
     device._endpoints = {0x81: None}  # no descriptors needed: a bulk endpoint, packets of 1
-    device.claim(0)
     with pytest.raises(usbhttpd.TransferTimeout):
         device.read(0x81, 64, timeout_ms=10)
     assert device.read(0x81, 2) == b"\x01\x02" and device.read(0x81, 64) == b"\x03"
