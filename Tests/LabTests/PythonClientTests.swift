@@ -32,6 +32,7 @@ extension InTheLab {
             let (status, log) = try await lab.runDetached(
                 """
                 cd \(LabSession.root.path) && PYTHONDONTWRITEBYTECODE=1 USBHTTPD_URL=http://127.0.0.1:8080 \\
+                  USBHTTPD_BINARY=\(LabSession.daemonBinary) \\
                   \(Self.venv) -m pytest -q -p no:cacheprovider --capture=sys clients/python/tests/lab
                 """, name: "pyclient")
             #expect(status == "0", "pytest in the guest: status '\(status)'\n\(log)")

@@ -243,7 +243,13 @@ static void dfu_request(int fd, const struct usb_ctrlrequest *r) {
             status = ERR_UNKNOWN;
             return;
         }
-        if (n != length) printf("dfu-gadget: dnload of %u read %zd\n", length, n);
+        if (n != length) {
+            /* Part of a block: the same race, caught in the middle. A hole, said as an error. */
+            printf("dfu-gadget: block lost: dnload of %u read %zd\n", length, n);
+            state = DFU_ERROR;
+            status = ERR_UNKNOWN;
+            return;
+        }
         incoming_len += (size_t)n;
         state = DNLOAD_SYNC;
         return;

@@ -92,7 +92,8 @@ extension URBChannel {
         do {
             try transfer.submit()
         } catch {
-            return refuse(id, status: error == .noDevice ? .noDevice : .error, error: error.rawValue, reason: error.description)
+            let (code, reason) = ChannelErrors.libusb(error, device: session.id)
+            return refuse(id, error: code, reason: reason)
         }
         inFlight[id] = transfer
         bytesInFlight += transfer.request.length

@@ -164,7 +164,9 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     }
 
     /// COMPLETE for a SUBMIT the daemon refused before any URB: `error` (a libusb_error) and why.
-    func refuse(_ id: UInt32, status: TransferStatus = .error, error: Int32, reason: String) {
+    /// Its status is ERROR, or NO_DEVICE when the device is gone.
+    func refuse(_ id: UInt32, error: Int32, reason: String) {
+        let status: TransferStatus = error == USBError.noDevice.rawValue ? .noDevice : .error
         connection.send(URBMessage.complete(id: id, status: status, actualLength: 0, error: error) + Array(reason.utf8))
     }
 

@@ -4,6 +4,7 @@ and the image read back; under a lease that holds through the re-enumerations. R
 lab's guest (USBHTTPD_URL); skipped elsewhere."""
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -26,13 +27,37 @@ def board(client):
     return client.device(summary["id"], address=summary["address"])
 
 
+GADGET_LOG = Path(os.environ.get("LAB_RUN", "/nonexistent")) / "dfu-gadget.log"
+
+
+def blocks_lost():
+    return GADGET_LOG.read_text().count("block lost") if GADGET_LOG.exists() else 0
+
+
+def flash_in_the_lab(client, device, firmware):
+    """flash(), and once more when the lab's board lost a block to gadgetfs' race (its log says
+    so, and it answered errUNKNOWN): gadgetfs ends a control OUT's status stage before the board
+    has read the data, and a request that comes quickly after (the URB channel's do) can abort
+    that read (lab/gadget/dfu-gadget.c). A real board has no such race."""
+    lost = blocks_lost()
+    try:
+        return flash(device, firmware)
+    except usbhttpd.dfu.DFUError:
+        if blocks_lost() == lost:
+            raise
+    again = board(client)  # in its bootloader now, its interface claimed by the first try
+    again.lease_token = device.lease_token
+    again.release(0)
+    return flash(again, firmware)
+
+
 def test_a_flash_cycle_under_a_lease_brings_the_new_firmware_back():
     firmware = image(2, 0x13)
     with usbhttpd.Client(URL) as client, usbhttpd.Client(URL) as other:
         device = board(client)
         assert device.describe()["product_id"] == 0x0010
         with device.lease(ttl_ms=30000, grace_ms=10000):
-            back = flash(device, firmware)  # its time: bench/dfu.sh
+            back = flash_in_the_lab(client, device, firmware)  # its time: bench/dfu.sh
             details = back.describe()
             assert details["product_id"] == 0x0010
             assert details["device_descriptor"]["bcd_device"] == 0x0213
