@@ -4,6 +4,7 @@
  *   channel PORT DEVICE in EP K L BYTES    bulk IN, K transfers of L bytes in flight: MB/s
  *   channel PORT DEVICE out EP K L BYTES   bulk OUT of SourceSink's pattern, K × L in flight: MB/s
  *   channel PORT PATH echo N               N 24-byte messages echoed one at a time (the floor): us each
+ *   channel PORT DEVICE hold N SECONDS     opens N channels (HELLO read on each), prints N, holds them
  * DEVICE is a device id ("1-1"); interface 0 is claimed for in and out. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -126,21 +127,20 @@ static void claim0(void) {
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 
-int main(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: see the comment at the top\n"); return 2; }
-    int echo = strcmp(argv[3], "echo") == 0;
+/* Connects to PORT and upgrades PATH to a WebSocket (the global fd and read buffer). */
+static void open_channel(int port, const char *path) {
     fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1; setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])) };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
-    char path[256], req[1024];
-    if (echo) snprintf(path, sizeof path, "%s", argv[2]); else snprintf(path, sizeof path, "/v1/devices/%s/urb", argv[2]);
+    char req[1024];
     int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Protocol: usbhttpd.urb.1\r\n\r\n", path);
     if (write(fd, req, (size_t)rl) != rl) die("write");
-    rbuf = malloc(RBUF);
+    if (!rbuf) rbuf = malloc(RBUF);
+    rhave = rpos = 0;
     for (;;) {  /* the 101's head */
         ssize_t r = read(fd, rbuf + rhave, RBUF - rhave);
         if (r <= 0) die("no handshake answer");
@@ -148,6 +148,27 @@ int main(int argc, char **argv) {
         unsigned char *end = memmem(rbuf, rhave, "\r\n\r\n", 4);
         if (end) { if (memcmp(rbuf, "HTTP/1.1 101", 12) != 0) die("not 101"); rpos = (size_t)(end + 4 - rbuf); break; }
     }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: see the comment at the top\n"); return 2; }
+    int echo = strcmp(argv[3], "echo") == 0;
+    char path[256];
+    if (echo) snprintf(path, sizeof path, "%s", argv[2]); else snprintf(path, sizeof path, "/v1/devices/%s/urb", argv[2]);
+    if (strcmp(argv[3], "hold") == 0) {
+        int count = atoi(argv[4]);
+        size_t n;
+        for (int i = 0; i < count; i++) {
+            open_channel(atoi(argv[1]), path);
+            unsigned char *hello = receive(&n);
+            if (hello[0] != 0x81) die("no HELLO");
+        }
+        printf("%d\n", count);
+        fflush(stdout);
+        sleep((unsigned)atoi(argv[5]));
+        return 0;
+    }
+    open_channel(atoi(argv[1]), path);
     size_t n;
     if (!echo) { unsigned char *hello = receive(&n); if (hello[0] != 0x81) die("no HELLO"); }
     const char *mode = argv[3];

@@ -13,7 +13,7 @@ int main(int argc, char **argv) {
     int n = atoi(argv[3]), served = 0;
     int *fds = calloc((size_t)n, sizeof *fds);
     char request[512], reply[4096];
-    int length = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", argv[2]);
+    int length = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", argv[2]);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int i = 0; i < n; i++) {

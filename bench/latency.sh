@@ -45,7 +45,7 @@ floor_inline=$("$W/keepalive" 8090 GET /floor 200)
 floor_hop=$("$W/keepalive" 8091 GET /floor 200)
 kill $FLOOR_INLINE $FLOOR_HOP
 list=$(each GET /v1/devices)
-notfound=$(each GET /nothing)
+notfound=$(EXPECT=404 each GET /nothing)
 control=$(each POST "/v1/devices/$SS/control?direction=in&type=standard&request=6&value=0x100&length=18")
 echo "GET /v1/devices (12 devices):       $list us"
 echo "GET /nothing (404):                  $notfound us"

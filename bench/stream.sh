@@ -1,16 +1,17 @@
 #!/bin/sh
-# The streaming benchmark: the daemon against native libusb and against Linux USB/IP on the
-# same device, in the same guest and boot, in alternating rounds; and libmicrohttpd's own
-# floors (no USB) for scale.
+# The streaming benchmark: the daemon (its REST streams and its URB channel) against native
+# libusb and against Linux USB/IP on the same device, in the same guest and boot, in
+# alternating rounds; and libmicrohttpd's own floors (no USB) for scale: HTTP, and a WebSocket
+# echoing over its own upgrade (bench/ws-floor.c).
 #   lab/lab run --cwd "$PWD" -- sh bench/stream.sh [DAEMON-BINARY]
 # Build first: swift build -c release --product usbhttpd (default binary: .build/release/usbhttpd).
 # Environment: K (transfers in flight, default 8), L (bytes per transfer, default 65536),
 # N (bytes per IN stream, default 200000000; OUT sends N rounded down to MiB), RUNS (rounds,
-# default 3). Each round measures native libusb, the daemon, then USB/IP; figures are the
+# default 3), CHANNEL (0: leave the URB channel out, for a daemon from before it). Each round measures native libusb, the daemon, then USB/IP; figures are the
 # median over rounds with the spread (min-max), ratios the median of each round's ratio.
 set -eu
 BIN=${1:-.build/release/usbhttpd}
-K=${K:-8}; L=${L:-65536}; N=${N:-200000000}; RUNS=${RUNS:-3}
+K=${K:-8}; L=${L:-65536}; N=${N:-200000000}; RUNS=${RUNS:-3}; CHANNEL=${CHANNEL:-1}
 W=${TMPDIR:-/tmp}
 USB="$(pkg-config --cflags --libs libusb-1.0)"
 gcc -O2 -o "$W/native-stream" bench/native-stream.c $USB
@@ -19,7 +20,9 @@ gcc -O2 -o "$W/keepalive" bench/keepalive.c
 gcc -O2 -o "$W/pattern" bench/pattern.c
 gcc -O2 -o "$W/idle" bench/idle.c
 gcc -O2 -o "$W/upload" bench/upload.c
+gcc -O2 -D_GNU_SOURCE -o "$W/channel" bench/channel.c
 MHD="$(pkg-config --cflags --libs libmicrohttpd) -lpthread"
+gcc -O2 -o "$W/ws-floor" bench/ws-floor.c $MHD $(pkg-config --cflags --libs gnutls)
 gcc -O2 -o "$W/http-floor" bench/http-floor.c $MHD
 gcc -O2 -o "$W/stream-floor" bench/stream-floor.c $MHD
 
@@ -102,6 +105,17 @@ while [ $round -lt "$RUNS" ]; do
   put daemon_control "$(control_daemon)"
   release lab-sourcesink
 
+  # The URB channel (bench/channel.c claims interface 0 on it): a control round trip, the
+  # daemon's CPU per control frame (2000 of them, all threads), bulk IN and OUT, K × L in flight.
+  if [ "$CHANNEL" = 1 ]; then
+    put channel_control "$("$W/channel" 8080 "$SS" control 200)"
+    before=$(cpu_ns)
+    "$W/channel" 8080 "$SS" control 2000 > /dev/null
+    put channel_cpu "$(awk "BEGIN { printf \"%.1f\", ($(cpu_ns) - $before) / 1000 / 2000 }")"
+    put channel_in "$("$W/channel" 8080 "$SS" in 0x81 "$K" "$L" "$N")"
+    put channel_out "$("$W/channel" 8080 "$SS" out 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
+  fi
+
   usbip_up
   put usbip_in "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N")"
   put usbip_out "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
@@ -114,7 +128,12 @@ while [ $round -lt "$RUNS" ]; do
   "$W/stream-floor" 8094 reader "$L" & F2=$!
   "$W/http-floor" 8090 inline & F3=$!
   "$W/http-floor" 8091 hop & F4=$!
+  "$W/ws-floor" 8095 & F5=$!
   sleep 0.3
+  put ws_floor "$("$W/channel" 8095 /echo echo 200)"
+  wsb=$(awk '{ s += $1 } END { print s }' /proc/$F5/task/*/schedstat)
+  "$W/channel" 8095 /echo echo 2000 > /dev/null
+  put ws_floor_cpu "$(awk "BEGIN { printf \"%.1f\", ($(awk '{ s += $1 } END { print s }' /proc/$F5/task/*/schedstat) - $wsb) / 1000 / 2000 }")"
   put floor_socket "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8093/?bytes=$N" | mb)"
   put floor_reader "$(curl -sN -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:8094/?bytes=$N" | mb)"
   put floor_inline "$("$W/keepalive" 8090 GET /floor 200)"
@@ -122,12 +141,16 @@ while [ $round -lt "$RUNS" ]; do
   put floor_curl_out "$("$W/pattern" "$OUT_MIB" | curl -s -o /dev/null -w '%{speed_upload}\n' -X POST -T - http://127.0.0.1:8090/floor | mb)"
   put floor_lean_out "$("$W/upload" 8090 /floor "$OUT_MIB" 65536 | cut -d' ' -f1)"
   put floor_hop "$("$W/keepalive" 8091 GET /floor 200)"
-  kill $F1 $F2 $F3 $F4
+  kill $F1 $F2 $F3 $F4 $F5
 done
 ratios in_native daemon_in native_in; ratios in_usbip usbip_in native_in
 ratios out_native daemon_out native_out; ratios out_usbip usbip_out native_out
 ratios out_lean_native daemon_out_lean native_out
 ratios control_native daemon_control native_control; ratios control_usbip usbip_control native_control
+if [ "$CHANNEL" = 1 ]; then
+  ratios channel_in_native channel_in native_in; ratios channel_out_native channel_out native_out
+  ratios channel_control_native channel_control native_control
+fi
 
 # Peak memory: 16 streams at once (8 per device) for 3 s, then 500 idle keep-alive connections.
 claim lab-sourcesink; claim lab-ffs
@@ -148,6 +171,16 @@ i=0; until [ -s "$W/idle.out" ]; do i=$((i + 1)); [ $i -lt 600 ] || break; sleep
 idle_rss=$(awk '/VmRSS/ { print $2 }' /proc/$DAEMON/status)
 wait $IDLE
 peak_idle=$(awk '/VmHWM/ { print $2 }' /proc/$DAEMON/status)
+# 500 idle URB channels on one device, held 4 s.
+if [ "$CHANNEL" = 1 ]; then
+  before_channels=$(awk '/VmRSS/ { print $2 }' /proc/$DAEMON/status)
+  release lab-sourcesink; release lab-ffs
+  "$W/channel" 8080 "$SS" hold 500 4 > "$W/channels.out" &
+  HOLD=$!
+  i=0; until [ -s "$W/channels.out" ]; do i=$((i + 1)); [ $i -lt 600 ] || break; sleep 0.1; done
+  channels_rss=$(awk '/VmRSS/ { print $2 }' /proc/$DAEMON/status)
+  wait $HOLD
+fi
 
 echo "usbhttpd streaming benchmark: K=$K L=$L N=$N, $RUNS rounds (native, daemon, USB/IP in each), daemon $BIN"
 echo "figure: median (min-max); ratios: median of the rounds' ratios (min-max)"
@@ -162,5 +195,13 @@ echo "(c) control   us     daemon $(stats daemon_control)   native $(stats nativ
 echo "              daemon/native $(stats control_native) (target <= 2.2)   USB/IP/native $(stats control_usbip)"
 echo "    libmicrohttpd alone: streaming $(stats floor_socket) MB/s writing the socket itself, $(stats floor_reader) MB/s through its content reader;"
 echo "    a round trip $(stats floor_inline) us answered at once, $(stats floor_hop) us after one thread hop"
+[ "$CHANNEL" = 1 ] && {
+echo "(e) URB channel (bench/channel.c): control $(stats channel_control) us, channel/native $(stats channel_control_native) (target <= 1.8; USB/IP/native $(stats control_usbip))"
+echo "              daemon CPU per control frame $(median channel_cpu) us (all threads, USB included); the WebSocket floor's per echo $(median ws_floor_cpu) us"
+echo "              a round trip over libmicrohttpd's own upgrade (bench/ws-floor.c, no USB): $(stats ws_floor) us"
+echo "              bulk IN $(stats channel_in) MB/s, channel/native $(stats channel_in_native) (target >= 0.90)"
+echo "              bulk OUT $(stats channel_out) MB/s, channel/native $(stats channel_out_native) (target >= 0.85)"
+echo "              $(cat "$W/channels.out") idle channels held: RSS $((channels_rss / 1024)) MiB ($((before_channels / 1024)) MiB before; target <= 64 MiB)"
+}
 echo "(d) peak RSS: 16 streams $((peak_streams / 1024)) MiB (VmHWM; $((before / 1024)) MiB before); $(cat "$W/idle.out") idle keep-alive connections held: RSS $((idle_rss / 1024)) MiB, peak $((peak_idle / 1024)) MiB (target <= 64 MiB each)"
 kill $DAEMON

@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
     unsigned char *data = malloc(chunk);
     for (size_t j = 0; j < chunk; j++) data[j] = (unsigned char)((j % 512) % 63);
     char head[1024];
-    int h = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n", argv[2]);
+    int h = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n", argv[2]);
     struct timespec s, e;
     clock_gettime(CLOCK_MONOTONIC, &s);
     if (write(fd, head, (size_t)h) != h) return 1;
@@ -54,6 +54,8 @@ int main(int argc, char **argv) {
     reply[r > 0 ? r : 0] = 0;
     char *eol = strchr(reply, '\r');
     if (eol) *eol = 0;
-    printf("%.1f %s\n", (double)total / seconds / 1e6, strncmp(reply, "HTTP/1.1 200", 12) == 0 ? "ok" : reply);
+    /* A figure only for an upload the daemon took whole: a refusal is not a speed. */
+    if (strncmp(reply, "HTTP/1.1 200", 12) != 0) { fprintf(stderr, "upload: answered %s\n", reply); return 1; }
+    printf("%.1f ok\n", (double)total / seconds / 1e6);
     return 0;
 }

@@ -1,6 +1,7 @@
-"""This client's README runs: each of its Python examples, against the daemon in the lab (the
-bench's URL and token swapped for the lab's), except those that need what the lab has not got
-(a firmware file for the DFU recipe, a cluster's DNS for the fleet). Run in the lab's guest by
+"""The READMEs run: each Python example of this client's README and of the project's, against
+the daemon in the lab (the bench's URL and token swapped for the lab's), except those that need
+what the lab has not got or never end: a firmware file (the DFU recipe), a cluster's DNS (the
+fleet), the endless event iterator and its gigabyte capture. Run in the lab's guest by
 Tests/LabTests/PythonClientTests.swift; skipped elsewhere."""
 import contextlib
 import io
@@ -12,13 +13,14 @@ import pytest
 
 URL = os.environ.get("USBHTTPD_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="needs the lab (USBHTTPD_URL)")
-README = Path(__file__).parents[2] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-RUNNABLE = [block for block in BLOCKS if "firmware.bin" not in block and "Fleet" not in block]
+READMES = [Path(__file__).parents[2] / "README.md", Path(__file__).parents[4] / "README.md"]
+BLOCKS = [block for readme in READMES for block in re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)]
+NOT_HERE = ("firmware.bin", "Fleet", "usb.events(")
+RUNNABLE = [block for block in BLOCKS if not any(marker in block for marker in NOT_HERE)]
 
 
 def test_the_readme_has_its_examples():
-    assert len(BLOCKS) >= 5 and len(RUNNABLE) >= 3
+    assert len(BLOCKS) >= 8 and len(RUNNABLE) >= 5
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda block: block.splitlines()[0][:40])
@@ -38,5 +40,7 @@ def test_an_example_runs_as_written(block):
 EXPECTED = {
     "dev.write(0x02, b\"hello\")": "b'hello'",
     "dev.read(0x81, 64, timeout_ms=100)": "usb-timeout 504 0",
-    "channel.read(0x81, 65536": "524288 4096 completed",
+    "channel.read(0x81, 65536": "524288",
+    "write = channel.write(0x02": "524288 4096 completed",
+    "dev.write(0x02, b\"hello\", timeout=1000)": "b'hello'",
 }
