@@ -129,7 +129,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public func addDeadlineSource(next: @escaping @Sendable () -> Int?, expired: @escaping @Sendable () -> Void) -> UInt64 {
         let id = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         deadlineSources.withLock { $0.append(DeadlineSource(id: id, next: next, expired: expired)) }
-        wakeUp()
+        // The loop asks every source before it waits: one added on the loop is asked anyway.
+        if !inEventLoop { wakeUp() }
         return id
     }
 

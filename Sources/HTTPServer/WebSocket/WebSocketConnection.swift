@@ -170,8 +170,17 @@ public final class WebSocketConnection: @unchecked Sendable {
     private func enqueue(_ item: Outgoing) {
         outgoing.append(item)
         queuedBytes += item.count
-        if !waitingForRoom { flush() }
+        guard !waitingForRoom, !flushQueued else { return }
+        // Sent at the end of this turn of the loop, with whatever else this turn queues (the
+        // completions of one libusb event, say): one sendmsg for all of them.
+        flushQueued = true
+        loop.execute { [self] in
+            flushQueued = false
+            flush()
+        }
     }
+
+    private var flushQueued = false
 
     private func flush() {
         guard !flushing else { return }
@@ -294,6 +303,9 @@ public final class WebSocketConnection: @unchecked Sendable {
             budget -= count
             parse(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
             if case .ended = phase { return }
+            // A read that did not fill the buffer emptied the socket: what comes later raises a
+            // new edge. (One recv less per message: under emulation a system call is dear.)
+            if count < readBuffer.count && !transport.hasBufferedInput { return }
         }
         if !paused { loop.execute { [weak self] in self?.readAvailable() } }
     }

@@ -6,8 +6,10 @@ extension DeviceSession {
     /// carry) and makes its transfer, whose memory counts against the usbfs share until it is
     /// released. Not submitted yet: the caller fills an OUT transfer's ``AsyncTransfer/data``
     /// first. `completion` runs on the loop once per submission.
+    /// `timeouts`: who keeps the request's timeout (``TransferTimeouts``), else libusb.
     public func asyncTransfer(
-        _ request: AsyncTransferRequest, completion: @escaping (AsyncTransfer) -> Void
+        _ request: AsyncTransferRequest, pool: TransferMemoryPool, timeouts: TransferTimeouts? = nil,
+        completion: @escaping (AsyncTransfer) -> Void
     ) throws -> AsyncTransfer {
         try ensurePresent()
         switch request.type {
@@ -23,10 +25,16 @@ extension DeviceSession {
             try DeviceState.checkIsoPackets(request.isoPackets, for: descriptor)
             guard request.isoPackets.reduce(0, +) == request.length else { throw USBError.invalidParameter }
         }
-        let transfer = try AsyncTransfer(io: io, request: request, loop: loop, budget: budget, completion: completion)
-        streams = streams.filter { $0.value.stream != nil }
-        streams[ObjectIdentifier(transfer)] = WeakStream(stream: transfer)
-        return transfer
+        // Not kept among the session's streams: its owner (a URB channel) cancels what it has in
+        // flight when it closes or its device leaves, and the kernel fails a gone device's URBs.
+        return try AsyncTransfer(
+            io: io, request: request, loop: loop, budget: budget, pool: pool, timeouts: timeouts, completion: completion)
+    }
+
+    /// A pool of this device's DMA memory for transfers that come and go one by one, keeping up
+    /// to `keep` bytes (``TransferMemoryPool``).
+    public nonisolated func memoryPool(keep: Int) -> TransferMemoryPool {
+        TransferMemoryPool(io: io, budget: budget, loop: loop, keep: keep)
     }
 
     /// Whether a kernel driver is bound to `interface` (libusb_kernel_driver_active: usbfs, this

@@ -43,39 +43,58 @@ public struct AsyncTransferRequest: Sendable, Equatable {
 /// each completing on its own.
 ///
 /// Lives on the event loop (the device actor's executor): made by
-/// ``DeviceSession/asyncTransfer(_:completion:)``, filled, submitted and completed there.
+/// ``DeviceSession/asyncTransfer(_:pool:completion:)``, filled, submitted and completed there.
 /// ``cancel()`` may come from anywhere and hops there.
 public final class AsyncTransfer: @unchecked Sendable {
     public let request: AsyncTransferRequest
     private var transfer: Transfer!
     private let budget: UsbfsBudget
+    /// Bytes of heap memory reserved from the usbfs share (pooled memory is the pool's).
     private let reserved: Int
+    /// Memory from the pool, given back when released.
+    private let pooled: TransferMemory?
+    private let pool: TransferMemoryPool
     private let layout: IsoLayout?
     private let completion: (AsyncTransfer) -> Void
     private var submitted = false
+    /// Who keeps the timeout (nil: libusb does, or there is none).
+    private let timeouts: TransferTimeouts?
+    /// The timeout passed and the URB was cancelled for it: its end says TIMED_OUT.
+    private var timedOut = false
 
+    /// Transfers of at most this many bytes (setup packet included) use the heap: a copy of a
+    /// few bytes costs less than a mapping.
+    static let heapLimit = 4096 + 8
+
+    /// With `timeouts`, the daemon keeps the request's timeout (``TransferTimeouts``), not libusb.
     init(
-        io: any DeviceIO, request: AsyncTransferRequest, loop: EventLoop, budget: UsbfsBudget,
-        completion: @escaping (AsyncTransfer) -> Void
+        io: any DeviceIO, request: AsyncTransferRequest, loop: EventLoop, budget: UsbfsBudget, pool: TransferMemoryPool,
+        timeouts: TransferTimeouts? = nil, completion: @escaping (AsyncTransfer) -> Void
     ) throws {
         let setupLength = request.type == .control ? 8 : 0
         let total = setupLength + request.length
-        try budget.reserve(total)
+        let pooled = total > Self.heapLimit ? try pool.take(total) : nil
+        if pooled == nil { try budget.reserve(total) }
         self.budget = budget
-        self.reserved = total
+        self.reserved = pooled == nil ? total : 0
+        self.pooled = pooled
+        self.pool = pool
         self.request = request
         self.completion = completion
+        self.timeouts = request.timeout > 0 ? timeouts : nil
         self.layout = request.type == .isochronous ? IsoLayout(lengths: request.isoPackets) : nil
         do {
             transfer = try Transfer(
                 io: io,
                 spec: URBSpec(
-                    endpoint: request.endpoint, type: request.type, length: total, timeout: request.timeout,
+                    endpoint: request.endpoint, type: request.type, length: total,
+                    timeout: timeouts != nil ? 0 : request.timeout,
                     flags: request.flags, isoPackets: request.isoPackets.count),
-                memory: .dma, loop: loop
+                buffer: pooled.map { UnsafeMutableRawBufferPointer(rebasing: $0.bytes[0..<total]) },
+                loop: loop
             ) { [unowned(unsafe) self] _ in self.ended() }
         } catch {
-            budget.release(total)
+            if let pooled { pool.give(pooled) } else { budget.release(total) }
             throw error
         }
         if let setup = request.setup { transfer.buffer.copyBytes(from: setup.bytes) }
@@ -84,6 +103,7 @@ public final class AsyncTransfer: @unchecked Sendable {
 
     deinit {
         transfer = nil
+        if let pooled { pool.give(pooled) }
         budget.release(reserved)
     }
 
@@ -95,7 +115,7 @@ public final class AsyncTransfer: @unchecked Sendable {
     }
 
     /// Whether the memory is the device's DMA memory (no copy between user and kernel space).
-    public var zeroCopy: Bool { transfer.zeroCopy }
+    public var zeroCopy: Bool { pooled?.dma ?? false }
 
     /// Submits the URB; the completion runs on the loop once it ends. While in flight the
     /// transfer keeps itself alive.
@@ -104,6 +124,7 @@ public final class AsyncTransfer: @unchecked Sendable {
         case .submitted:
             submitted = true
             Unmanaged.passUnretained(self).retain()
+            timeouts?.add(self, after: request.timeout)
         case .refused(let error): throw error
         case .cancelled: throw .interrupted
         }
@@ -114,7 +135,16 @@ public final class AsyncTransfer: @unchecked Sendable {
     public func cancel() { transfer.cancel() }
 
     /// How it ended, read in the completion.
-    public var status: TransferStatus { transfer.status }
+    public var status: TransferStatus {
+        let status = transfer.status
+        return timedOut && status == .cancelled ? .timedOut : status
+    }
+
+    /// Its time is up (``TransferTimeouts``): the URB is cancelled, and its end says TIMED_OUT.
+    func timeUp() {
+        timedOut = true
+        transfer.cancel()
+    }
     /// Bytes that moved (for isochronous, in all packets; for control, the data stage).
     public var actualLength: Int {
         layout == nil ? transfer.actualLength : isoResults.reduce(0) { $0 + $1.actualLength }
@@ -126,6 +156,7 @@ public final class AsyncTransfer: @unchecked Sendable {
     public private(set) var packedLength = 0
 
     private func ended() {
+        timeouts?.remove(self)
         if let layout {
             isoResults = transfer.isoResults(layout)
             if request.isIn, let base = transfer.buffer.baseAddress {
@@ -139,8 +170,4 @@ public final class AsyncTransfer: @unchecked Sendable {
         completion(self)
         Unmanaged.passUnretained(self).release()
     }
-}
-
-extension AsyncTransfer: SessionStream {
-    func deviceGone() { cancel() }
 }

@@ -79,7 +79,10 @@ extension URBChannel {
                 } else {
                     try context.checkLease(caller, device: session.id, interface: state.interface(ofEndpoint: request.endpoint))
                 }
-                return .transfer(try session.asyncTransfer(request) { [weak self] transfer in self?.completed(transfer, id: id) })
+                return .transfer(
+                    try session.asyncTransfer(request, pool: pool, timeouts: timeouts) { [weak self] transfer in
+                        self?.completed(transfer, id: id)
+                    })
             }
         } catch {
             let (code, reason) = ChannelErrors.libusb(error, device: session.id)

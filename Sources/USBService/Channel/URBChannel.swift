@@ -47,6 +47,10 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     var detached: Set<UInt8> = []
     /// Whose the channel's claims are.
     let owner = ClaimOwner()
+    /// The device's DMA memory for the channel's transfers, kept for the next ones.
+    let pool: TransferMemoryPool
+    /// The timeouts of the channel's transfers, kept on the loop (``TransferTimeouts``).
+    let timeouts: TransferTimeouts
     /// The device left: transfers then say NO_DEVICE, and EVENT device-gone follows the last.
     var deviceGone = false
     private var goneEventSent = false
@@ -64,6 +68,9 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         self.caller = caller
         self.limits = limits
         self.slot = slot
+        // Enough kept for a steady 8 × 64 KiB in flight, little of the daemon's usbfs share held idle.
+        self.pool = session.memoryPool(keep: min(limits.maxBytesInFlight, 1 << 20))
+        self.timeouts = TransferTimeouts(loop: connection.loop)
     }
 
     /// Says hello, and follows the device's comings and goings and leases cut over it.
@@ -116,6 +123,8 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         for transfer in inFlight.values { transfer.cancel() }
         steps.drop()
         slot.release()
+        pool.close()
+        timeouts.close()
         logger.info(
             "URB channel closed",
             metadata: [
