@@ -303,9 +303,9 @@ public final class WebSocketConnection: @unchecked Sendable {
             budget -= count
             parse(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
             if case .ended = phase { return }
-            // A read that did not fill the buffer emptied the socket: what comes later raises a
-            // new edge. (One recv less per message: under emulation a system call is dear.)
-            if count < readBuffer.count && !transport.hasBufferedInput { return }
+            // A read that did not fill the buffer emptied a plain socket: what comes later raises
+            // a new edge. (One recv less per message: under emulation a system call is dear.)
+            if count < readBuffer.count && transport.shortReadEmptiesSocket { return }
         }
         if !paused { loop.execute { [weak self] in self?.readAvailable() } }
     }

@@ -9,8 +9,11 @@ import SystemPackage
 protocol ConnectionTransport: AnyObject {
     /// Bytes read into `buffer`; 0 once the peer closed its side; nil when none wait now.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int?
-    /// Bytes read already and waiting inside the transport (decrypted records): read again.
-    var hasBufferedInput: Bool { get }
+    /// Whether a read that returned less than the buffer holds emptied the socket, so that
+    /// what comes later raises a new edge (plain TCP). Not so for TLS: a read returns one
+    /// record at most, and GnuTLS may hold bytes of the next one it took from the socket,
+    /// which neither the socket nor gnutls_record_check_pending shows: it reads to EAGAIN.
+    var shortReadEmptiesSocket: Bool { get }
     /// Writes `pieces` in order: the bytes taken (perhaps only some), nil when none now.
     func write(_ pieces: UnsafeMutableBufferPointer<iovec>) throws(Errno) -> Int?
     /// Bytes taken earlier that still wait to reach the socket (a TLS record half sent):
@@ -28,7 +31,7 @@ final class PlainTransport: ConnectionTransport {
         try StreamSocket.receive(socket, into: buffer)
     }
 
-    var hasBufferedInput: Bool { false }
+    var shortReadEmptiesSocket: Bool { true }
 
     func write(_ pieces: UnsafeMutableBufferPointer<iovec>) throws(Errno) -> Int? {
         try StreamSocket.send(socket, pieces)
@@ -62,7 +65,7 @@ final class TLSTransport: ConnectionTransport {
         }
     }
 
-    var hasBufferedInput: Bool { gnutls_record_check_pending(session) > 0 }
+    var shortReadEmptiesSocket: Bool { false }
 
     func write(_ pieces: UnsafeMutableBufferPointer<iovec>) throws(Errno) -> Int? {
         guard try flush() else { return nil }

@@ -4,6 +4,7 @@ what the lab has not got or never end: a firmware file (the DFU recipe), a clust
 fleet), the endless event iterator and its gigabyte capture. Run in the lab's guest by
 Tests/LabTests/PythonClientTests.swift; skipped elsewhere."""
 import contextlib
+import gc
 import io
 import os
 import re
@@ -28,8 +29,15 @@ def test_an_example_runs_as_written(block):
     code = (block.replace("https://bench-7:8443", URL).replace("http://bench-7:8080", URL)
             .replace('token="…"', "token=None").replace('verify="/etc/lab-ca.pem"', "verify=True"))
     output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(code, "README.md", "exec"), {})
+    namespace = {}
+    try:
+        with contextlib.redirect_stdout(output):
+            exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        # As the script's end would: its objects go, and PyUSB's devices (in reference cycles)
+        # give back the interfaces they claimed, which the next example claims again.
+        namespace.clear()
+        gc.collect()
     printed = output.getvalue()
     # What the README's comments say the example prints.
     for marker, expected in EXPECTED.items():
