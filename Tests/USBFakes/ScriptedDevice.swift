@@ -55,6 +55,10 @@ public final class ScriptedDevice: DeviceIO, @unchecked Sendable {
         var nextID = 0
         var claimed: Set<UInt8> = []
         var driverBound: Set<UInt8> = []
+        /// Interfaces a kernel driver is for (bindDriver): what USBDEVFS_CONNECT binds again.
+        var drivers: Set<UInt8> = []
+        /// libusb_set_auto_detach_kernel_driver: a claim detaches, a release attaches again.
+        var autoDetach = false
         var gone = false
         var dmaBytes = 0
         var blockingFailure: [String: USBError] = [:]
@@ -78,7 +82,15 @@ public final class ScriptedDevice: DeviceIO, @unchecked Sendable {
     /// DMA bytes handed out and not given back.
     public var dmaBytesInUse: Int { record.withLock { $0.dmaBytes } }
     /// Interfaces with a kernel driver bound (claims with detach unbind it).
-    public func bindDriver(_ interface: UInt8) { _ = record.withLock { $0.driverBound.insert(interface) } }
+    public func bindDriver(_ interface: UInt8) {
+        record.withLock {
+            $0.driverBound.insert(interface)
+            $0.drivers.insert(interface)
+        }
+    }
+
+    /// Whether a kernel driver is bound to `interface` now.
+    public func driverIsBound(_ interface: UInt8) -> Bool { record.withLock { $0.driverBound.contains(interface) } }
     /// The next blocking call named `name` ("claim", "reset", …) fails with `error`.
     public func failNext(_ name: String, with error: USBError) { record.withLock { $0.blockingFailure[name] = error } }
 
@@ -160,18 +172,28 @@ public final class ScriptedDevice: DeviceIO, @unchecked Sendable {
         }
     }
 
-    public func setAutoDetachKernelDriver(_ enabled: Bool) throws(USBError) {}
+    public func setAutoDetachKernelDriver(_ enabled: Bool) throws(USBError) {
+        record.withLock { $0.autoDetach = enabled }
+    }
 
+    /// As libusb on Linux: with auto-detach a bound driver is detached first, else it makes the
+    /// claim fail BUSY.
     public func claimInterface(_ interface: UInt8) throws(USBError) {
         try call("claim \(interface)", "claim") { record throws(USBError) in
-            record.driverBound.remove(interface)
+            if record.driverBound.contains(interface) {
+                guard record.autoDetach else { throw .busy }
+                record.driverBound.remove(interface)
+            }
             record.claimed.insert(interface)
         }
     }
 
+    /// As libusb on Linux: with auto-detach the release attaches the interface's driver again
+    /// (USBDEVFS_CONNECT), whoever detached it.
     public func releaseInterface(_ interface: UInt8) throws(USBError) {
         try call("release \(interface)", "release") { record throws(USBError) in
             guard record.claimed.remove(interface) != nil else { throw .notFound }
+            if record.autoDetach && record.drivers.contains(interface) { record.driverBound.insert(interface) }
         }
     }
 

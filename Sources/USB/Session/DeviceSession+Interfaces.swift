@@ -26,14 +26,23 @@ extension DeviceSession {
     }
 
     /// Releases interface `number` (libusb_release_interface); its kernel driver, if one was
-    /// detached, is attached again.
-    public func release(_ number: UInt8) async throws {
+    /// detached, is attached again (the handle's auto-detach) unless `reattach` is false: a
+    /// URB channel's client that detached the driver itself (libusb_detach_kernel_driver),
+    /// which libusb leaves detached after the release.
+    public func release(_ number: UInt8, reattach: Bool = true) async throws {
         try await ready()
         leftovers = [:]
         _ = try state.claim(number)
         defer { state.released(number) }
         let io = io
-        try await blocking { () throws(USBError) in try io.releaseInterface(number) }
+        try await blocking { () throws(USBError) in
+            guard !reattach else { return try io.releaseInterface(number) }
+            // Auto-detach is the handle's: off for this one release, so libusb's Linux backend
+            // does not attach the driver back (USBDEVFS_CONNECT) after it.
+            try io.setAutoDetachKernelDriver(false)
+            defer { try? io.setAutoDetachKernelDriver(true) }
+            try io.releaseInterface(number)
+        }
     }
 
     /// Releases interface `number` only if `owner` still holds it (a URB channel giving back its

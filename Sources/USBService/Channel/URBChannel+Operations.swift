@@ -40,7 +40,8 @@ extension URBChannel {
         case .releaseInterface:
             let number = try interface(request.a)
             try context.checkLease(caller, device: session.id, interface: number)
-            try await session.release(number)
+            // libusb's semantics: a driver the client detached itself stays detached.
+            try await session.release(number, reattach: !detached.contains(number))
             claimed.remove(number)
             return 0
         case .setAltSetting:
