@@ -147,6 +147,9 @@ extension InTheLab {
             #expect(result.contentType == "application/octet-stream")
             let sysfs = try await lab.run("base64 -w0 /sys/bus/usb/devices/\(id)/descriptors")
             #expect(Data(result.body).base64EncodedString() == sysfs, "\(id)")
+            let active = try await lab.run("cat /sys/bus/usb/devices/\(id)/bConfigurationValue")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(result.header("X-USB-Configuration") == (active.isEmpty ? "0" : active), "\(id)")
         }
     }
 

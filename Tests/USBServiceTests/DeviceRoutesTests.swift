@@ -143,6 +143,7 @@ import USBService
         #expect(response.status == 200)
         #expect(response.headers["Content-Type"] == "application/octet-stream")
         #expect(response.body == [0x12, 0x01, 0x00, 0x02])
+        #expect(response.headers["X-USB-Configuration"] == "1", "the active configuration, for libusb's backend")
     }
 
     @Test(arguments: [

@@ -46,7 +46,13 @@ struct DeviceRoutes: Sendable {
             let bytes = try await context.usb(
                 "Reading the descriptors of \(id)", device: id, { try await context.catalog.rawDescriptors(id: id) })
         else { throw await context.absent(id) }
-        return .bytes(bytes)
+        // The active configuration beside the bytes: what libusb's backend (clients/libusb)
+        // needs for libusb_get_active_config_descriptor without a second request.
+        var headers: HTTPHeaders = [:]
+        if let device = try? await context.catalog.device(id: id) {
+            headers.set("X-USB-Configuration", String(device.activeConfiguration ?? 0))
+        }
+        return .bytes(bytes, headers: headers)
     }
 }
 
