@@ -2,9 +2,12 @@
 # A DFU flash cycle of the lab's DFU gadget, 64 KiB, from the firmware back to the firmware
 # with the new version: dfu-util on the device itself (detach, then download: two runs, as
 # dfu-util's libusb context sees no arrival in the guest without udevd) against the Python
-# client's usbhttpd.dfu.flash through the daemon; alternating rounds in one boot.
+# client's usbhttpd.dfu.flash through the daemon, and against the same two dfu-util runs
+# through the daemon with libusb's usbhttpd backend (clients/libusb, LD_LIBRARY_PATH);
+# alternating rounds in one boot.
 #   lab/lab run --cwd "$PWD" -- sh bench/dfu.sh [DAEMON-BINARY]
-# Build first: swift build -c release --product usbhttpd; script/python-client (the venv).
+# Build first: swift build -c release --product usbhttpd; script/python-client (the venv);
+# clients/libusb/build (the backend, .build-libusb/lib).
 # Environment: RUNS (rounds, default 5).
 set -eu
 . bench/daemon.sh dfu "${1:-}"
@@ -12,16 +15,21 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 back() {  # waits until the firmware reports version $1 (e.g. 2.05)
   i=0; until lsusb -v -d 1209:0010 2>/dev/null | grep -q "bcdDevice *$1"; do i=$((i + 1)); [ $i -lt 600 ] || exit 8; sleep 0.02; done
 }
-for round in $(seq "${RUNS:-5}"); do
-  minor=$(printf '%02d' $((round * 2)))
-  printf "LABFW\\002\\$(printf '%03o' $((0x$minor)))" > "$W/a.bin"; head -c 65529 /dev/urandom >> "$W/a.bin"
+# dfu-util's two runs (detach, download) for version 2.$1, $2 in front of each (env …).
+dfu_util() {
+  printf "LABFW\\002\\$(printf '%03o' $((0x$1)))" > "$W/a.bin"; head -c 65529 /dev/urandom >> "$W/a.bin"
   start=$(ms)
-  dfu-util -d 1209:0010 -e > "$W/dfu-util.log" 2>&1
+  $2 dfu-util -d 1209:0010 -e > "$W/dfu-util.log" 2>&1
   i=0; until lsusb -d 1209:0011 > /dev/null; do i=$((i + 1)); [ $i -lt 600 ] || exit 7; sleep 0.02; done
-  dfu-util -d 1209:0011 -D "$W/a.bin" >> "$W/dfu-util.log" 2>&1 || grep -q 'Done!' "$W/dfu-util.log"
-  back "2.$minor"
-  direct=$(( $(ms) - start ))
-  minor=$(printf '%02d' $((round * 2 + 1)))
+  $2 dfu-util -d 1209:0011 -D "$W/a.bin" >> "$W/dfu-util.log" 2>&1 || grep -q 'Done!' "$W/dfu-util.log"
+  back "2.$1"
+  echo $(( $(ms) - start ))
+}
+BACKEND="env LD_LIBRARY_PATH=$PWD/.build-libusb/lib USBHTTPD_URL=http://127.0.0.1:8090"
+for round in $(seq "${RUNS:-5}"); do
+  direct=$(dfu_util "$(printf '%02d' $((round * 3)))" "")
+  backend=$(dfu_util "$(printf '%02d' $((round * 3 + 2)))" "$BACKEND")
+  minor=$(printf '%02d' $((round * 3 + 1)))
   PYTHONDONTWRITEBYTECODE=1 .build-tools/pyclient/bin/python - "$minor" <<'PY' > "$W/py.out"
 import os, sys, time
 import usbhttpd
@@ -39,5 +47,5 @@ with usbhttpd.Client("http://127.0.0.1:8090") as client:
     print(int(elapsed * 1000))
 PY
   daemon_ms=$(cat "$W/py.out")
-  echo "round $round: dfu-util ${direct} ms, through the daemon ${daemon_ms} ms, ratio $(awk "BEGIN { printf \"%.2f\", $daemon_ms / $direct }")"
+  echo "round $round: dfu-util ${direct} ms; the Python client through the daemon ${daemon_ms} ms, ratio $(awk "BEGIN { printf \"%.2f\", $daemon_ms / $direct }"); dfu-util through the daemon (libusb backend) ${backend} ms, ratio $(awk "BEGIN { printf \"%.2f\", $backend / $direct }")"
 done

@@ -7,11 +7,14 @@
 # Build first: swift build -c release --product usbhttpd (default binary: .build/release/usbhttpd).
 # Environment: K (transfers in flight, default 8), L (bytes per transfer, default 65536),
 # N (bytes per IN stream, default 200000000; OUT sends N rounded down to MiB), RUNS (rounds,
-# default 3), CHANNEL (0: leave the URB channel out, for a daemon from before it). Each round measures native libusb, the daemon, then USB/IP; figures are the
+# default 3), CHANNEL (0: leave the URB channel out, for a daemon from before it), BACKEND (0: leave
+# out libusb with usbhttpd's backend; 1 by default when clients/libusb/build has built it). Each round measures native libusb, the daemon, then USB/IP; figures are the
 # median over rounds with the spread (min-max), ratios the median of each round's ratio.
 set -eu
 BIN=${1:-.build/release/usbhttpd}
 K=${K:-8}; L=${L:-65536}; N=${N:-200000000}; RUNS=${RUNS:-3}; CHANNEL=${CHANNEL:-1}
+BACKEND=${BACKEND:-$([ -f .build-libusb/lib/libusb-1.0.so.0 ] && echo 1 || echo 0)}
+BACKEND_ENV="LD_LIBRARY_PATH=$PWD/.build-libusb/lib USBHTTPD_URL=http://127.0.0.1:8080 USBHTTPD_QUIET=1"
 W=${TMPDIR:-/tmp}
 USB="$(pkg-config --cflags --libs libusb-1.0)"
 gcc -O2 -o "$W/native-stream" bench/native-stream.c $USB
@@ -116,6 +119,14 @@ while [ $round -lt "$RUNS" ]; do
     put channel_out "$("$W/channel" 8080 "$SS" out 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
   fi
 
+  # Unmodified native-stream and native-control through the daemon, on libusb built with
+  # usbhttpd's backend (clients/libusb/build; BACKEND=0 leaves it out).
+  if [ "$BACKEND" = 1 ]; then
+    put backend_control "$(env $BACKEND_ENV "$W/native-control" 0x1209 0x0001 200)"
+    put backend_in "$(env $BACKEND_ENV "$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N")"
+    put backend_out "$(env $BACKEND_ENV "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
+  fi
+
   usbip_up
   put usbip_in "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x81 "$K" "$L" "$N")"
   put usbip_out "$(BUS=$VBUS "$W/native-stream" 0x1209 0x0001 0x02 "$K" "$L" $((OUT_MIB * 1048576)))"
@@ -202,6 +213,14 @@ echo "              a round trip over libmicrohttpd's own upgrade (bench/ws-floo
 echo "              bulk IN $(stats channel_in) MB/s, channel/native $(stats channel_in_native) (target >= 0.90)"
 echo "              bulk OUT $(stats channel_out) MB/s, channel/native $(stats channel_out_native) (target >= 0.85)"
 echo "              $(cat "$W/channels.out") idle channels held: RSS $((channels_rss / 1024)) MiB ($((before_channels / 1024)) MiB before; target <= 64 MiB)"
+}
+[ "$BACKEND" = 1 ] && {
+ratios backend_control_native backend_control native_control
+ratios backend_in_native backend_in native_in; ratios backend_out_native backend_out native_out
+echo "(f) libusb with usbhttpd's backend (clients/libusb), native-control and native-stream unchanged through the daemon:"
+echo "              control $(stats backend_control) us, backend/native $(stats backend_control_native) (target <= 2; USB/IP/native $(stats control_usbip))"
+echo "              bulk IN $(stats backend_in) MB/s, backend/native $(stats backend_in_native) (target >= 0.85; USB/IP/native $(stats in_usbip))"
+echo "              bulk OUT $(stats backend_out) MB/s, backend/native $(stats backend_out_native) (USB/IP/native $(stats out_usbip))"
 }
 echo "(d) peak RSS: 16 streams $((peak_streams / 1024)) MiB (VmHWM; $((before / 1024)) MiB before); $(cat "$W/idle.out") idle keep-alive connections held: RSS $((idle_rss / 1024)) MiB, peak $((peak_idle / 1024)) MiB (target <= 64 MiB each)"
 kill $DAEMON
