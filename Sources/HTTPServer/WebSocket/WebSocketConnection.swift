@@ -31,44 +31,44 @@ public final class WebSocketConnection: @unchecked Sendable {
     public let loop: EventLoop
     /// Lines about this connection carry the request's metadata.
     public let logger: BoundLogger
-    private let transport: any ConnectionTransport
-    private let watch: ConnectionWatch
-    private var handler: (any WebSocketHandler)?
-    private var parser: WebSocketFrameParser
-    private let readBuffer: UnsafeMutableRawBufferPointer
+    let transport: any ConnectionTransport
+    let watch: ConnectionWatch
+    var handler: (any WebSocketHandler)?
+    var parser: WebSocketFrameParser
+    let readBuffer: UnsafeMutableRawBufferPointer
     /// Bytes that came with the handshake (libmicrohttpd read them already).
-    private var leftover: [UInt8]
-    private var paused = false
-    private var reading = false
+    var leftover: [UInt8]
+    var paused = false
+    var reading = false
 
-    private struct Outgoing {
+    struct Outgoing {
         var head: [UInt8]
         var body: UnsafeRawBufferPointer?
         var onSent: (() -> Void)?
         var count: Int { head.count + (body?.count ?? 0) }
     }
 
-    private var outgoing: [Outgoing] = []
-    private var firstOutgoing = 0
-    private var sentOfFirst = 0
-    private var waitingForRoom = false
-    private var flushing = false
+    var outgoing: [Outgoing] = []
+    var firstOutgoing = 0
+    var sentOfFirst = 0
+    var waitingForRoom = false
+    var flushing = false
     /// Bytes queued and not yet sent.
     public private(set) var queuedBytes = 0
-    private let iovecs: UnsafeMutableBufferPointer<iovec>
-    private static let maxGather = 64
+    let iovecs: UnsafeMutableBufferPointer<iovec>
+    static let maxGather = 64
 
-    private enum Phase {
+    enum Phase {
         case open
         /// Our close frame is queued; the client's is awaited (until `deadline`).
         case closing(code: UInt16, reason: String)
         case ended
     }
 
-    private var phase = Phase.open
+    var phase = Phase.open
     /// Called once when the connection is over: the server gives the connection back to
     /// libmicrohttpd, which closes it.
-    private let onEnd: (WebSocketConnection) -> Void
+    let onEnd: (WebSocketConnection) -> Void
 
     init(
         transport: any ConnectionTransport, watch: ConnectionWatch, loop: EventLoop, logger: BoundLogger,
@@ -167,7 +167,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         loop.execute { [self] in readAvailable() }
     }
 
-    private func enqueue(_ item: Outgoing) {
+    func enqueue(_ item: Outgoing) {
         outgoing.append(item)
         queuedBytes += item.count
         guard !waitingForRoom, !flushQueued else { return }
@@ -180,9 +180,9 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    private var flushQueued = false
+    var flushQueued = false
 
-    private func flush() {
+    func flush() {
         guard !flushing else { return }
         flushing = true
         defer { flushing = false }
@@ -239,7 +239,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         if case .closing = phase, outgoing.isEmpty, closeAnswered { end(code: closeCode, reason: closeReason) }
     }
 
-    private func advance(by written: Int) {
+    func advance(by written: Int) {
         var left = written
         queuedBytes -= written
         while left > 0 && firstOutgoing < outgoing.count {
@@ -263,7 +263,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    private func waitForRoom() {
+    func waitForRoom() {
         guard !waitingForRoom else { return }
         waitingForRoom = true
         watch.waitForRoom { [weak self] in
@@ -273,105 +273,18 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    // MARK: Reading
+    // MARK: Reading (WebSocketConnection+Reading.swift)
 
     /// The client's close frame came (in the closing phase), with what to end with.
-    private var closeAnswered = false
-    private var closeCode: UInt16?
-    private var closeReason = ""
-
-    private func readAvailable() {
-        guard !reading, !paused else { return }
-        if case .ended = phase { return }
-        reading = true
-        defer { reading = false }
-        // Bounded per turn, so one busy client cannot hold the loop: the rest on the next turn.
-        var budget = 1 << 20
-        while budget > 0 && !paused {
-            let count: Int?
-            do {
-                count = try transport.read(into: readBuffer)
-            } catch {
-                end(code: nil, reason: "the connection failed: \(error)")
-                return
-            }
-            guard let count else { return }
-            guard count > 0 else {
-                end(code: nil, reason: "the client hung up")
-                return
-            }
-            budget -= count
-            parse(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
-            if case .ended = phase { return }
-            // A read that did not fill the buffer emptied a plain socket: what comes later raises
-            // a new edge. (One recv less per message: under emulation a system call is dear.)
-            if count < readBuffer.count && transport.shortReadEmptiesSocket { return }
-        }
-        if !paused { loop.execute { [weak self] in self?.readAvailable() } }
-    }
-
-    private func parse(_ bytes: UnsafeRawBufferPointer) {
-        do {
-            try parser.parse(bytes) { (event) throws(WebSocketFailure) in try self.handle(event) }
-        } catch {
-            fail(error)
-        }
-    }
-
-    private func handle(_ event: WebSocketFrameParser.Event) throws(WebSocketFailure) {
-        switch event {
-        case .messageStart:
-            guard case .open = phase else { return }
-            try handler?.messageStart()
-        case .payload(let piece):
-            guard case .open = phase else { return }
-            try handler?.messagePayload(piece)
-        case .messageEnd:
-            guard case .open = phase else { return }
-            try handler?.messageEnd()
-        case .ping(let payload):
-            guard case .open = phase else { return }
-            enqueue(Outgoing(head: WebSocketFrameHeader.bytes(opcode: WebSocketFrameHeader.pong, length: payload.count) + payload))
-        case .pong:
-            break
-        case .close(let code, let reason):
-            switch phase {
-            case .open:
-                // Answered with the same code, then over.
-                closeAnswered = true
-                closeCode = code
-                closeReason = reason
-                phase = .closing(code: code ?? 1000, reason: reason)
-                enqueue(Outgoing(head: Self.closeFrame(code ?? 1000, reason: ""), body: nil, onSent: nil))
-            case .closing(let ours, let why):
-                closeAnswered = true
-                end(code: ours, reason: why)
-            case .ended:
-                break
-            }
-        }
-    }
-
-    /// The client sent what may not be sent: logged once, closed with the failure's code.
-    private func fail(_ failure: WebSocketFailure) {
-        guard case .open = phase else { return }
-        logger.notice(
-            "WebSocket closed: the client broke the protocol",
-            metadata: ["ws.close_code": "\(failure.code.rawValue)", "ws.close_reason": .string(failure.reason)])
-        close(failure.code, reason: failure.reason)
-    }
-
-    private static func closeFrame(_ code: UInt16, reason: String) -> [UInt8] {
-        let reasonBytes = Array(reason.utf8)
-        return WebSocketFrameHeader.bytes(opcode: WebSocketFrameHeader.close, length: 2 + reasonBytes.count)
-            + [UInt8(code >> 8), UInt8(code & 0xff)] + reasonBytes
-    }
+    var closeAnswered = false
+    var closeCode: UInt16?
+    var closeReason = ""
 
     // MARK: The end
 
     /// Over, once: nothing more is read or sent, what waits is dropped (its senders told), the
     /// handler told, and the connection given back.
-    private func end(code: UInt16?, reason: String) {
+    func end(code: UInt16?, reason: String) {
         if case .ended = phase { return }
         phase = .ended
         watch.stopReading()

@@ -5,7 +5,7 @@
  * core (clients/libusb/build), so programs get libusb's exact semantics and this is the only
  * new code.
  *
- * Files: websocket.c (RFC 6455 over a connection libcurl makes), rest.c (REST requests, the
+ * Files: upgrade.c and websocket.c (RFC 6455 over a connection libcurl makes), rest.c (REST requests, the
  * environment), devices.c (the device list, descriptors, hot-plug from the daemon's events),
  * channel.c (the channel's messages, operations), transfers.c (submit, cancel, completions),
  * backend.c (the usbi_os_backend table).
@@ -118,6 +118,9 @@ int hd_ws_connect(struct hd_ws *ws, const struct hd_config *config, const char *
  * LIBUSB_ERROR_IO). */
 int hd_ws_send(struct hd_ws *ws, const uint8_t *head, size_t head_length,
 	const uint8_t *body, size_t body_length);
+/* Sends raw bytes (the upgrade's request, a frame); ws->lock held. timeout_ms without
+ * progress: LIBUSB_ERROR_IO. */
+int hd_ws_send_raw(struct hd_ws *ws, const uint8_t *data, size_t length);
 /* Reads whatever the connection has now: 0, or LIBUSB_ERROR_IO when it ended. */
 int hd_ws_receive(struct hd_ws *ws);
 /* The next whole binary message received: 1 (valid until the next call), 0 none yet,
