@@ -27,7 +27,7 @@ import usb.core
 
 from . import descriptors
 from .client import Client, Device
-from .errors import ProblemError
+from .errors import ProblemError, UsbHttpdError
 
 # libusb's error numbers, texts (libusb_strerror, English) and the errno PyUSB gives each.
 IO, INVALID_PARAM, ACCESS, NO_DEVICE, NOT_FOUND, BUSY = -1, -2, -3, -4, -5, -6
@@ -111,6 +111,12 @@ class _Handle:
         self.in_use: Dict[int, bool] = {}  # interface → claimed by PyUSB (claim_interface)
 
 
+def _channel(handle: _Handle):
+    """The handle's URB channel, or None when the daemon has none (or the client was told not
+    to use it): then claims and kernel drivers go through REST, emulated."""
+    return handle.device._over_channel()
+
+
 def _mapped(body):
     try:
         return body()
@@ -164,15 +170,19 @@ class HTTPBackend(usb.backend.IBackend):
         return _Handle(self.client.device(dev.id, dev.summary.get("address")), dev)
 
     def close_device(self, handle: _Handle) -> None:
+        channel = _channel(handle)
         for interface in list(handle.claimed):
             try:
-                handle.device.release(interface)
-            except ProblemError:
+                if channel is not None:
+                    channel.release(interface)
+                else:
+                    handle.device.release(interface)
+            except (ProblemError, UsbHttpdError):
                 pass
         handle.claimed.clear()
         handle.detached.clear()
         handle.in_use.clear()
-        handle.device.close()
+        handle.device.close()   # the channel's end gives back anything left, drivers included
 
     def set_configuration(self, handle: _Handle, config_value: int) -> None:
         _mapped(lambda: handle.device.set_configuration(config_value))
@@ -184,24 +194,42 @@ class HTTPBackend(usb.backend.IBackend):
         _mapped(lambda: handle.device.set_alt_setting(intf, altsetting))
 
     def claim_interface(self, handle: _Handle, intf: int) -> None:
-        if not handle.detached.get(intf):  # else claimed already, by detach_kernel_driver
+        channel = _channel(handle)
+        if channel is not None:
+            # Owned by the channel, as libusb's claim by its handle: given back when the handle
+            # closes or the program ends (its socket does), never left behind in the daemon.
+            _mapped(lambda: channel.claim(intf, detach=False))
+            handle.claimed[intf] = True
+        elif not handle.detached.get(intf):  # else claimed already, by detach_kernel_driver
             _mapped(lambda: handle.device.claim(intf, detach=False))
             handle.claimed[intf] = True
         handle.in_use[intf] = True
 
     def release_interface(self, handle: _Handle, intf: int) -> None:
         handle.in_use.pop(intf, None)
+        channel = _channel(handle)
+        if channel is not None:
+            _mapped(lambda: channel.release(intf))
+            handle.claimed.pop(intf, None)
+            return
         if handle.detached.get(intf):
             return  # stays claimed (and the driver detached) until attach_kernel_driver
         _mapped(lambda: handle.device.release(intf))
         handle.claimed.pop(intf, None)
 
     def is_kernel_driver_active(self, handle: _Handle, intf: int) -> bool:
+        channel = _channel(handle)
+        if channel is not None:
+            return _mapped(lambda: channel.kernel_driver_active(intf))
         if handle.detached.get(intf) or handle.claimed.get(intf):
             return False
         return _driver(handle, intf) not in (None, "usbfs")
 
     def detach_kernel_driver(self, handle: _Handle, intf: int) -> None:
+        channel = _channel(handle)
+        if channel is not None:
+            return _mapped(lambda: channel.detach_kernel_driver(intf))
+        # REST has no detach of its own: a claim that detaches stands for it.
         if handle.detached.get(intf) or _driver(handle, intf) in (None, "usbfs"):
             raise usb.core.USBError(STRERROR[NOT_FOUND], NOT_FOUND, ERRNO[NOT_FOUND])
         _mapped(lambda: handle.device.claim(intf, detach=True))
@@ -209,6 +237,9 @@ class HTTPBackend(usb.backend.IBackend):
         handle.detached[intf] = True
 
     def attach_kernel_driver(self, handle: _Handle, intf: int) -> None:
+        channel = _channel(handle)
+        if channel is not None:
+            return _mapped(lambda: channel.attach_kernel_driver(intf))
         if handle.in_use.get(intf):
             raise usb.core.USBError(STRERROR[BUSY], BUSY, ERRNO[BUSY])
         if not handle.detached.get(intf):

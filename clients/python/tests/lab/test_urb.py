@@ -92,17 +92,21 @@ def tls_daemon(tmp_path_factory):
 def test_the_channel_over_tls_keeps_the_speed_of_plain(tls_daemon):
     url, cert = tls_daemon
     source = device_id(URL, "lab-sourcesink")
-    with urb.Channel(url, source, verify=cert) as tls:
-        assert tls.hello.device == source
-        tls.claim(0)
-        # A control round trip, then 8 MiB with eight 64 KiB reads in flight, checked.
-        assert tls.control(0x80, 6, 0x100, 0, length=18).result(10).actual_length == 18
-        over_tls = read_rate(tls)
-        tls.release(0)
-    with urb.Channel(URL, source) as plain:
-        plain.claim(0)
-        over_plain = read_rate(plain)
-        plain.release(0)
+    # Three rounds each, alternating, medians compared: this guest's CPUs are shared and noisy.
+    over_tls, over_plain = [], []
+    for _ in range(3):
+        with urb.Channel(url, source, verify=cert) as tls:
+            assert tls.hello.device == source
+            tls.claim(0)
+            # A control round trip, then 8 MiB with eight 64 KiB reads in flight, checked.
+            assert tls.control(0x80, 6, 0x100, 0, length=18).result(10).actual_length == 18
+            over_tls.append(read_rate(tls))
+            tls.release(0)
+        with urb.Channel(URL, source) as plain:
+            plain.claim(0)
+            over_plain.append(read_rate(plain))
+            plain.release(0)
+    over_tls, over_plain = sorted(over_tls)[1], sorted(over_plain)[1]
     print(f"URB channel bulk IN: TLS {over_tls:.1f} MB/s, plain {over_plain:.1f} MB/s")
     # libmicrohttpd 0.9.75's own relay of an upgraded TLS connection moved 6 MB in 16 s (a
     # hundredth of plain); the channel speaks through the connection's TLS session instead.
