@@ -1,6 +1,6 @@
 # Sourced by the benchmarks that drive a daemon in the lab's guest: starts BIN (the release
 # build by default) on 127.0.0.1:8090 with its log in $W/NAME-daemon.log, stops it on exit,
-# and returns once it is ready.  Usage: . bench/daemon.sh NAME [BIN]
+# and returns once it is ready.  Usage: set -- NAME [BIN]; . bench/daemon.sh
 BIN=${2:-}; BIN=${BIN:-.build/release/usbhttpd}
 W=${TMPDIR:-/tmp}
 "$BIN" --host 127.0.0.1 --port 8090 --log-level warning > "$W/$1-daemon.log" 2>&1 &

@@ -10,7 +10,7 @@
 # clients/libusb/build (the backend, .build-libusb/lib).
 # Environment: RUNS (rounds, default 5).
 set -eu
-. bench/daemon.sh dfu "${1:-}"
+set -- dfu "${1:-}"; . bench/daemon.sh   # dash's "." passes no arguments: the positional ones
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 back() {  # waits until the firmware reports version $1 (e.g. 2.05)
   i=0; until lsusb -v -d 1209:0010 2>/dev/null | grep -q "bcdDevice *$1"; do i=$((i + 1)); [ $i -lt 600 ] || exit 8; sleep 0.02; done

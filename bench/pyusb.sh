@@ -7,7 +7,7 @@
 # Build first: swift build -c release --product usbhttpd; script/python-client (the venv).
 # Environment: RUNS (rounds, default 5), N (calls per round, default 200).
 set -eu
-. bench/daemon.sh pyusb "${1:-}"
+set -- pyusb "${1:-}"; . bench/daemon.sh   # dash's "." passes no arguments: the positional ones
 gcc -O2 -o "$W/ws-floor" bench/ws-floor.c $(pkg-config --cflags --libs libmicrohttpd gnutls) -lpthread
 "$W/ws-floor" 8096 & floor=$!
 trap 'kill $daemon $floor 2>/dev/null || true' EXIT
