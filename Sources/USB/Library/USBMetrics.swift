@@ -29,7 +29,7 @@ enum USBMetrics {
     /// handles are looked up in a table made once (no lock, no string per transfer).
     static func transfers(type: TransferType, endpoint: UInt8, status: TransferStatus, bytes: Int, count: Int = 1) {
         guard count > 0 else { return }
-        outcomeCounters[Int(type.rawValue)][statusIndex(status)].increment(by: count)
+        outcomeCounters[Int(type.rawValue)][Int(status.libusbCode)].increment(by: count)
         if bytes > 0 { (endpoint & 0x80 != 0 ? bytesIn : bytesOut).increment(by: bytes) }
     }
 
@@ -50,19 +50,6 @@ enum USBMetrics {
     }
     private static let bytesIn = Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", "in")])
     private static let bytesOut = Counter(label: "usbhttpd_usb_bytes_total", dimensions: [("direction", "out")])
-
-    /// The index of `status` in `TransferStatus.allCases` (a switch: allCases makes an array).
-    private static func statusIndex(_ status: TransferStatus) -> Int {
-        switch status {
-        case .completed: 0
-        case .error: 1
-        case .timedOut: 2
-        case .cancelled: 3
-        case .stall: 4
-        case .noDevice: 5
-        case .overflow: 6
-        }
-    }
 
     static func streamOpened(endpoint: UInt8, zeroCopy: Bool) {
         Meter(label: "usbhttpd_streams_active", dimensions: [("direction", endpoint & 0x80 != 0 ? "in" : "out")])

@@ -30,6 +30,20 @@ public enum TransferStatus: String, Sendable, Equatable, CaseIterable {
         }
     }
 
+    /// Its libusb_transfer_status value (LIBUSB_TRANSFER_COMPLETED 0 … LIBUSB_TRANSFER_OVERFLOW 6),
+    /// as the URB channel carries it; also its index in `allCases`, declared in libusb's order.
+    public var libusbCode: UInt8 {
+        switch self {
+        case .completed: UInt8(LIBUSB_TRANSFER_COMPLETED.rawValue)
+        case .error: UInt8(LIBUSB_TRANSFER_ERROR.rawValue)
+        case .timedOut: UInt8(LIBUSB_TRANSFER_TIMED_OUT.rawValue)
+        case .cancelled: UInt8(LIBUSB_TRANSFER_CANCELLED.rawValue)
+        case .stall: UInt8(LIBUSB_TRANSFER_STALL.rawValue)
+        case .noDevice: UInt8(LIBUSB_TRANSFER_NO_DEVICE.rawValue)
+        case .overflow: UInt8(LIBUSB_TRANSFER_OVERFLOW.rawValue)
+        }
+    }
+
     /// A read that ends so after some bytes came keeps them for the next read of the endpoint
     /// (``DeviceSession/read(_:length:timeout:logger:)``): the device sent them and nothing
     /// went wrong with them; only the wait for the rest ended (a timeout, or a client that left).

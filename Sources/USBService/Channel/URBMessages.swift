@@ -65,19 +65,6 @@ enum URBMessage {
         case deviceBack = 2
     }
 
-    /// libusb_transfer_status, as COMPLETE carries it.
-    static func statusCode(_ status: TransferStatus) -> UInt8 {
-        switch status {
-        case .completed: 0
-        case .error: 1
-        case .timedOut: 2
-        case .cancelled: 3
-        case .stall: 4
-        case .noDevice: 5
-        case .overflow: 6
-        }
-    }
-
     // MARK: From the client
 
     /// A SUBMIT's fixed header, as read.
@@ -197,14 +184,14 @@ enum URBMessage {
     static func complete(
         id: UInt32, status: TransferStatus, actualLength: Int, error: Int32 = 0, packets: [IsoPacketResult] = []
     ) -> [UInt8] {
-        var out: [UInt8] = [Kind.complete.rawValue, statusCode(status), UInt8(packets.count & 0xff), UInt8(packets.count >> 8)]
+        var out: [UInt8] = [Kind.complete.rawValue, status.libusbCode, UInt8(packets.count & 0xff), UInt8(packets.count >> 8)]
         out.reserveCapacity(completeHeader + 8 * packets.count)
         append32(id, &out)
         append32(UInt32(truncatingIfNeeded: actualLength), &out)
         append32(UInt32(bitPattern: error), &out)
         for packet in packets {
             append32(UInt32(truncatingIfNeeded: packet.actualLength), &out)
-            append32(UInt32(statusCode(packet.status)), &out)
+            append32(UInt32(packet.status.libusbCode), &out)
         }
         return out
     }
