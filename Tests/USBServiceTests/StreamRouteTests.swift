@@ -36,16 +36,6 @@ import USBService
         #expect(claimed.status == 200, "\(claimed.text)")
     }
 
-    /// Waits (up to 10 s) until `condition` holds.
-    static func eventually(_ condition: () async -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return false
-    }
-
     @Test func aStreamInDeliversTheEndpointsBytesInOrderAndGivesEverythingBack() async throws {
         let bench = Self.bench()
         let server = try bench.server()
@@ -59,7 +49,7 @@ import USBService
         #expect(response.headers["x-usb-buffer-source"] == "zero-copy")
         #expect(response.body == Self.pattern(1_000_000))
         #expect(response.trailers["x-usb-stream-end"] == "limit" && response.trailers["x-usb-stream-bytes"] == "1000000")
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         #expect(bench.device.submitted.allSatisfy { $0.endpoint == 0x81 && $0.length == 16384 })
         await server.shutdown()
     }
@@ -72,8 +62,8 @@ import USBService
         try connection.send("GET /v1/devices/\(Self.id)/endpoints/0x81/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         #expect(try await bench.device.waitForHeld(8).count == 8, "every buffer back on the bus, waiting")
         connection.close()
-        #expect(await Self.eventually { await bench.device.heldURBs().isEmpty }, "the held URBs were cancelled")
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { await bench.device.heldURBs().isEmpty }, "the held URBs were cancelled")
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 
@@ -88,7 +78,7 @@ import USBService
         let response = try #require(try await connection.chunkedResponse(within: 10))
         #expect(response.status == 200 && !response.complete, "no last chunk: the client sees an incomplete body")
         #expect(response.body == Self.pattern(3 * 65536))
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 
@@ -110,7 +100,7 @@ import USBService
         #expect(out.map(\.length) == [65536, 65536, 65536, 65536, 300_000 - 4 * 65536])
         #expect(out.flatMap(\.data) == body)
         #expect(!out.contains { $0.flags.contains(.zeroPacket) }, "a last piece that does not fill its packet needs no ZLP")
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 
@@ -125,8 +115,8 @@ import USBService
         try await connection.sendOffThePool(String(repeating: "x", count: 65536))
         #expect(try await bench.device.waitForHeld(2).count == 2, "both buffers in flight, the client held back")
         connection.close()
-        #expect(await Self.eventually { await bench.device.heldURBs().isEmpty })
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { await bench.device.heldURBs().isEmpty })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 
@@ -147,7 +137,7 @@ import USBService
         let out = bench.device.submitted.filter { $0.endpoint == 0x04 }
         #expect(out.map(\.isoPackets) == [[192, 192, 192, 192], [192, 192, 192, 192], [192, 192, 100]])
         #expect(out.flatMap(\.data) == body)
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 }

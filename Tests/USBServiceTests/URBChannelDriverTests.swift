@@ -43,7 +43,7 @@ import USBFakes
         #expect(!bench.device.driverIsBound(0), "as libusb_release_interface leaves it")
         #expect(try await Self.operation(socket, .kernelDriverActive, id: 4, a: 0).value == 0)
         socket.connection.close()
-        #expect(await T.eventually { bench.device.driverIsBound(0) }, "the channel's end attaches it again")
+        #expect(await eventually { bench.device.driverIsBound(0) }, "the channel's end attaches it again")
         await server.shutdown()
     }
 }

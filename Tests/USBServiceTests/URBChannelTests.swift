@@ -40,15 +40,6 @@ import USBService
         #expect(result.error == 0 && result.id == id, "\(result.error) \(result.reason)")
     }
 
-    static func eventually(_ condition: () async -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return false
-    }
-
     @Test func helloSaysWhatTheChannelTakes() async throws {
         let bench = FakeBench()
         let server = try bench.server()
@@ -92,7 +83,7 @@ import USBService
             let done = try await Self.complete(socket)
             #expect(done.id == id && done.status == 0 && done.rest == [UInt8(id - 1)])
         }
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 }, "\(bench.budget.inUse) \(bench.device.dmaBytesInUse)")
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 }, "\(bench.budget.inUse) \(bench.device.dmaBytesInUse)")
         await server.shutdown()
     }
 
@@ -161,10 +152,10 @@ import USBService
         for id in 1...8 { try socket.send(URBWire.submit(.bulk, endpoint: 0x81, id: id, length: 4096)) }
         _ = try await bench.device.waitForHeld(8)
         socket.connection.close()
-        #expect(await Self.eventually { await bench.device.heldURBs().isEmpty }, "cancelled")
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
-        #expect(await Self.eventually { bench.device.calls.contains("release 0") }, "its claim released")
-        #expect(await Self.eventually { await bench.session.state.claims.isEmpty })
+        #expect(await eventually { await bench.device.heldURBs().isEmpty }, "cancelled")
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.device.calls.contains("release 0") }, "its claim released")
+        #expect(await eventually { await bench.session.state.claims.isEmpty })
         await server.shutdown()
     }
 
@@ -301,7 +292,7 @@ import USBService
         var closeCode: UInt16?
         while let frame = try await socket.receive(), closeCode == nil { closeCode = frame.closeCode }
         #expect(closeCode == 1008)
-        #expect(await Self.eventually { await bench.device.heldURBs().isEmpty })
+        #expect(await eventually { await bench.device.heldURBs().isEmpty })
         await server.shutdown()
     }
 
@@ -335,12 +326,12 @@ import USBService
         }
         // The daemon holds nothing for the channels that are gone, and serves others normally
         // (the messages may have unconfigured the device, as an admin may: configured again).
-        #expect(await Self.eventually { await bench.session.state.claims.isEmpty }, "their claims released")
+        #expect(await eventually { await bench.session.state.claims.isEmpty }, "their claims released")
         let (socket, _) = try await Self.open(server)
         try socket.send(URBWire.operation(.setConfiguration, id: 4, a: 1))
         #expect(try await Self.result(socket).error == 0)
         try await Self.claim(socket, id: 5)
-        #expect(await Self.eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
+        #expect(await eventually { bench.budget.inUse == 0 && bench.device.dmaBytesInUse == 0 })
         await server.shutdown()
     }
 }
