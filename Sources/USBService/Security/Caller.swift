@@ -59,11 +59,24 @@ extension RouteContext {
             caller, device: device, what: "interface \(number)")
     }
 
-    /// 403 unless `caller` may send requests to `device` as a whole: a hub is protected (or,
-    /// allowed by a rule, needs the admin scope).
-    func checkDeviceAccess(_ caller: Caller, state: DeviceState, device: String) throws {
-        guard Self.isHub(state) else { return }
-        try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0), caller, device: device, what: "the hub")
+    /// 403 unless `caller` may send `setup` to `device` as a whole: a hub is protected (or,
+    /// allowed by a rule, needs the admin scope); a device none of whose interfaces the caller
+    /// may use (a boot keyboard, a stick) takes standard reads only (descriptors, status, its
+    /// configuration), never a class or vendor request or a change, whatever the recipient says.
+    func checkDeviceAccess(_ caller: Caller, state: DeviceState, device: String, setup: ControlSetup) throws {
+        if Self.isHub(state) {
+            try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0), caller, device: device, what: "the hub")
+        }
+        guard !(setup.kind == .standard && setup.direction == .in),
+            let interfaces = state.active?.interfaces, let first = interfaces.first
+        else { return }
+        // One interface the caller may use: requests to the device may be for it (a composite's
+        // open function); else the first one's protection answers.
+        for interface in interfaces
+        where (try? checkInterfaceAccess(caller, state: state, device: device, interface: interface.number)) != nil {
+            return
+        }
+        try checkInterfaceAccess(caller, state: state, device: device, interface: first.number)
     }
 
     /// Every check of a control request before its URB, for REST and the URB channel alike:
@@ -85,11 +98,17 @@ extension RouteContext {
         case .endpoint:
             let interface = state.interface(ofEndpoint: index)
             try checkLease(caller, device: device, interface: interface)
-            if let interface { try checkInterfaceAccess(caller, state: state, device: device, interface: interface) }
+            // An endpoint of no interface of the current settings (ep0, one of another alternate
+            // setting, none at all) is judged as the device: never a way around a protected one.
+            if let interface {
+                try checkInterfaceAccess(caller, state: state, device: device, interface: interface)
+            } else {
+                try checkDeviceAccess(caller, state: state, device: device, setup: setup)
+            }
             return .ready
         default:
             try checkLease(caller, device: device, interface: nil)
-            try checkDeviceAccess(caller, state: state, device: device)
+            try checkDeviceAccess(caller, state: state, device: device, setup: setup)
             return setup.recipient == .other && setup.kind == .class ? .hubPort(index) : .ready
         }
     }

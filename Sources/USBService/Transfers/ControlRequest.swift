@@ -110,12 +110,18 @@ struct ControlRequest: Sendable, Equatable {
         }
     }
 
-    /// Standard requests that change the device behind the daemon's back, or break it until it
-    /// is replugged, in every form (any direction, any recipient): SET_CONFIGURATION and
+    /// Requests that change the device behind the daemon's back, or break it until it is
+    /// replugged, in every form (any direction, any recipient, any index): SET_CONFIGURATION and
     /// SET_INTERFACE (the daemon tracks both: use their routes), SET_ADDRESS (the device would
-    /// answer at another address than the host knows), SET_FEATURE(TEST_MODE) (the device
-    /// leaves normal operation).
+    /// answer at another address than the host knows), SET_DESCRIPTOR (it would rewrite the
+    /// descriptors the host and the policy read), SET_FEATURE(TEST_MODE) (the device leaves normal
+    /// operation), and any request of the reserved type (USB defines none: nothing to allow).
     static func refuseStateChanges(_ setup: ControlSetup) throws(TransferProblem) {
+        if setup.kind == .reserved {
+            throw .requestRefused(
+                request: "a request of the reserved type (bmRequestType bits 5-6 = 3)",
+                why: "USB defines no such request; what a device does with one is nobody's to say")
+        }
         guard setup.kind == .standard else { return }
         switch setup.request {
         case 0x09:
@@ -125,7 +131,10 @@ struct ControlRequest: Sendable, Equatable {
                 request: "SET_INTERFACE", route: "PUT /v1/devices/{id}/interfaces/{interface}/alt-setting")
         case 0x05:
             throw .requestRefused(request: "SET_ADDRESS", why: "the host assigns addresses; the device would stop answering at its own")
-        case 0x03 where setup.recipient == .device && setup.value == 2:
+        case 0x07:
+            throw .requestRefused(
+                request: "SET_DESCRIPTOR", why: "it would rewrite the descriptors the host, its drivers and the policy go by")
+        case 0x03 where setup.value == 2:
             throw .requestRefused(request: "SET_FEATURE(TEST_MODE)", why: "the device would leave normal operation until it is replugged")
         default:
             return

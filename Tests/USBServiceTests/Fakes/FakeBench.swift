@@ -52,17 +52,20 @@ final class FakeBench: Sendable {
     }
 
     /// The routes over these devices.
-    func api(limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil) -> Router {
-        API.router(catalog: catalog, limits: limits, tokens: tokens)
+    func api(limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy()) -> Router {
+        API.router(catalog: catalog, limits: limits, tokens: tokens, policy: policy)
     }
 
     /// A live server on a free loopback port, on the bench's loop.
-    func server(limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil) throws -> HTTPServer {
+    func server(
+        limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy()
+    ) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.shutdownGrace = 0.2
         let server = HTTPServer(
-            configuration: configuration, responder: api(limits: limits, tokens: tokens), logger: Logger(label: "test.http"),
+            configuration: configuration, responder: api(limits: limits, tokens: tokens, policy: policy),
+            logger: Logger(label: "test.http"),
             loop: loop)
         try server.start()
         return server

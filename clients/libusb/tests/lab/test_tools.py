@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not (LIB and BINARY and EXAMPLES), reason="needs
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[3]
-PORT = 8097
+PORT = 8197
 URL = f"http://127.0.0.1:{PORT}"
 RULES = ["allow class=hub", "allow interface_class=hid", "allow interface_class=mass_storage", "allow"]
 TMP = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -143,9 +143,9 @@ def test_usbhid_dump_needs_a_rule_then_reads_the_keyboard(bench):
     stamp = lambda text: re.sub(r"DESCRIPTOR\s+\S+", "DESCRIPTOR", text)
     assert stamp(remote.stdout) == stamp(native.stdout) and "05 01 09 06" in remote.stdout
     # A daemon whose rule shows the keyboard but does not name HID: its interface is protected.
-    daemon = start_daemon(8099, "--insecure", "--rule", "allow vendor_id=0x0627", log_name="libusb-hid.log")
+    daemon = start_daemon(8199, "--insecure", "--rule", "allow vendor_id=0x0627", log_name="libusb-hid.log")
     try:
-        refused = run(command, remote=True, url="http://127.0.0.1:8099")
+        refused = run(command, remote=True, url="http://127.0.0.1:8199")
     finally:
         daemon.terminate()
         daemon.wait(10)
@@ -181,9 +181,9 @@ def test_hotplug_callbacks_follow_the_daemons_events(bench):
 
 
 def test_a_daemon_that_goes_away_ends_calls_instead_of_hanging():
-    daemon = start_daemon(8098, "--insecure", log_name="libusb-gone.log")
+    daemon = start_daemon(8198, "--insecure", log_name="libusb-gone.log")
     try:
-        child, first = started([sys.executable, str(HERE / "daemon_gone.py")], remote_env("http://127.0.0.1:8098"))
+        child, first = started([sys.executable, str(HERE / "daemon_gone.py")], remote_env("http://127.0.0.1:8198"))
         assert first.strip() == "read in flight", first + child.stderr.read()
         daemon.send_signal(signal.SIGKILL)
         output, errors = child.communicate(timeout=60)
@@ -205,9 +205,9 @@ def test_tls_tokens_and_leases_come_from_the_environment():
     tokens.write_text("ops transfer libusb-token-0123456789\n")
     tokens.chmod(0o600)
     log = open(TMP / "libusb-tls.log", "w")
-    daemon = subprocess.Popen([BINARY, "--host", "127.0.0.1", "--port", "8445", "--tls-cert", str(cert), "--tls-key",
+    daemon = subprocess.Popen([BINARY, "--host", "127.0.0.1", "--port", "8446", "--tls-cert", str(cert), "--tls-key",
                                str(key), "--token-file", str(tokens), "--log-level", "notice"], stdout=log, stderr=log)
-    url, token = "https://127.0.0.1:8445", "libusb-token-0123456789"
+    url, token = "https://127.0.0.1:8446", "libusb-token-0123456789"
     try:
         wait_for(lambda: run(["curl", "-sf", "--cacert", str(cert), f"{url}/healthz"]).returncode == 0, "the TLS daemon")
         listed = run(["lsusb", "-d", "1209:0002"], remote=True, url=url, USBHTTPD_CA=str(cert), USBHTTPD_TOKEN=token)

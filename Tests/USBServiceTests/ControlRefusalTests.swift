@@ -1,0 +1,68 @@
+import Foundation
+import HTTPRouting
+import HTTPServer
+import Testing
+import TestSupport
+import USB
+import USBFakes
+import USBService
+
+/// No control request reaches what the policy protects, in any encoding, and the requests the
+/// daemon refuses are refused in every form (REST and the URB channel share the check:
+/// `RouteContext.checkControl`). Over the scripted device: a refused request submits nothing.
+@Suite struct ControlRefusalTests {
+    /// The keyboard shown by a rule that names its vendor but not HID: its interface protected.
+    static let policy = DevicePolicy(rules: [try! DevicePolicy.Rule(parsing: "allow vendor_id=0x0627")])
+
+    func control(_ bench: FakeBench, _ id: String, _ query: [(String, String)], body: [UInt8] = []) async -> HTTPResponse {
+        var request = HTTPRequest(
+            method: "POST", path: "/v1/devices/\(id)/control", query: query.map { (name: $0.0, value: $0.1) },
+            headers: [:], body: body)
+        request.remoteAddress = "127.0.0.1"
+        return await bench.api(policy: Self.policy).response(to: request)
+    }
+
+    static func code(_ response: HTTPResponse) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["code"] as? String
+    }
+
+    @Test(arguments: [
+        // bmRequestType, bRequest, wValue, wIndex, wLength (IN when bit 7)
+        // Class and vendor requests, to every recipient and index, OUT and IN.
+        ([0x21, 0x0a, 0, 0, 0], "interface-protected"),       // SET_IDLE to the interface
+        ([0x21, 0x09, 0x0200, 0x0100, 1], "interface-protected"),  // SET_REPORT, wIndex's high byte set
+        ([0x40, 0x01, 0, 0, 0], "interface-protected"),       // vendor, to the device
+        ([0xc0, 0x01, 0, 0, 4], "interface-protected"),       // vendor IN, to the device
+        ([0x42, 0x01, 0, 0x00, 0], "interface-protected"),    // vendor, to endpoint 0 (no interface's)
+        ([0x42, 0x01, 0, 0x05, 0], "interface-protected"),    // vendor, to an endpoint nobody has
+        ([0x42, 0x01, 0, 0x81, 0], "interface-protected"),    // vendor, to the keyboard's endpoint
+        ([0x43, 0x01, 0, 0, 0], "interface-protected"),       // vendor, recipient "other"
+        ([0x00, 0x01, 1, 0, 0], "interface-protected"),       // CLEAR_FEATURE(remote wake-up): a change
+        // Refused in every form, whatever the device.
+        ([0x60, 0x01, 0, 0, 0], "request-refused"),           // the reserved type
+        ([0xe0, 0x06, 0x0100, 0, 18], "request-refused"),     // the reserved type, IN
+        ([0x00, 0x07, 0x0100, 0, 0], "request-refused"),      // SET_DESCRIPTOR
+        ([0x01, 0x03, 2, 0, 0], "request-refused"),           // SET_FEATURE(TEST_MODE) to an interface
+        ([0x02, 0x03, 2, 0x81, 0], "request-refused"),        // … to an endpoint
+    ])
+    func aRequestToAProtectedDeviceIsRefusedAndNothingIsSubmitted(setup: [Int], expected: String) async throws {
+        let bench = FakeBench([FakeCatalog.keyboard])
+        let query: [(String, String)] = [
+            ("request_type", String(setup[0])), ("request", String(setup[1])), ("value", String(setup[2])),
+            ("index", String(setup[3])),
+        ] + (setup[0] & 0x80 != 0 ? [("length", String(setup[4]))] : [])
+        let answer = await control(bench, FakeCatalog.keyboard.id, query, body: setup[0] & 0x80 == 0 ? [UInt8](repeating: 0, count: setup[4]) : [])
+        #expect(answer.status == (expected == "request-refused" ? 400 : 403), "\(setup)")
+        #expect(Self.code(answer) == expected, "\(setup): \(String(decoding: answer.body, as: UTF8.self))")
+        #expect(bench.device.submitted.isEmpty, "nothing reached the device")
+    }
+
+    @Test func standardReadsOfAProtectedDeviceStillWork() async throws {
+        let bench = FakeBench([FakeCatalog.keyboard]) { _ in .complete(data: [0x12, 0x01]) }
+        let answer = await control(
+            bench, FakeCatalog.keyboard.id,
+            [("request_type", "0x80"), ("request", "6"), ("value", "0x0100"), ("length", "18")])
+        #expect(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
+        #expect(bench.device.submitted.count == 1)
+    }
+}
