@@ -14,12 +14,14 @@ import USBService
     /// The keyboard shown by a rule that names its vendor but not HID: its interface protected.
     static let policy = DevicePolicy(rules: [try! DevicePolicy.Rule(parsing: "allow vendor_id=0x0627")])
 
-    func control(_ bench: FakeBench, _ id: String, _ query: [(String, String)], body: [UInt8] = []) async -> HTTPResponse {
+    func control(
+        _ bench: FakeBench, _ id: String, _ query: [(String, String)], body: [UInt8] = [], policy: DevicePolicy = Self.policy
+    ) async -> HTTPResponse {
         var request = HTTPRequest(
             method: "POST", path: "/v1/devices/\(id)/control", query: query.map { (name: $0.0, value: $0.1) },
             headers: [:], body: body)
         request.remoteAddress = "127.0.0.1"
-        return await bench.api(policy: Self.policy).response(to: request)
+        return await bench.api(policy: policy).response(to: request)
     }
 
     static func code(_ response: HTTPResponse) -> String? {
@@ -55,6 +57,19 @@ import USBService
         #expect(answer.status == (expected == "request-refused" ? 400 : 403), "\(setup)")
         #expect(Self.code(answer) == expected, "\(setup): \(String(decoding: answer.body, as: UTF8.self))")
         #expect(bench.device.submitted.isEmpty, "nothing reached the device")
+    }
+
+    /// A rule that opens one vendor's HID interfaces does not open another vendor's keyboard.
+    @Test func aRuleForAnotherVendorsHIDOpensNothingHere() async throws {
+        let policy = DevicePolicy(rules: [
+            try DevicePolicy.Rule(parsing: "allow vendor_id=0x1209,interface_class=hid"),
+            try DevicePolicy.Rule(parsing: "allow vendor_id=0x0627"),
+        ])
+        let bench = FakeBench([FakeCatalog.keyboard])
+        let answer = await control(
+            bench, FakeCatalog.keyboard.id, [("request_type", "0x21"), ("request", "0x0a"), ("value", "0")], policy: policy)
+        #expect(answer.status == 403 && Self.code(answer) == "interface-protected", "\(String(decoding: answer.body, as: UTF8.self))")
+        #expect(bench.device.submitted.isEmpty)
     }
 
     @Test func standardReadsOfAProtectedDeviceStillWork() async throws {

@@ -87,7 +87,9 @@ import Testing
         let policy = DevicePolicy(rules: [try .init(parsing: "allow vid=0x1209")])
         #expect(policy.access(toInterfaceClass: 0xff, subclass: 0, protocol: 0) == .open)
         #expect(policy.access(toInterfaceClass: 0x02, subclass: 0x02, protocol: 1) == .open, "a serial port")
-        for (code, subclass, proto) in [(3, 1, 1), (3, 1, 2), (8, 6, 0x50), (2, 6, 0), (2, 0x0d, 0), (0xe0, 1, 1)] as [(UInt8, UInt8, UInt8)] {
+        for (code, subclass, proto) in [(3, 1, 1), (3, 1, 2), (8, 6, 0x50), (2, 6, 0), (2, 0x0d, 0), (0xe0, 1, 1), (0x0b, 0, 0)]
+            as [(UInt8, UInt8, UInt8)]
+        {
             guard case .protected = policy.access(toInterfaceClass: code, subclass: subclass, protocol: proto) else {
                 Issue.record("\(code)/\(subclass)/\(proto) is open")
                 continue
@@ -103,6 +105,31 @@ import Testing
             Issue.record("a deny rule for the class protects it")
             return
         }
+    }
+
+    /// Every key of a rule counts at the interface level too: a rule for one vendor's HID
+    /// opens that vendor's HID interfaces, not every keyboard's.
+    @Test func aRuleDecidesOnlyForTheDevicesItNames() throws {
+        let policy = DevicePolicy(rules: [
+            try .init(parsing: "allow vendor_id=0x1209,interface_class=hid"), try .init(parsing: "allow vendor_id=0x0627"),
+        ])
+        let ours = DevicePolicyTests.device(vendor: 0x1209, interface: (3, 1, 1))
+        let keyboard = DevicePolicyTests.keyboard
+        #expect(policy.allows(ours) && policy.allows(keyboard), "both shown")
+        #expect(policy.access(toInterfaceClass: 3, subclass: 1, protocol: 1, of: ours) == .open)
+        guard case .protected = policy.access(toInterfaceClass: 3, subclass: 1, protocol: 1, of: keyboard) else {
+            Issue.record("another vendor's keyboard was opened by a rule for 0x1209")
+            return
+        }
+        guard case .protected = policy.access(toInterfaceClass: 3, subclass: 1, protocol: 1) else {
+            Issue.record("with no device known, a rule that names one decides nothing")
+            return
+        }
+        // A hub rule for one port opens that hub only.
+        let hubs = DevicePolicy(rules: [try .init(parsing: "allow port=3-1,class=hub")])
+        let hub = { (port: UInt8) in DevicePolicyTests.device(interface: (9, 0, 0), bus: 3, portPath: [port]) }
+        #expect(hubs.access(toInterfaceClass: 9, subclass: 0, protocol: 0, of: hub(1)) == .adminOnly)
+        #expect(hubs.access(toInterfaceClass: 9, subclass: 0, protocol: 0, of: hub(2)) != .adminOnly)
     }
 
     @Test func hubsAreProtectedUnlessAllowedAndThenAdminOnly() throws {

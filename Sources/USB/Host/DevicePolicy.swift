@@ -77,6 +77,14 @@ public struct DevicePolicy: Sendable, Equatable {
             }
         }
 
+        /// Whether it names the device by more than having an interface of class `code`
+        /// (vendor, product, serial, bus, port, another class): it then decides only for the
+        /// devices it matches.
+        func namesDevice(beyond code: UInt8) -> Bool {
+            vendorID != nil || productID != nil || serial != nil || bus != nil || port != nil
+                || (classCode != nil && classCode != code)
+        }
+
         func matches(_ device: USBDeviceInfo) -> Bool {
             if let vendorID, device.descriptor.vendorID != vendorID { return false }
             if let productID, device.descriptor.productID != productID { return false }
@@ -160,8 +168,9 @@ public struct DevicePolicy: Sendable, Equatable {
     /// What a remote client could do with an interface of this kind that it must not do by
     /// default, or nil for the harmless ones: a HID boot keyboard or mouse (3/1/1-2: type on
     /// the host, read its keys), mass storage (8: its disks), a network adapter (CDC ECM, EEM,
-    /// NCM, MBIM; RNDIS: its connections), a wireless controller (0xe0: Bluetooth). Serial
-    /// ports (CDC ACM) and vendor interfaces are not risky.
+    /// NCM, MBIM; RNDIS: its connections), a wireless controller (0xe0: Bluetooth), a smart-card
+    /// reader (CCID, 0x0b: the card's keys, and the PIN typed for it). Serial ports (CDC ACM),
+    /// vendor interfaces, audio and video (the things benches test) are not risky.
     public static func riskyInterface(class code: UInt8, subclass: UInt8, protocol: UInt8) -> String? {
         switch (code, subclass, `protocol`) {
         case (0x03, 1, 1), (0x03, 1, 2): "a HID boot keyboard or mouse"
@@ -169,6 +178,7 @@ public struct DevicePolicy: Sendable, Equatable {
         case (0x02, 0x06, _), (0x02, 0x0c, _), (0x02, 0x0d, _), (0x02, 0x0e, _), (0x02, 0x02, 0xff), (0xef, 0x04, 0x01):
             "a network adapter"
         case (0xe0, _, _): "a wireless controller"
+        case (0x0b, _, _): "a smart-card reader"
         default: nil
         }
     }
@@ -182,17 +192,22 @@ public struct DevicePolicy: Sendable, Equatable {
         case protected(String)
     }
 
-    /// Who may use an interface of class `code`/`subclass`/`protocol`: a rule that names the
-    /// interface class decides (the first); else a hub is protected (allowed for the admin scope
-    /// by any allow rule for the hub class), and a risky interface is protected unless risky
-    /// classes are exposed.
-    public func access(toInterfaceClass code: UInt8, subclass: UInt8, protocol: UInt8) -> InterfaceAccess {
-        if let rule = rules.first(where: { $0.interfaceClass == code }) {
+    /// Who may use an interface of class `code`/`subclass`/`protocol` of `device`: a rule that
+    /// names the interface class decides (the first that matches the device by every other key
+    /// it has: `allow vendor_id=V,interface_class=hid` opens V's HID interfaces, no one else's);
+    /// else a hub is protected (allowed for the admin scope by an allow rule for the hub class
+    /// that matches it), and a risky interface is protected unless risky classes are exposed.
+    /// Without `device`, a rule that names a device by more than its class decides nothing.
+    public func access(
+        toInterfaceClass code: UInt8, subclass: UInt8, protocol: UInt8, of device: USBDeviceInfo? = nil
+    ) -> InterfaceAccess {
+        let applies = { (rule: Rule) in device.map(rule.matches) ?? !rule.namesDevice(beyond: code) }
+        if let rule = rules.first(where: { $0.interfaceClass == code && applies($0) }) {
             guard rule.allow else { return .protected("a rule denies interface class \(hex(code))") }
             return code == 0x09 ? .adminOnly : .open
         }
         if code == 0x09 {
-            let allowed = rules.contains { $0.allow && ($0.classCode == 0x09 || $0.interfaceClass == 0x09) }
+            let allowed = rules.contains { $0.allow && ($0.classCode == 0x09 || $0.interfaceClass == 0x09) && applies($0) }
             return allowed ? .adminOnly : .protected("a hub: its ports carry other devices (allow class=hub to reach it, with the admin scope)")
         }
         if denyRiskyClasses, let risk = Self.riskyInterface(class: code, subclass: subclass, protocol: `protocol`) {

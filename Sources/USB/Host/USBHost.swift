@@ -267,7 +267,7 @@ public actor USBHost {
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(
             io: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
-            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget)
+            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget, info: entry.info)
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])

@@ -17,6 +17,9 @@ public actor DeviceSession {
     /// The address the device had on its bus when it was opened: it changes each time the
     /// device enumerates, so with the bus it names this instance of the device.
     public nonisolated let address: UInt8
+    /// The device as it was listed when the session opened (vendor, serial, port: what policy
+    /// rules name); nil when the opener had none.
+    public nonisolated let info: USBDeviceInfo?
     /// What the session does to the device with: libusb (``USBDeviceHandle``), or a fake in tests.
     public nonisolated let io: any DeviceIO
     nonisolated let loop: EventLoop
@@ -55,9 +58,10 @@ public actor DeviceSession {
     /// on claim and attached again on release.
     public init(
         io: any DeviceIO, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
-        activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited
+        activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil
     ) {
         self.id = id
+        self.info = info
         self.address = address
         self.io = io
         self.loop = loop

@@ -55,7 +55,7 @@ extension RouteContext {
         try check(
             policy.access(
                 toInterfaceClass: descriptor.interfaceClass, subclass: descriptor.interfaceSubClass,
-                protocol: descriptor.interfaceProtocol),
+                protocol: descriptor.interfaceProtocol, of: catalog.openSession(id: device)?.info),
             caller, device: device, what: "interface \(number)")
     }
 
@@ -65,7 +65,8 @@ extension RouteContext {
     /// configuration), never a class or vendor request or a change, whatever the recipient says.
     func checkDeviceAccess(_ caller: Caller, state: DeviceState, device: String, setup: ControlSetup) throws {
         if Self.isHub(state) {
-            try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0), caller, device: device, what: "the hub")
+            let info = catalog.openSession(id: device)?.info
+            try check(policy.access(toInterfaceClass: 0x09, subclass: 0, protocol: 0, of: info), caller, device: device, what: "the hub")
         }
         guard !(setup.kind == .standard && setup.direction == .in),
             let interfaces = state.active?.interfaces, let first = interfaces.first

@@ -33,7 +33,7 @@ final class FakeBench: Sendable {
             devices[info.id] = device
             sessions[info.id] = DeviceSession(
                 io: device, id: info.id, address: info.address, configurations: info.configurations,
-                activeConfiguration: info.activeConfiguration, loop: loop, budget: budget)
+                activeConfiguration: info.activeConfiguration, loop: loop, budget: budget, info: info)
         }
         self.devices = devices
         self.sessions = sessions
