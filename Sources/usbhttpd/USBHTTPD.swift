@@ -30,8 +30,11 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The timeout of a transfer whose request gives no timeout_ms, in milliseconds.")
     var defaultTimeoutMs = 5_000
 
-    @Option(help: "The largest timeout_ms a request may give.")
+    @Option(help: "The largest timeout_ms a request may give; also what timeout_ms=0 (no timeout) gets, unless --allow-unbounded-timeouts.")
     var maxTimeoutMs = 600_000
+
+    @Flag(help: "Let timeout_ms=0 (and a URB channel's timeout 0) wait for the device without end, as libusb's 0 does; by default it waits --max-timeout-ms at most, so that no client holds a transfer (its usbfs memory, an endpoint) for ever.")
+    var allowUnboundedTimeouts = false
 
     @Option(help: "The largest length of one bulk or interrupt read, in bytes.")
     var maxReadLength = 1 << 20
@@ -226,6 +229,7 @@ struct USBHTTPD: AsyncParsableCommand {
         var limits = TransferLimits()
         limits.defaultTimeoutMs = defaultTimeoutMs
         limits.maxTimeoutMs = maxTimeoutMs
+        limits.allowUnboundedTimeouts = allowUnboundedTimeouts
         limits.maxReadLength = maxReadLength
         limits.maxStreamsPerDevice = maxStreamsPerDevice
         limits.maxStreams = maxStreams

@@ -50,7 +50,8 @@ extension InTheLab {
             #expect(next.body.first == 0xa0, "the packet's first byte: \(next.body.prefix(4))")
         }
 
-        /// timeout_ms=0 waits without end, and the client's hang-up still cancels the transfer.
+        /// timeout_ms=0 waits (up to --max-timeout-ms, 10 minutes here), and the client's hang-up
+        /// still cancels the transfer.
         @Test func noTimeoutWaitsUntilTheClientLeaves() async throws {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.gadget)

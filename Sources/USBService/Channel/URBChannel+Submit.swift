@@ -49,6 +49,8 @@ extension URBChannel {
     /// device's state, then its transfer (not submitted yet). On the loop.
     /// `portChecked`: a hub's port request whose port was checked already.
     func prepare(_ request: AsyncTransferRequest, id: UInt32, portChecked: Bool = false) -> Preparation {
+        var request = request
+        if request.timeout == 0 && !limits.unboundedTimeouts { request.timeout = UInt32(limits.maxTimeout) }
         if deviceGone || session.isGone {
             return .refused(error: USBError.noDevice.rawValue, reason: "410 device-gone: the device left")
         }
@@ -65,7 +67,7 @@ extension URBChannel {
         guard Int(request.timeout) <= limits.maxTimeout else {
             return .refused(
                 error: USBError.invalidParameter.rawValue,
-                reason: "400 invalid-parameter: a timeout of \(request.timeout) ms (at most \(limits.maxTimeout), 0 for none)")
+                reason: "400 invalid-parameter: a timeout of \(request.timeout) ms (at most \(limits.maxTimeout); 0 for none, which waits \(limits.unboundedTimeouts ? "without end" : "that long at most"))")
         }
         do {
             return try session.assumeIsolated { session throws -> Preparation in

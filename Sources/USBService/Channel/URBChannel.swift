@@ -19,8 +19,10 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         var maxInFlight = 64
         var maxTransfer = 1 << 20
         var maxBytesInFlight = 8 << 20
-        /// The largest timeout a SUBMIT may give, in ms.
+        /// The largest timeout a SUBMIT may give, in ms; what a timeout of 0 gets unless
+        /// `unboundedTimeouts`.
         var maxTimeout: Int
+        var unboundedTimeouts = false
 
         /// The largest message a client may send: a SUBMIT with its setup, packets and data.
         var maxMessage: Int { URBMessage.submitHeader + URBMessage.setupSize + 4 * IsoLayoutLimits.maxPackets + maxTransfer }

@@ -24,7 +24,8 @@ struct URBRoutes: Sendable {
         // a stream: its place among the device's streams only lets a lease granted over the
         // device cut its transfers.
         let slot = context.streamSlots.watch(device: session.id, client: caller.client)
-        let limits = URBChannel.Limits(maxTimeout: context.limits.maxTimeoutMs)
+        let limits = URBChannel.Limits(
+            maxTimeout: context.limits.maxTimeoutMs, unboundedTimeouts: context.limits.allowUnboundedTimeouts)
         let context = self.context
         request.request.logger.info("URB channel opening", metadata: ["usb.device": "\(session.id)"])
         return .webSocket(
