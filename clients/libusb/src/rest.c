@@ -4,7 +4,9 @@
  */
 #include "usbhttpd.h"
 
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,25 @@ static int add_filter(char *filter, size_t size, const char *variable, const cha
 	return n < 0 || (size_t)n >= size - used ? LIBUSB_ERROR_INVALID_PARAM : 0;
 }
 
+/* Whether `url` is plain HTTP to another machine than this one (not loopback). */
+static int plain_to_another_host(const char *url)
+{
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	int other = 1;
+	char *host = NULL;
+	CURLU *u = curl_url();
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+		struct in6_addr v6;
+		other = !(strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+			  ((strcmp(host, "[::1]") == 0 || (inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6)))));
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return other;
+}
+
 int hd_config_load(struct hd_config *config)
 {
 	char filter[1024] = "";
@@ -48,6 +69,12 @@ int hd_config_load(struct hd_config *config)
 		return LIBUSB_ERROR_INVALID_PARAM;
 	}
 	config->token = env_copy("USBHTTPD_TOKEN");
+	const char *plain = getenv("USBHTTPD_ALLOW_PLAIN_TOKEN");
+	if (config->token && plain_to_another_host(config->url) && !(plain && !strcmp(plain, "1"))) {
+		fprintf(stderr, "libusb-usbhttpd: a token over plain HTTP to %s could be read on the way: use https://, "
+			"or set USBHTTPD_ALLOW_PLAIN_TOKEN=1 on a network you trust\n", config->url);
+		return LIBUSB_ERROR_ACCESS;
+	}
 	config->ca_file = env_copy("USBHTTPD_CA");
 	config->lease = env_copy("USBHTTPD_LEASE");
 	const char *timeout = getenv("USBHTTPD_TIMEOUT_MS");

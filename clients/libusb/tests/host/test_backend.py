@@ -278,3 +278,12 @@ def test_a_lying_daemon_gets_errors_not_a_crash():
     assert lines[3] == "read 1: LIBUSB_ERROR_IO [-1]", done.stdout       # data not its length: an error
     assert lines[4] == "read 2: 16 [0, 1, 2, 3]", done.stdout            # an honest answer still works
     assert lines[5].startswith("read 3: LIBUSB_ERROR_NO_DEVICE"), done.stdout  # the channel broke
+
+
+def test_a_token_never_goes_over_plain_http_to_another_machine():
+    refused = through("http://bench-7:8080", [f"{EXAMPLES}/listdevs"], USBHTTPD_TOKEN="secret")
+    assert refused.returncode != 0 and "USBHTTPD_ALLOW_PLAIN_TOKEN" in refused.stderr, refused.stderr
+    # Said so: it tries (and finds no such host here).
+    allowed = through("http://bench-7:8080", [f"{EXAMPLES}/listdevs"], USBHTTPD_TOKEN="secret",
+                      USBHTTPD_ALLOW_PLAIN_TOKEN="1")
+    assert "USBHTTPD_ALLOW_PLAIN_TOKEN" not in allowed.stderr, allowed.stderr

@@ -19,9 +19,11 @@ closes). `dev.channel()` gives the channel itself, for many transfers in flight.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import threading
 import time
 from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -33,13 +35,33 @@ from .events import Event, EventParser
 Body = Union[bytes, bytearray, memoryview, Iterable[bytes], IO[bytes]]
 
 
+def _plain_to_another_host(url: str) -> bool:
+    """Whether `url` is plain HTTP to a host other than this machine (loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
+
+
 class Client:
     """The daemon at `url`. `token`: a bearer token; `verify`: TLS verification (a CA
     bundle's path, or False); `timeout`: seconds to wait for an answer beyond a transfer's
-    own timeout."""
+    own timeout. A token is never sent over plain HTTP to another machine (anyone on the way
+    could read and replay it) unless `allow_plain_token=True` says the network is trusted."""
 
     def __init__(self, url: str = "http://127.0.0.1:8080", token: Optional[str] = None,
-                 verify: Union[bool, str] = True, timeout: float = 30.0, channel: bool = True):
+                 verify: Union[bool, str] = True, timeout: float = 30.0, channel: bool = True,
+                 allow_plain_token: bool = False):
+        if token and not allow_plain_token and _plain_to_another_host(url):
+            raise UsbHttpdError(
+                f"a token over plain HTTP to {url} could be read on the way: use https://, or pass "
+                "allow_plain_token=True on a network you trust")
         self.url = url.rstrip("/")
         self.token = token
         self.verify = verify

@@ -25,14 +25,16 @@ class Fleet:
     """The daemons at `urls`, asked together."""
 
     def __init__(self, urls: List[str], token: Optional[str] = None, verify: Union[bool, str] = True,
-                 timeout: float = 10.0):
-        self.clients = [Client(url, token=token, verify=verify, timeout=timeout) for url in urls]
+                 timeout: float = 10.0, allow_plain_token: bool = False):
+        self.clients = [Client(url, token=token, verify=verify, timeout=timeout, allow_plain_token=allow_plain_token)
+                        for url in urls]
         # URL → why its daemon did not answer the last call that asked it.
         self.unreachable: Dict[str, str] = {}
 
     @classmethod
-    def from_service(cls, name: str, port: int = 8080, scheme: str = "http", **options: Any) -> "Fleet":
-        """Every address `name` resolves to (a headless Service: one per daemon)."""
+    def from_service(cls, name: str, port: int = 8080, scheme: str = "https", **options: Any) -> "Fleet":
+        """Every address `name` resolves to (a headless Service: one per daemon); https by
+        default, as the fleet's daemons serve with TLS (deploy/kubernetes)."""
         addresses = sorted({info[4][0] for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)})
         urls = [f"{scheme}://{'[' + a + ']' if ':' in a else a}:{port}" for a in addresses]
         return cls(urls, **options)

@@ -396,3 +396,20 @@ def test_a_download_is_blocks_each_with_getstatus_then_the_empty_block():
     dnloads = [(value, size) for (kind, request, value, size) in device.requests if request == 1]
     assert dnloads == [(0, 4), (1, 4), (2, 2), (3, 0)]
     assert [r[1] for r in device.requests] == [1, 3, 1, 3, 1, 3, 1, 3]
+
+
+def test_a_token_never_goes_over_plain_http_to_another_machine():
+    for url in ("http://bench-7:8080", "http://10.0.0.7:8080", "http://[2001:db8::1]:8080"):
+        with pytest.raises(usbhttpd.UsbHttpdError):
+            usbhttpd.Client(url, token="secret")
+    # Loopback, TLS, no token, or the caller's say-so: fine.
+    for url, token, allowed in (("http://127.0.0.1:8080", "secret", False), ("http://localhost:8080", "secret", False),
+                                ("http://[::1]:8080", "secret", False), ("https://bench-7:8443", "secret", False),
+                                ("http://bench-7:8080", None, False), ("http://bench-7:8080", "secret", True)):
+        usbhttpd.Client(url, token=token, allow_plain_token=allowed).close()
+
+
+def test_a_fleet_found_by_name_asks_over_https():
+    from usbhttpd.fleet import Fleet
+    with Fleet.from_service("localhost", port=8443) as fleet:
+        assert all(client.url.startswith("https://") for client in fleet.clients)
