@@ -7,8 +7,10 @@ import HTTPServer
 /// name, or the client's address without tokens), when one is set. The token's name goes to
 /// the request's log lines (`auth.token`) and to ``RoutedRequest/principal``; the token itself
 /// is never logged. Failed attempts are limited per address whatever the rate: after
-/// `failureBurst` of them, 429 until the bucket refills (one a second), so tokens cannot be
-/// guessed at speed.
+/// `failureBurst` of them, a wrong token is 429 until the bucket refills (one a second), so
+/// tokens cannot be guessed at speed; a right one still goes through (someone flooding from a
+/// shared address, a NAT, must not lock out the ones who hold tokens: at least 16 characters,
+/// they are not guessed).
 struct Authenticator: RouteGuard {
     var tokens: TokenFile?
     var rateLimiter: RateLimiter?
@@ -21,11 +23,11 @@ struct Authenticator: RouteGuard {
         guard let needed = request.access.scope else { return request }  // open to anyone, never limited
         let address = "address \(head.remoteAddress)"
         if let tokens {
-            if let wait = failures.exhausted(address) { throw AuthProblem.tooManyFailures(wait: wait) }
             let entry: TokenFile.Entry
             do {
                 entry = try Self.entry(head, in: tokens)
             } catch {
+                if let wait = failures.exhausted(address) { throw AuthProblem.tooManyFailures(wait: wait) }
                 _ = failures.admit(address)
                 throw error
             }
