@@ -7,8 +7,10 @@
 // - netlink, for the kernel's uevents (devices added and removed);
 // - inotify, to watch /dev/bus/usb where netlink is not allowed;
 // - TCP_NODELAY, for connections taken over from libmicrohttpd (WebSockets);
-// - posix_spawn's closefrom action, for the lab tests' child processes.
+// - posix_spawn's closefrom action, for the lab tests' child processes;
+// - mkostemp, for temporary files created exclusively and closed on exec in one call.
 #include <spawn.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -21,6 +23,13 @@
 /// none of the parent's pipes open.
 static inline int usbhttpd_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+/// mkostemp(3) (a GNU extension the Glibc module leaves out): creates a file under an
+/// unguessable name from `template_` (…XXXXXX) with O_CREAT|O_EXCL and `flags` (O_CLOEXEC),
+/// never opening a file or link already there.
+static inline int usbhttpd_mkostemp(char *template_, int flags) {
+    return mkostemp(template_, flags);
 }
 
 #endif

@@ -40,6 +40,12 @@ extension InTheLab {
                 rm -f \(Self.folder)/pids
                 printf 'ci-1 transfer \(Self.tokens["ci-1"]!)\\nci-2 transfer \(Self.tokens["ci-2"]!)\\n' > \(Self.folder)/tokens
                 chmod 600 \(Self.folder)/tokens
+                # Issue 24, class 6: links planted where node-a's feature file is written (its
+                # old fixed temporary name and its place) toward a file root must not touch.
+                mkdir -p \(Self.folder)/node-a
+                printf 'precious\\n' > \(Self.folder)/victim
+                ln -sfn ../victim \(Self.folder)/node-a/.usbhttpd.tmp
+                ln -sfn ../victim \(Self.folder)/node-a/usbhttpd
 
                 """
             for (node, address) in Self.nodes.sorted(by: { $0.key < $1.key }) {
@@ -67,6 +73,9 @@ extension InTheLab {
             let a = try await features(lab, "node-a", with: "usbhttpd.serial-lab-sourcesink=true")
             #expect(a.contains("usbhttpd.usb-1209-0001=1") && a.contains("usbhttpd.devices=1") && !a.contains("lab-loopback"), "\(a)")
             #expect(a.contains("# +expiry-time="), "\(a)")
+            let planted = try await lab.run(
+                "cat \(Self.folder)/victim; stat -c %F \(Self.folder)/node-a/usbhttpd \(Self.folder)/node-a/.usbhttpd.tmp")
+            #expect(planted == "precious\nregular file\nsymbolic link\n", "the links were replaced, never followed: \(planted)")
             _ = try await features(lab, "node-b", with: "usbhttpd.serial-lab-loopback=true")
             _ = try await features(lab, "node-c", with: "usbhttpd.devices=0")
 

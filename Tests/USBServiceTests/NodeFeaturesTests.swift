@@ -88,7 +88,29 @@ import USB
         try FileReplacement.remove(path)
         try FileReplacement.remove(path)  // already gone: no failure
         #expect(throws: (any Error).self) { try FileReplacement.replace(folder.path + "/missing/usbhttpd", with: "") }
-        #expect(FileReplacement.temporaryPath(for: "/a/b/usbhttpd") == "/a/b/.usbhttpd.tmp")
+        #expect(FileReplacement.temporaryTemplate(for: "/a/b/usbhttpd") == "/a/b/.usbhttpd.XXXXXX")
+    }
+
+    /// Issue 24, class 6: links planted in a folder others may write (the old fixed temporary
+    /// name, the place itself) are replaced, never written through; the victim is untouched.
+    @Test func linksPlantedBesideTheFileAreNeverFollowed() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nfd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let victim = folder.appendingPathComponent("victim").path
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        let path = folder.appendingPathComponent("usbhttpd").path
+        try FileManager.default.createSymbolicLink(atPath: folder.path + "/.usbhttpd.tmp", withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: victim)
+        try FileReplacement.replace(path, with: "one=1\n")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "one=1\n")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular, "the link itself was replaced")
+        #expect((attributes[.posixPermissions] as? Int) == 0o644)
+        try FileReplacement.remove(path)
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == [".usbhttpd.tmp", "victim"])
     }
 
     @Test func theFileFollowsTheChangeLogAndIsRemovedAtTheEnd() async throws {
