@@ -43,6 +43,20 @@ extension InTheLab {
             #expect(read.status == 200)
         }
 
+        /// Issue 24, class 4: a page on another site cannot hold the daemon's connections with
+        /// an event stream or a long poll: both answer 403 from the head, at once.
+        @Test func aCrossSitePageHoldsNothingOpen() async throws {
+            let lab = try await Lab.shared.session()
+            let events = try await curl(lab, "-m 10 -H 'Origin: https://evil.example' http://127.0.0.1:8080/v1/events")
+            #expect(events.status == 403 && events.body.contains("hold a connection open"), "\(events)")
+            let wait = try await curl(
+                lab, "-m 10 -H 'Sec-Fetch-Site: cross-site' 'http://127.0.0.1:8080/v1/wait?serial=nothing-here&timeout_ms=60000'")
+            #expect(wait.status == 403 && wait.body.contains("foreign-origin"), "\(wait)")
+            // The same wait from a tool (no Origin) still waits, and answers at its timeout.
+            let tool = try await curl(lab, "-m 10 'http://127.0.0.1:8080/v1/wait?serial=nothing-here&timeout_ms=200'")
+            #expect(tool.status == 404, "the wait timed out with nothing found: \(tool)")
+        }
+
         /// Claiming a root hub's interface would detach the hub driver and drop every device
         /// on its bus; its port requests would reach devices the policy hides.
         @Test func hubsAreOutOfReach() async throws {

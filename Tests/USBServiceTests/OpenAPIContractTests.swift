@@ -64,7 +64,7 @@ import USB
             TransferProblem.controlDataTooLarge(count: 5000),
             TransferProblem.useDedicatedRoute(request: "SET_CONFIGURATION", route: "PUT /"),
             TransferProblem.requestRefused(request: "SET_ADDRESS", why: "x"),
-            OriginProblem.misdirected(host: "x"), OriginProblem.foreign(origin: "x"),
+            OriginProblem.misdirected(host: "x"), OriginProblem.foreign(origin: "x", holdsOpen: false), OriginProblem.foreign(origin: "x", holdsOpen: true),
             AccessProblem.protected(device: "1-1", what: "x", why: "y"), AccessProblem.adminOnly(device: "1-1", what: "x"),
             AccessProblem.portOfHiddenDevice(hub: "1-1", port: 1), AuthProblem.tooManyFailures(wait: .seconds(1)),
             TooManyStreams(device: "1-1", limit: 4, bound: .client),

@@ -65,8 +65,10 @@ import USB
         let waitQuery = [(name: "id", value: "4-1"), (name: "claim", value: "0")]
         let claimingWait = await send("POST", "/v1/wait", [("Sec-Fetch-Site", "cross-site")], query: waitQuery)
         #expect(claimingWait.status == 403 && code(claimingWait) == "foreign-origin")
+        // As a GET (an <img>) the wait is a long poll, which no foreign page may hold at all
+        // (issue 24, class 4): refused from the head, before its parameters are read.
         let imageWait = await send("GET", "/v1/wait", [("Sec-Fetch-Site", "cross-site")], query: waitQuery)
-        #expect(imageWait.status == 400 && code(imageWait) == "unknown-parameter")
+        #expect(imageWait.status == 403 && code(imageWait) == "foreign-origin")
         let sameSite = await send("POST", "/v1/devices/4-1/reset", [("Sec-Fetch-Site", "same-site")])
         #expect(sameSite.status == 403)
         // The API's own origin, and tools that send none, are not foreign.
@@ -74,6 +76,36 @@ import USB
         #expect(own.status != 403 && own.status != 421)
         let curl = await send("POST", "/v1/devices/4-1/interfaces/0/claim", [("Host", "localhost:8080")])
         #expect(curl.status != 403 && curl.status != 421)
+    }
+
+    /// Issue 24, class 4: a page from another site may not hold connections open (each would
+    /// take one of the address's and the daemon's connections for as long as the page stays
+    /// open): the event stream and the long poll are refused from the head, in every form a
+    /// browser sends them (EventSource and fetch with Origin, <img> and navigations with
+    /// Sec-Fetch-Site); the daemon's own origin, an allowed one and tools are served.
+    @Test func aForeignPageHoldsNothingOpen() async {
+        let wait = [(name: "id", value: "4-1"), (name: "timeout_ms", value: "0"), (name: "for", value: "absent")]
+        for headers in [
+            [("Host", "localhost:8080"), ("Origin", "https://attacker.example")],
+            [("Host", "localhost:8080"), ("Origin", "null")],
+            [("Sec-Fetch-Site", "cross-site")], [("Sec-Fetch-Site", "same-site")],
+        ] {
+            for (path, query) in [("/v1/events", [(name: String, value: String)]()), ("/v1/wait", wait)] {
+                let answer = await send("GET", path, headers, query: query)
+                #expect(answer.status == 403 && code(answer) == "foreign-origin", "\(path) \(headers)")
+                let detail = (try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])?["detail"] as? String
+                #expect(detail?.contains("may not hold a connection open") == true, "\(detail ?? "")")
+            }
+        }
+        // Not foreign: a short wait answers (the device is there, so waiting for its absence
+        // times out at once), and the event stream starts.
+        for headers in [
+            [("Host", "localhost:8080"), ("Origin", "http://localhost:8080")], [("Host", "localhost:8080"), ("Origin", "https://dash.example")],
+            [("Sec-Fetch-Site", "same-origin")], [("Host", "localhost:8080")],
+        ] {
+            let answer = await send("GET", "/v1/wait", headers, query: wait)
+            #expect(answer.status != 403 && answer.status != 421, "\(headers): \(answer.status)")
+        }
     }
 
     @Test func anAllowedOriginGetsCORS() async {

@@ -9,8 +9,8 @@ struct EventRoutes: Sendable {
     static let keepAliveRange = 100...300_000
 
     func register(in router: inout Router) {
-        router.get("/v1/events", requires: Access.read) { try await events($0) }
-        router.get("/v1/wait", requires: Access.read) { try await wait($0, claiming: false) }
+        router.get("/v1/events", requires: Access.readHeldOpen) { try await events($0) }
+        router.get("/v1/wait", requires: Access.readHeldOpen) { try await wait($0, claiming: false) }
         // The same wait that also claims on the device that comes back (`claim`): a change, so a
         // POST with the transfer scope, which the origin and HEAD guards treat as one (a GET
         // that claimed would be open to any web page, and to HEAD).

@@ -7,17 +7,29 @@ enum Access: RouteRequirement, Equatable {
     case open
     /// A token with at least this scope.
     case scope(Scope)
+    /// A token with at least this scope, for a read that holds its connection open until
+    /// something happens (the event stream, a long poll): a page from another origin may not
+    /// use it at all, since every such page could hold connections of the per-address and
+    /// total caps without anyone seeing (issue 24, class 4).
+    case holding(Scope)
 
     static let read = Access.scope(.read)
     static let transfer = Access.scope(.transfer)
     static let admin = Access.scope(.admin)
+    static let readHeldOpen = Access.holding(.read)
 
     /// The scope needed, nil for an open route.
     var scope: Scope? {
         switch self {
         case .open: nil
-        case .scope(let scope): scope
+        case .scope(let scope), .holding(let scope): scope
         }
+    }
+
+    /// Whether the route holds its connection open until something happens.
+    var holdsConnection: Bool {
+        if case .holding = self { return true }
+        return false
     }
 }
 

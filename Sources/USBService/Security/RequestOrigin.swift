@@ -12,7 +12,9 @@ import HTTPServer
 ///   `text/plain` fetch) or load a GET from `<img>`. A request from a foreign origin (its
 ///   `Origin`, or `Sec-Fetch-Site: cross-site`/`same-site` with no `Origin`) may only read (a
 ///   GET or HEAD of a route with the `read` scope, whose answer the browser keeps from the page
-///   anyway); anything else answers 403 `foreign-origin`. Origins given (``origins``) are not
+///   anyway) that does not hold its connection open (the event stream and long polls are
+///   refused too, from the head, before they hold anything); anything else answers 403
+///   `foreign-origin`. Origins given (``origins``) are not
 ///   foreign: they get CORS (``CrossOrigin``).
 public struct RequestOrigins: Sendable {
     /// Names accepted as `Host` beyond loopback names, IP literals and this machine's name:
@@ -96,8 +98,9 @@ struct OriginGuard: RouteGuard {
         guard origins.accepts(host: head.headers["Host"]) else {
             throw OriginProblem.misdirected(host: head.headers["Host"] ?? "")
         }
-        if origins.isForeign(head), !request.onlyReads {
-            throw OriginProblem.foreign(origin: head.headers["Origin"] ?? head.headers["Sec-Fetch-Site"] ?? "")
+        if origins.isForeign(head), !request.onlyReads || request.access.holdsConnection {
+            throw OriginProblem.foreign(
+                origin: head.headers["Origin"] ?? head.headers["Sec-Fetch-Site"] ?? "", holdsOpen: request.access.holdsConnection)
         }
         return request
     }
@@ -115,7 +118,7 @@ struct CrossOrigin: CrossOriginPolicy {
 
     func preflight(_ request: HTTPRequest, methods: [String]) -> HTTPResponse {
         guard let origin = request.headers["Origin"], origins.allows(origin: origin) else {
-            return OriginProblem.foreign(origin: request.headers["Origin"] ?? "").response(for: request)
+            return OriginProblem.foreign(origin: request.headers["Origin"] ?? "", holdsOpen: false).response(for: request)
         }
         return HTTPResponse(
             status: 204,
@@ -137,7 +140,7 @@ struct CrossOrigin: CrossOriginPolicy {
 /// The answers of ``OriginGuard``.
 enum OriginProblem: HTTPResponseError, Sendable {
     case misdirected(host: String)
-    case foreign(origin: String)
+    case foreign(origin: String, holdsOpen: Bool)
 
     var status: Int {
         switch self {
@@ -164,7 +167,9 @@ enum OriginProblem: HTTPResponseError, Sendable {
         switch self {
         case .misdirected(let host):
             "This server does not answer to the name '\(LogText.printable(host, limit: 100))'; give it with --allowed-host to accept it."
-        case .foreign(let origin):
+        case .foreign(let origin, true):
+            "A page from another origin ('\(LogText.printable(origin, limit: 100))') may not hold a connection open here (an event stream, a long poll); give it with --allowed-origin to let it use the API."
+        case .foreign(let origin, false):
             "A page from another origin ('\(LogText.printable(origin, limit: 100))') may only read here; give it with --allowed-origin to let it use the API."
         }
     }
