@@ -32,14 +32,23 @@ extension DeviceSession {
     /// for whole packets, so a device that sends a full packet to a shorter read does not
     /// overflow: what comes beyond `length` is kept for the next read of the endpoint, which
     /// gets it without a URB. So are the bytes of a read that timed out or was cancelled after
-    /// some came.
-    public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, logger: Logger) async throws -> TransferResult {
+    /// some came. Kept bytes are `reader`'s (who read them: a client under a lease, say): a read
+    /// by another reader drops them and asks the device anew, so bytes one holder left behind
+    /// never reach the next.
+    public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, reader: String = "", logger: Logger) async throws
+        -> TransferResult
+    {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .read)
         if let kept = leftovers.removeValue(forKey: endpoint) {
-            let count = min(length, kept.count)
-            if count < kept.count { leftovers[endpoint] = Array(kept[count...]) }
-            return TransferResult(status: .completed, actualLength: count, data: Array(kept.prefix(count)))
+            if kept.reader == reader {
+                let count = min(length, kept.bytes.count)
+                if count < kept.bytes.count { leftovers[endpoint] = Kept(bytes: Array(kept.bytes[count...]), reader: reader) }
+                return TransferResult(status: .completed, actualLength: count, data: Array(kept.bytes.prefix(count)))
+            }
+            logger.info(
+                "bytes kept for another reader dropped",
+                metadata: ["usb.device": "\(id)", "usb.endpoint": "\(hex(endpoint))", "usb.bytes": "\(kept.bytes.count)"])
         }
         let packet = max(Int(descriptor.maxPacketSize & 0x07ff), 1)
         let pending = try PendingTransfer(
@@ -52,12 +61,12 @@ extension DeviceSession {
         if result.status.keepsWhatCame, result.actualLength > 0 {
             // What came before the timeout (or the client's hang-up) is not lost: it waits for
             // the next read of the endpoint, as leftovers do.
-            leftovers[endpoint] = pending.bytes(from: 0, count: result.actualLength)
+            leftovers[endpoint] = Kept(bytes: pending.bytes(from: 0, count: result.actualLength), reader: reader)
             return TransferResult(status: result.status, actualLength: result.actualLength, data: [])
         }
         let count = min(result.actualLength, length)
         if result.actualLength > length {
-            leftovers[endpoint] = pending.bytes(from: length, count: result.actualLength - length)
+            leftovers[endpoint] = Kept(bytes: pending.bytes(from: length, count: result.actualLength - length), reader: reader)
         }
         return TransferResult(status: result.status, actualLength: count, data: pending.bytes(from: 0, count: count))
     }

@@ -31,9 +31,17 @@ public actor DeviceSession {
     public internal(set) var state: DeviceState
     var inFlight: [ObjectIdentifier: PendingTransfer] = [:]
     /// Bytes a read received beyond the length asked for, by endpoint: the next read of that
-    /// endpoint gets them first (WinUSB's "partial reads"). Dropped when the endpoint's state
-    /// changes (clear halt, alternate setting, release, configuration, reset) or a stream starts.
-    var leftovers: [UInt8: [UInt8]] = [:]
+    /// endpoint by the same reader gets them first (WinUSB's "partial reads"). Dropped when the
+    /// endpoint's state changes (clear halt, alternate setting, release, configuration, reset),
+    /// a stream starts, or another reader reads the endpoint: they belong to whoever read
+    /// them (its client and lease), never handed to the next holder.
+    var leftovers: [UInt8: Kept] = [:]
+
+    /// Bytes kept for the reader that read them.
+    struct Kept {
+        var bytes: [UInt8]
+        var reader: String
+    }
     /// Streams of this device, cancelled when the session closes.
     var streams: [ObjectIdentifier: WeakStream] = [:]
     /// A blocking call runs on the worker; who waits for it to end.

@@ -60,7 +60,10 @@ final class LeaseTable: Sendable {
     /// Extends lease `id` to `ttl` from now, for the holder of its token.
     func renew(id: String, token: String?, ttl: Duration) throws(LeaseProblem) -> Lease {
         try state.withLock { (state: inout State) throws(LeaseProblem) in
-            try state.book.renew(id: id, token: token, ttl: ttl, now: Self.now)
+            let lease = try state.book.renew(id: id, token: token, ttl: ttl, now: Self.now)
+            // Renewed shorter, it ends sooner: the reaper must wake by then, not at the old end.
+            schedule(&state, lease.expires)
+            return lease
         }
     }
 

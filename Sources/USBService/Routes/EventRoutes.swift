@@ -89,18 +89,31 @@ struct EventRoutes: Sendable {
     }
 
     /// Claims `numbers` on `device` (the one that came back): each that its active
-    /// configuration has; the others are named as not claimed, with why.
+    /// configuration has; the others are named as not claimed, with why. All or nothing: when
+    /// one claim is refused (a lease, the policy, a busy interface), those this call made are
+    /// released again (their drivers back) before the refusal is answered.
     func claim(_ numbers: [UInt8], on device: USBDeviceInfo, for request: RoutedRequest) async throws -> WaitClaims {
         let id = device.id
         guard let session = try await context.usb("Opening device \(id)", device: id, { try await context.catalog.session(id: id) })
         else { throw await context.absent(id) }
         var result = WaitClaims()
+        var made: [UInt8] = []
         for number in numbers {
             guard (try? await session.state.interface(number)) != nil else {
                 result.notClaimed.append(.init(interface: Int(number), reason: "the device that came back has no interface \(number)"))
                 continue
             }
-            _ = try await context.claim(number, of: session, detach: true, for: request)
+            let before = await session.state.claims[number] != nil
+            do {
+                _ = try await context.claim(number, of: session, detach: true, for: request)
+            } catch {
+                for claimed in made.reversed() { try? await session.release(claimed) }
+                request.request.logger.info(
+                    "claiming after the way back refused: none kept",
+                    metadata: ["usb.device": "\(id)", "usb.interface": "\(number)", "usb.released": "\(made)"])
+                throw error
+            }
+            if !before { made.append(number) }
             result.claimed.append(Int(number))
         }
         request.request.logger.info(

@@ -44,8 +44,12 @@ struct TransferRoutes: Sendable {
         let session = try await context.session(request)
         try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = { "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)" }
+        // Bytes kept from a read are this client's, under this lease (or none): another's read,
+        // or this client's under a lease taken or ended since, does not get them.
+        let caller = context.caller(request)
+        let reader = caller.client + "\u{0}" + (caller.leaseToken ?? "")
         let result = try await context.usb(what(), device: session.id) {
-            try await session.read(endpoint, length: length, timeout: timeout, logger: request.request.logger)
+            try await session.read(endpoint, length: length, timeout: timeout, reader: reader, logger: request.request.logger)
         }
         let json = request.request.headers["Accept"]?.contains("application/json") ?? false
         if result.status.keepsWhatCame && result.actualLength > 0 {

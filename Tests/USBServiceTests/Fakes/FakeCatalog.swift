@@ -48,6 +48,9 @@ struct FakeCatalog: DeviceCatalog {
 
     func removedAt(id: String) async -> Double? { removed[id] }
 
+    /// The session a test gave for `id` (what a lease's end releases claims on).
+    func openSession(id: String) -> DeviceSession? { sessions[id] }
+
     static let keyboard: USBDeviceInfo = {
         let endpoint = EndpointDescriptor(address: 0x81, attributes: 0x03, maxPacketSize: 8, interval: 7)
         let alt = InterfaceDescriptor(
