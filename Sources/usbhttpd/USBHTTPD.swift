@@ -67,6 +67,9 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The daemon's share of the kernel's usbfs memory for transfers and streams, in MiB (default: three quarters of usbfs_memory_mb).")
     var usbfsBudgetMb: Int?
 
+    @Option(help: "The most of that share one client (a token, or an address without tokens) may hold at once, in MiB (default: half of it).")
+    var usbfsClientShareMb: Int?
+
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
 
@@ -144,6 +147,9 @@ struct USBHTTPD: AsyncParsableCommand {
         if let usbfsBudgetMb, !(1...65_536).contains(usbfsBudgetMb) {
             throw ValidationError("--usbfs-budget-mb must be 1 to 65536.")
         }
+        if let usbfsClientShareMb, !(1...65_536).contains(usbfsClientShareMb) {
+            throw ValidationError("--usbfs-client-share-mb must be 1 to 65536.")
+        }
         guard (0...86_400).contains(idleTimeout), (1...100_000).contains(maxConnections),
             (0...100_000).contains(maxConnectionsPerClient)
         else {
@@ -208,8 +214,11 @@ struct USBHTTPD: AsyncParsableCommand {
         // The loop serves every connection and every transfer: if it fails, nothing would answer
         // (not even /readyz), so the process ends and its supervisor starts it again.
         let loop = try EventLoop(name: "usbhttpd-loop", logger: Logger(label: "usbhttpd.loop")) { _ in Foundation.exit(70) }
-        let budget = UsbfsBudget(limit: usbfsBudgetMb.map { $0 << 20 } ?? UsbfsBudget.defaultLimit())
-        logger.info("usbfs share", metadata: ["usb.usbfs_budget_bytes": "\(budget.limit)"])
+        let budget = UsbfsBudget(
+            limit: usbfsBudgetMb.map { $0 << 20 } ?? UsbfsBudget.defaultLimit(), clientLimit: usbfsClientShareMb.map { $0 << 20 })
+        logger.info(
+            "usbfs share",
+            metadata: ["usb.usbfs_budget_bytes": "\(budget.limit)", "usb.usbfs_client_share_bytes": "\(budget.clientLimit)"])
         let host = try USBHost(
             context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget)
         try await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)

@@ -129,27 +129,48 @@ extension InTheLab {
             #expect(try await lab.metric(parts) ?? 0 == before, "no transfer ran")
         }
 
-        /// A stream's buffers count against the daemon's share of usbfs memory: past it the
-        /// next stream is refused before it starts, and the first keeps running.
-        @Test func theUsbfsShareIsNeverExceeded() async throws {
+        /// A stream's buffers count against its client's share of usbfs memory (half the
+        /// daemon's) and the daemon's: a greedy client past its own share is refused while an
+        /// innocent one beside it still streams; past the daemon's share everyone is refused,
+        /// before anything starts, and the running streams keep running (issue 24, class 4).
+        @Test func theUsbfsSharesAreNeverExceeded() async throws {
             let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
-            let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
+            let sourceSink = try await lab.deviceID(serial: LabSession.sourceSink)
+            let loopback = try await lab.deviceID(serial: LabSession.loopback)
+            try await lab.claimed(sourceSink)
+            try await lab.claimed(loopback)
+            let greedyIn = try await lab.endpoint(sourceSink, type: "bulk", direction: "in")
+            let innocentIn = try await lab.endpoint(loopback, type: "bulk", direction: "in")
             let limit = try await lab.metric(["usbhttpd_usbfs_budget_bytes"]) ?? 0
             #expect(limit > 0, "the share is in /metrics")
+            let share = Int(limit) / 2
+            let megabytes = share / 1_048_576
             let held = try await lab.usbfsBytesInUse()
-            let path = "/v1/devices/\(id)/endpoints/\(endpoint)/stream?transfers=8&transfer_size=1048576"
+            func stream(_ id: String, _ endpoint: Int, transfers: Int) -> String {
+                "/v1/devices/\(id)/endpoints/\(endpoint)/stream?transfers=\(transfers)&transfer_size=1048576"
+            }
+            // The greedy client (one address) takes its whole share with one slow stream.
             try await lab.run(
-                "(timeout 20 curl -sN --interface 127.0.0.30 --limit-rate 50K -o /dev/null "
-                    + "'http://127.0.0.1:8080\(path)&duration_ms=15000' > /dev/null 2>&1 & echo $! > \"$TMPDIR/budget.pid\")")
-            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + 8 * 1_048_576 })
-            let second = try await curl(lab, "--interface 127.0.0.31 -D - 'http://127.0.0.1:8080\(path)&max_bytes=512'")
-            #expect(second.status == 503 && second.body.contains("usbfs-budget-exhausted"), "\(second)")
-            #expect(second.body.lowercased().contains("retry-after: 1"))
+                "(timeout 30 curl -sN --interface 127.0.0.30 --limit-rate 50K -o /dev/null "
+                    + "'http://127.0.0.1:8080\(stream(sourceSink, greedyIn, transfers: megabytes))&duration_ms=25000' > /dev/null 2>&1 & echo $! > \"$TMPDIR/greedy.pid\")")
+            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + Double(megabytes * 1_048_576) })
+            let more = try await curl(
+                lab, "--interface 127.0.0.30 -D - 'http://127.0.0.1:8080\(stream(sourceSink, greedyIn, transfers: 1))&max_bytes=512'")
+            #expect(more.status == 503 && more.body.contains("usbfs-budget-exhausted") && more.body.contains("of your"), "\(more)")
+            #expect(more.body.lowercased().contains("retry-after: 1"))
+            // The innocent client beside it still streams, up to its own share.
+            try await lab.run(
+                "(timeout 30 curl -sN --interface 127.0.0.31 -o /dev/null "
+                    + "'http://127.0.0.1:8080\(stream(loopback, innocentIn, transfers: megabytes))&duration_ms=25000' > /dev/null 2>&1 & echo $! > \"$TMPDIR/innocent.pid\")")
+            #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 >= held + Double(2 * megabytes * 1_048_576) })
+            // The daemon's share is full now: a third client is refused too, naming the daemon's.
+            let third = try await curl(
+                lab, "--interface 127.0.0.32 -D - 'http://127.0.0.1:8080\(stream(loopback, innocentIn, transfers: 1))&max_bytes=512'")
+            #expect(third.status == 503 && third.body.contains("of the daemon's") && !third.body.contains("of your"), "\(third)")
             #expect(try await lab.usbfsBytesInUse() <= limit)
-            try await lab.run("kill $(cat \"$TMPDIR/budget.pid\")")
+            try await lab.run("kill $(cat \"$TMPDIR/greedy.pid\") $(cat \"$TMPDIR/innocent.pid\")")
             #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 == held }, "all given back at the end")
+            try await lab.released(loopback)
         }
 
         /// An allow rule by vendor shows a device, but its boot keyboard interface stays

@@ -156,6 +156,26 @@ import Testing
         #expect(budget.inUse == 50)
     }
 
+    /// Issue 24, class 4: one client holds at most its share (half the daemon's by default);
+    /// another client still gets memory; memory for no client counts against the daemon's only.
+    @Test func eachClientHoldsAtMostItsShare() throws {
+        let budget = UsbfsBudget(limit: 100)
+        #expect(budget.clientLimit == 50)
+        let greedy = budget.share(for: "address 10.0.0.1"), innocent = budget.share(for: "token ci")
+        try greedy.reserve(30)
+        #expect(throws: UsbfsBudget.Exhausted(wanted: 30, free: 20, limit: 50, client: true)) { try greedy.reserve(30) }
+        try innocent.reserve(50)
+        #expect(budget.inUse == 80 && budget.inUse(by: "address 10.0.0.1") == 30 && budget.inUse(by: "token ci") == 50)
+        // The daemon's share binds when the clients' do not.
+        #expect(throws: UsbfsBudget.Exhausted(wanted: 25, free: 20, limit: 100)) { try UsbfsShare.unattributed(budget).reserve(25) }
+        #expect(throws: UsbfsBudget.Exhausted(wanted: 25, free: 20, limit: 100)) { try budget.share(for: "token third").reserve(25) }
+        #expect(budget.inUse(by: "token third") == 0 && budget.inUse == 80, "a refusal takes nothing")
+        greedy.release(30)
+        innocent.release(50)
+        #expect(budget.inUse == 0 && budget.inUse(by: "token ci") == 0)
+        #expect(UsbfsBudget(limit: 100, clientLimit: 500).clientLimit == 100, "never more than the daemon's")
+    }
+
     @Test func theDefaultIsThreeQuartersOfTheKernels() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("usbfs-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

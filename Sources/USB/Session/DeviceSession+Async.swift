@@ -9,7 +9,7 @@ extension DeviceSession {
     /// `timeouts`: who keeps the request's timeout (``TransferTimeouts``), else libusb.
     public func asyncTransfer(
         _ request: AsyncTransferRequest, pool: TransferMemoryPool, timeouts: TransferTimeouts? = nil,
-        completion: @escaping (AsyncTransfer) -> Void
+        share: UsbfsShare? = nil, completion: @escaping (AsyncTransfer) -> Void
     ) throws -> AsyncTransfer {
         try ensurePresent()
         switch request.type {
@@ -28,13 +28,14 @@ extension DeviceSession {
         // Not kept among the session's streams: its owner (a URB channel) cancels what it has in
         // flight when it closes or its device leaves, and the kernel fails a gone device's URBs.
         return try AsyncTransfer(
-            io: io, request: request, loop: loop, budget: budget, pool: pool, timeouts: timeouts, completion: completion)
+            io: io, request: request, loop: loop, budget: share ?? .unattributed(budget), pool: pool, timeouts: timeouts,
+            completion: completion)
     }
 
     /// A pool of this device's DMA memory for transfers that come and go one by one, keeping up
-    /// to `keep` bytes (``TransferMemoryPool``).
-    public nonisolated func memoryPool(keep: Int) -> TransferMemoryPool {
-        TransferMemoryPool(io: io, budget: budget, loop: loop, keep: keep)
+    /// to `keep` bytes (``TransferMemoryPool``), its memory counted against `share` (the client's).
+    public nonisolated func memoryPool(keep: Int, share: UsbfsShare? = nil) -> TransferMemoryPool {
+        TransferMemoryPool(io: io, budget: share ?? .unattributed(budget), loop: loop, keep: keep)
     }
 
     /// Whether a kernel driver is bound to `interface` (libusb_kernel_driver_active: usbfs, this

@@ -8,7 +8,7 @@ extension DeviceSession {
     /// of `packetLengths`), OUT otherwise (`data` cut into packets of `packetLengths`, whose sum
     /// is its count). Packets succeed or fail one by one; the result has each one's outcome.
     public func isoTransfer(
-        _ endpoint: UInt8, packetLengths: [Int], data: [UInt8]?, timeout: UInt32, logger: Logger
+        _ endpoint: UInt8, packetLengths: [Int], data: [UInt8]?, timeout: UInt32, share: UsbfsShare? = nil, logger: Logger
     ) async throws -> IsoTransferResult {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: data == nil ? .isoRead : .isoWrite)
@@ -19,7 +19,7 @@ extension DeviceSession {
             precondition(data.count == packetLengths.reduce(0, +), "the packets must hold the data")
             pending.buffer.copyBytes(from: data)
         }
-        let result = try await perform(pending, endpoint: endpoint, logger: logger)
+        let result = try await perform(pending, endpoint: endpoint, share: share, logger: logger)
         let packets = pending.isoResults()
         guard data == nil else { return IsoTransferResult(status: result.status, packets: packets) }
         let count = IsoLayout.pack(packets, in: pending.buffer.baseAddress!)

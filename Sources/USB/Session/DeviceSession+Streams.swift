@@ -5,7 +5,8 @@ extension DeviceSession {
     /// Starts streaming from bulk, interrupt or (with `options.isoPacketSize`) isochronous IN
     /// endpoint `endpoint`: the stream's transfers
     /// are submitted now, and submitted again (from this actor's thread) as they are read.
-    public func stream(_ endpoint: UInt8, options: BulkInStream.Options) async throws -> BulkInStream {
+    /// Its buffers count against `share` (the client's) for the stream's life.
+    public func stream(_ endpoint: UInt8, options: BulkInStream.Options, share: UsbfsShare? = nil) async throws -> BulkInStream {
         try await ready()
         let type: TransferType
         if let packetSize = options.isoPacketSize {
@@ -19,7 +20,7 @@ extension DeviceSession {
             type = descriptor.transferType
         }
         leftovers[endpoint] = nil
-        let stream = try BulkInStream(io: io, endpoint: endpoint, type: type, options: options, loop: loop, budget: budget)
+        let stream = try BulkInStream(io: io, endpoint: endpoint, type: type, options: options, loop: loop, budget: share ?? .unattributed(budget))
         keep(stream)
         stream.start()
         return stream
@@ -29,15 +30,16 @@ extension DeviceSession {
     /// arrives (``OutStream``): `transfers` transfers of `transferSize` bytes in flight, and a
     /// zero-length packet after data that fills its last packet if `zeroLengthPacket`.
     public func uploadStream(
-        _ endpoint: UInt8, transfers: Int, transferSize: Int, zeroLengthPacket: Bool, timeout: UInt32, logger: Logger
+        _ endpoint: UInt8, transfers: Int, transferSize: Int, zeroLengthPacket: Bool, timeout: UInt32,
+        share: UsbfsShare? = nil, logger: Logger
     ) async throws -> OutStream {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .write)
         let packet = try DeviceState.checkTransferSize(transferSize, for: descriptor)
         let stream = try OutStream(
             io: io, endpoint: endpoint, type: descriptor.transferType, transfers: transfers, transferSize: transferSize,
-            packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout, loop: loop, budget: budget,
-            logger: logger)
+            packetSize: packet, zeroLengthPacket: zeroLengthPacket, timeout: timeout, loop: loop,
+            budget: share ?? .unattributed(budget), logger: logger)
         keep(stream)
         return stream
     }
@@ -49,7 +51,8 @@ extension DeviceSession {
     /// (isochronous data is never retried; the outcome's summary counts them); a transfer that
     /// fails as a whole (the device gone, say) does.
     public func isoUploadStream(
-        _ endpoint: UInt8, packetSize: Int, packetsPerTransfer: Int, transfers: Int, timeout: UInt32, logger: Logger
+        _ endpoint: UInt8, packetSize: Int, packetsPerTransfer: Int, transfers: Int, timeout: UInt32,
+        share: UsbfsShare? = nil, logger: Logger
     ) async throws -> OutStream {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .isoWrite)
@@ -57,7 +60,8 @@ extension DeviceSession {
         let stream = try OutStream(
             io: io, endpoint: endpoint, type: .isochronous, transfers: transfers,
             transferSize: packetSize * packetsPerTransfer, packetSize: packetSize, zeroLengthPacket: false,
-            isoPacketSize: packetSize, timeout: timeout, loop: loop, budget: budget, logger: logger)
+            isoPacketSize: packetSize, timeout: timeout, loop: loop, budget: share ?? .unattributed(budget),
+            logger: logger)
         keep(stream)
         return stream
     }

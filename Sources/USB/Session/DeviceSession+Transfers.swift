@@ -5,7 +5,9 @@ import Logging
 extension DeviceSession {
     /// A control transfer on endpoint 0. For OUT, `data` is the data stage (`setup.length`
     /// must equal its count); for IN, up to `setup.length` bytes come back in the result.
-    public func control(_ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, logger: Logger) async throws
+    public func control(
+        _ setup: ControlSetup, data: [UInt8] = [], timeout: UInt32, share: UsbfsShare? = nil, logger: Logger
+    ) async throws
         -> TransferResult
     {
         try await ready()
@@ -21,7 +23,7 @@ extension DeviceSession {
         if setup.direction == .out {
             UnsafeMutableRawBufferPointer(rebasing: pending.buffer[8...]).copyBytes(from: data)
         }
-        let result = try await perform(pending, endpoint: 0x00, logger: logger)
+        let result = try await perform(pending, endpoint: 0x00, share: share, logger: logger)
         guard setup.direction == .in else { return result }
         return TransferResult(
             status: result.status, actualLength: result.actualLength,
@@ -35,7 +37,9 @@ extension DeviceSession {
     /// some came. Kept bytes are `reader`'s (who read them: a client under a lease, say): a read
     /// by another reader drops them and asks the device anew, so bytes one holder left behind
     /// never reach the next.
-    public func read(_ endpoint: UInt8, length: Int, timeout: UInt32, reader: String = "", logger: Logger) async throws
+    public func read(
+        _ endpoint: UInt8, length: Int, timeout: UInt32, reader: String = "", share: UsbfsShare? = nil, logger: Logger
+    ) async throws
         -> TransferResult
     {
         try await ready()
@@ -57,7 +61,7 @@ extension DeviceSession {
                 endpoint: endpoint, type: descriptor.transferType, length: (length + packet - 1) / packet * packet,
                 timeout: timeout),
             loop: loop)
-        let result = try await perform(pending, endpoint: endpoint, logger: logger)
+        let result = try await perform(pending, endpoint: endpoint, share: share, logger: logger)
         if result.status.keepsWhatCame, result.actualLength > 0 {
             // What came before the timeout (or the client's hang-up) is not lost: it waits for
             // the next read of the endpoint, as leftovers do.
@@ -73,8 +77,9 @@ extension DeviceSession {
 
     /// Writes `data` to bulk or interrupt OUT endpoint `endpoint`, then a zero-length packet if
     /// `zeroLengthPacket` and the data fills its last packet (LIBUSB_TRANSFER_ADD_ZERO_PACKET).
-    public func write(_ endpoint: UInt8, data: [UInt8], zeroLengthPacket: Bool, timeout: UInt32, logger: Logger)
-        async throws -> TransferResult
+    public func write(
+        _ endpoint: UInt8, data: [UInt8], zeroLengthPacket: Bool, timeout: UInt32, share: UsbfsShare? = nil, logger: Logger
+    ) async throws -> TransferResult
     {
         try await ready()
         let descriptor = try state.endpoint(endpoint, for: .write)
@@ -85,15 +90,17 @@ extension DeviceSession {
                 flags: zeroLengthPacket ? .zeroPacket : []),
             loop: loop)
         pending.buffer.copyBytes(from: data)
-        return try await perform(pending, endpoint: endpoint, logger: logger)
+        return try await perform(pending, endpoint: endpoint, share: share, logger: logger)
     }
 
-    /// Submits `pending` and waits for its end; its buffer counts against the daemon's usbfs
-    /// share meanwhile (``UsbfsBudget``: refused before any URB when it does not fit).
-    func perform(_ pending: PendingTransfer, endpoint: UInt8, logger: Logger) async throws -> TransferResult {
+    /// Submits `pending` and waits for its end; its buffer counts against `share` (the client's,
+    /// within the daemon's usbfs share; the daemon's alone when nil) meanwhile (``UsbfsBudget``:
+    /// refused before any URB when it does not fit).
+    func perform(_ pending: PendingTransfer, endpoint: UInt8, share: UsbfsShare?, logger: Logger) async throws -> TransferResult {
         let bytes = pending.buffer.count
-        try budget.reserve(bytes)
-        defer { budget.release(bytes) }
+        let share = share ?? .unattributed(budget)
+        try share.reserve(bytes)
+        defer { share.release(bytes) }
         let key = ObjectIdentifier(pending)
         inFlight[key] = pending
         defer { inFlight[key] = nil }

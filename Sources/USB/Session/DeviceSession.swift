@@ -26,7 +26,7 @@ public actor DeviceSession {
     /// Where blocking libusb calls run.
     nonisolated let worker: ThreadExecutor
     /// The daemon's share of usbfs memory, which every URB and stream buffer counts against.
-    nonisolated let budget: UsbfsBudget
+    public nonisolated let budget: UsbfsBudget
     nonisolated let goneFlag = Atomic<Bool>(false)
     public internal(set) var state: DeviceState
     var inFlight: [ObjectIdentifier: PendingTransfer] = [:]

@@ -48,7 +48,7 @@ public struct AsyncTransferRequest: Sendable, Equatable {
 public final class AsyncTransfer: @unchecked Sendable {
     public let request: AsyncTransferRequest
     private var transfer: Transfer!
-    private let budget: UsbfsBudget
+    private let budget: UsbfsShare
     /// Bytes of heap memory reserved from the usbfs share (pooled memory is the pool's).
     private let reserved: Int
     /// Memory from the pool, given back when released.
@@ -68,7 +68,7 @@ public final class AsyncTransfer: @unchecked Sendable {
 
     /// With `timeouts`, the daemon keeps the request's timeout (``TransferTimeouts``), not libusb.
     init(
-        io: any DeviceIO, request: AsyncTransferRequest, loop: EventLoop, budget: UsbfsBudget, pool: TransferMemoryPool,
+        io: any DeviceIO, request: AsyncTransferRequest, loop: EventLoop, budget: UsbfsShare, pool: TransferMemoryPool,
         timeouts: TransferTimeouts? = nil, completion: @escaping (AsyncTransfer) -> Void
     ) throws {
         let setupLength = request.type == .control ? 8 : 0

@@ -49,7 +49,7 @@ public final class BulkInStream: @unchecked Sendable {
     public let zeroCopy: Bool
     public let endpoint: UInt8
     private let loop: EventLoop
-    private let budget: UsbfsBudget
+    private let budget: UsbfsShare
     private var transfers: [Transfer] = []
     private let buffers: TransferBuffers
     /// The packets of each transfer, for an isochronous endpoint.
@@ -69,7 +69,7 @@ public final class BulkInStream: @unchecked Sendable {
     /// until ``start()``.
     init(
         io: any DeviceIO, endpoint: UInt8, type: TransferType, options: Options, loop: EventLoop,
-        budget: UsbfsBudget = .unlimited
+        budget: UsbfsShare = .unlimited
     ) throws {
         try budget.reserve(options.transfers * options.transferSize)
         self.budget = budget

@@ -29,7 +29,7 @@ public final class OutStream: @unchecked Sendable {
     public let endpoint: UInt8
     public let zeroCopy: Bool
     private let loop: EventLoop
-    private let budget: UsbfsBudget
+    private let budget: UsbfsShare
     private let reserved: Int
     private let logger: Logger
     private var transfers: [Transfer] = []
@@ -52,7 +52,7 @@ public final class OutStream: @unchecked Sendable {
     init(
         io: any DeviceIO, endpoint: UInt8, type: TransferType, transfers count: Int, transferSize: Int,
         packetSize: Int, zeroLengthPacket: Bool, isoPacketSize: Int? = nil, timeout: UInt32, loop: EventLoop,
-        budget: UsbfsBudget = .unlimited, logger: Logger
+        budget: UsbfsShare = .unlimited, logger: Logger
     ) throws {
         try budget.reserve(count * transferSize)
         self.budget = budget

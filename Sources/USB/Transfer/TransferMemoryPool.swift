@@ -11,7 +11,7 @@ import EventLoop
 /// kept; memory given back after it is freed at once.
 public final class TransferMemoryPool: @unchecked Sendable {
     private let io: any DeviceIO
-    private let budget: UsbfsBudget
+    private let budget: UsbfsShare
     private let loop: EventLoop
     private let keep: Int
     private var kept: [Int: [TransferMemory]] = [:]
@@ -20,7 +20,7 @@ public final class TransferMemoryPool: @unchecked Sendable {
     /// The smallest class: the kernel maps whole pages anyway.
     static let smallestClass = 4096
 
-    init(io: any DeviceIO, budget: UsbfsBudget, loop: EventLoop, keep: Int) {
+    init(io: any DeviceIO, budget: UsbfsShare, loop: EventLoop, keep: Int) {
         self.io = io
         self.budget = budget
         self.loop = loop

@@ -82,7 +82,9 @@ extension URBChannel {
                     try context.checkLease(caller, device: session.id, interface: state.interface(ofEndpoint: request.endpoint))
                 }
                 return .transfer(
-                    try session.asyncTransfer(request, pool: pool, timeouts: timeouts) { [weak self] transfer in
+                    try session.asyncTransfer(
+                        request, pool: pool, timeouts: timeouts, share: session.budget.share(for: caller.client)
+                    ) { [weak self] transfer in
                         self?.completed(transfer, id: id)
                     })
             }

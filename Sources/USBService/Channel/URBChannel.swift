@@ -71,7 +71,8 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         self.limits = limits
         self.slot = slot
         // Enough kept for a steady 8 × 64 KiB in flight, little of the daemon's usbfs share held idle.
-        self.pool = session.memoryPool(keep: min(limits.maxBytesInFlight, 1 << 20))
+        self.pool = session.memoryPool(
+            keep: min(limits.maxBytesInFlight, 1 << 20), share: session.budget.share(for: caller.client))
         self.timeouts = TransferTimeouts(loop: connection.loop)
     }
 

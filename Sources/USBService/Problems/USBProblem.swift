@@ -108,6 +108,8 @@ public enum USBProblem: HTTPResponseError, Sendable {
         case .rootHub(let id, let action): "\(id) is a root hub, part of the host controller: it cannot be \(action)."
         case .ambiguousSerial(let serial, let ids):
             "Devices \(ids.joined(separator: ", ")) all have serial number '\(serial)': address one by its id."
+        case .usbfsBudget(let exhausted) where exhausted.client:
+            "This needs \(exhausted.wanted) bytes of USB transfer memory and \(exhausted.free) of your \(exhausted.limit) are free (each client's share, --usbfs-client-share-mb); end a stream or transfer of yours first."
         case .usbfsBudget(let exhausted):
             "This needs \(exhausted.wanted) bytes of USB transfer memory and \(exhausted.free) of the daemon's \(exhausted.limit) are free (--usbfs-budget-mb); try again when a stream or transfer ends."
         case .reenumerated(let id, let expected, let now):

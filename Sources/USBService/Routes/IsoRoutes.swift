@@ -45,7 +45,8 @@ struct IsoRoutes: Sendable {
         let what = "Isochronous read of \(lengths.count) packets from endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.isoTransfer(
-                endpoint, packetLengths: lengths, data: nil, timeout: timeout, logger: request.request.logger)
+                endpoint, packetLengths: lengths, data: nil, timeout: timeout, share: context.usbfsShare(request, session),
+                logger: request.request.logger)
         }
         return try answer(result, endpoint: endpoint, requested: lengths.reduce(0, +), context: what, withData: true)
     }
@@ -62,7 +63,8 @@ struct IsoRoutes: Sendable {
         let what = "Isochronous write of \(lengths.count) packets to endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.isoTransfer(
-                endpoint, packetLengths: lengths, data: data, timeout: timeout, logger: request.request.logger)
+                endpoint, packetLengths: lengths, data: data, timeout: timeout, share: context.usbfsShare(request, session),
+                logger: request.request.logger)
         }
         return try answer(result, endpoint: endpoint, requested: data.count, context: what, withData: false)
     }

@@ -48,11 +48,12 @@ struct StreamRoutes: Sendable {
             if let iso {
                 return try await session.isoUploadStream(
                     endpoint, packetSize: iso.size, packetsPerTransfer: iso.perTransfer, transfers: isoTransfers,
-                    timeout: timeout, logger: logger)
+                    timeout: timeout, share: context.usbfsShare(request, session), logger: logger)
             }
             return try await session.uploadStream(
                 endpoint, transfers: bulk.transfers, transferSize: bulk.transferSize,
-                zeroLengthPacket: bulk.zeroLengthPacket, timeout: timeout, logger: logger)
+                zeroLengthPacket: bulk.zeroLengthPacket, timeout: timeout, share: context.usbfsShare(request, session),
+                logger: logger)
         }
         slot.onCut { stream.cancel() }
         body.attach(UploadSink(stream: stream, body: body))
@@ -164,7 +165,7 @@ struct StreamRoutes: Sendable {
         try context.checkLease(request, device: session.id, interface: interface)
         let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
-            try await session.stream(endpoint, options: options)
+            try await session.stream(endpoint, options: options, share: context.usbfsShare(request, session))
         }
         // The stream logs after its request's task (a lease cut comes in another request's): its
         // lines carry the request's metadata themselves.

@@ -27,7 +27,9 @@ struct TransferRoutes: Sendable {
         }
         let what = { "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)" }
         let result = try await context.usb(what(), device: session.id) {
-            try await session.control(setup, data: control.data, timeout: control.timeout, logger: request.request.logger)
+            try await session.control(
+                setup, data: control.data, timeout: control.timeout, share: context.usbfsShare(request, session),
+                logger: request.request.logger)
         }
         if setup.direction == .in {
             return try TransferAnswer.received(
@@ -49,7 +51,9 @@ struct TransferRoutes: Sendable {
         let caller = context.caller(request)
         let reader = caller.client + "\u{0}" + (caller.leaseToken ?? "")
         let result = try await context.usb(what(), device: session.id) {
-            try await session.read(endpoint, length: length, timeout: timeout, reader: reader, logger: request.request.logger)
+            try await session.read(
+                endpoint, length: length, timeout: timeout, reader: reader, share: context.usbfsShare(request, session),
+                logger: request.request.logger)
         }
         let json = request.request.headers["Accept"]?.contains("application/json") ?? false
         if result.status.keepsWhatCame && result.actualLength > 0 {
@@ -71,7 +75,7 @@ struct TransferRoutes: Sendable {
         let result = try await context.usb(what(), device: session.id) {
             try await session.write(
                 endpoint, data: data, zeroLengthPacket: zeroLengthPacket, timeout: timeout,
-                logger: request.request.logger)
+                share: context.usbfsShare(request, session), logger: request.request.logger)
         }
         return try TransferAnswer.sent(result, requested: data.count, context: what())
     }

@@ -26,6 +26,12 @@ enum ControlPreparation: Equatable {
 }
 
 extension RouteContext {
+    /// The usbfs memory `request`'s client may take on `session`'s device: its own share within
+    /// the daemon's (``UsbfsBudget``), so that one client cannot hold what others need.
+    func usbfsShare(_ request: RoutedRequest, _ session: DeviceSession) -> UsbfsShare {
+        session.budget.share(for: client(request))
+    }
+
     func caller(_ request: RoutedRequest) -> Caller {
         Caller(
             name: request.principal, scope: scope(of: request), leaseToken: request.request.headers["X-USB-Lease"],
