@@ -29,7 +29,7 @@ import httpx
 
 from . import descriptors, urb
 from .connection import Connection, tls_context
-from .errors import ProblemError, StreamEnded, UsbHttpdError, problem_from
+from .errors import ProblemError, StreamEnded, UsbHttpdError, WaitDeadline, problem_from
 from .events import Event, EventParser
 
 Body = Union[bytes, bytearray, memoryview, Iterable[bytes], IO[bytes]]
@@ -111,7 +111,8 @@ class Client:
         if absent:
             params["for"] = "absent"
         timeout = httpx.Timeout(self.timeout + timeout_ms / 1000, connect=10.0)
-        return call(self._http, "GET", "/v1/wait", params=params, timeout=timeout).json()["devices"]
+        deadline = time.monotonic() + self.timeout + timeout_ms / 1000
+        return call(self._http, "GET", "/v1/wait", params=params, timeout=timeout, deadline=deadline).json()["devices"]
 
     def events(self, present: bool = False, last_event_id: Optional[str] = None,
                reconnect: bool = True, **filters: Any) -> Iterator[Event]:
@@ -254,7 +255,9 @@ class Device:
         timeout = httpx.Timeout(self.client.timeout + timeout_ms / 1000, connect=10.0)
         # Claiming is a change: the daemon takes it as a POST only (transfer scope).
         method = "POST" if numbers else "GET"
-        answer = call(self.client._http, method, "/v1/wait", params=params, headers=headers, timeout=timeout).json()
+        deadline = time.monotonic() + self.client.timeout + timeout_ms / 1000
+        answer = call(self.client._http, method, "/v1/wait", params=params, headers=headers, timeout=timeout,
+                      deadline=deadline).json()
         (summary,) = answer["devices"]
         back = Device(self.client, self.id, summary["address"])
         back.lease_token = self.lease_token
@@ -560,12 +563,25 @@ class InStream:
 
 
 def call(http: httpx.Client, method: str, path: str, params: Optional[dict] = None, content: Any = None,
-         headers: Optional[dict] = None, timeout: Any = None) -> httpx.Response:
-    """One request; an error answer raises its problem."""
+         headers: Optional[dict] = None, timeout: Any = None, deadline: Optional[float] = None) -> httpx.Response:
+    """One request; an error answer raises its problem. With `deadline` (time.monotonic()),
+    the whole answer must have come by then: httpx's timeouts bound each read, so a server that
+    sends a byte now and then would otherwise hold the caller for ever."""
     kwargs: Dict[str, Any] = {"params": params, "content": content, "headers": headers}
     if timeout is not None:
         kwargs["timeout"] = timeout
-    response = http.request(method, path, **kwargs)
+    if deadline is None:
+        response = http.request(method, path, **kwargs)
+        _check(response)
+        return response
+    with http.stream(method, path, **kwargs) as streamed:
+        body = bytearray()
+        for piece in streamed.iter_bytes():
+            body += piece
+            if time.monotonic() > deadline:
+                raise WaitDeadline(f"{method} {path}: no whole answer by the deadline")
+        response = httpx.Response(streamed.status_code, headers=streamed.headers, content=bytes(body),
+                                  request=streamed.request)
     _check(response)
     return response
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .client import Device
-from .errors import UsbHttpdError
+from .errors import ProblemError, UsbHttpdError, WaitDeadline
 
 DETACH, DNLOAD, UPLOAD, GETSTATUS, CLRSTATUS, GETSTATE, ABORT = range(7)
 OUT, IN = 0x21, 0xA1  # class request to an interface
@@ -83,10 +83,13 @@ def find_interface(raw: bytes) -> tuple[int, int, Functional]:
 class DFU:
     """The DFU interface of a device (claimed by the caller or by `claim()`)."""
 
-    def __init__(self, device: Device, interface: Optional[int] = None):
+    def __init__(self, device: Device, interface: Optional[int] = None, deadline: Optional[float] = None):
         self.device = device
         number, self.protocol, self.functional = find_interface(device.raw_descriptors())
         self.interface = number if interface is None else interface
+        # time.monotonic() by which every poll must be over: a device whose bwPollTimeout says
+        # hours, or that stays busy for ever, ends in WaitDeadline instead of holding the caller.
+        self.deadline = deadline
 
     @property
     def in_dfu_mode(self) -> bool:
@@ -127,14 +130,20 @@ class DFU:
         return status
 
     def _settle(self, wanted: tuple[int, ...]) -> Status:
-        """GETSTATUS until the state is one of `wanted`, waiting bwPollTimeout between polls."""
+        """GETSTATUS until the state is one of `wanted`, waiting bwPollTimeout between polls
+        (never past the deadline)."""
         while True:
             status = self.status()
             if status.status != 0 or status.state == DFU_ERROR:
                 raise DFUError(f"status {status.status} in {status.state_name}")
             if status.state in wanted:
                 return status
-            time.sleep(status.poll_timeout_ms / 1000)
+            pause = status.poll_timeout_ms / 1000
+            if self.deadline is not None and time.monotonic() + pause > self.deadline:
+                raise WaitDeadline(
+                    f"the device is still in {status.state_name} and asks to be polled again in "
+                    f"{status.poll_timeout_ms} ms, past the deadline")
+            time.sleep(pause)
 
     def download(self, image: bytes, progress: Optional[Callable[[int], None]] = None) -> Status:
         """DNLOAD in blocks of wTransferSize, each followed by GETSTATUS polls; then the
@@ -166,26 +175,37 @@ class DFU:
 
 
 def flash(device: Device, image: bytes, timeout_ms: int = 30000,
-          progress: Optional[Callable[[int], None]] = None) -> Device:
+          progress: Optional[Callable[[int], None]] = None, deadline_s: float = 600.0,
+          bootloader_vendor_id: Optional[int] = None, bootloader_serial: Optional[str] = None) -> Device:
     """A whole flash cycle of a board in runtime mode: claim its DFU interface, DETACH, wait
     for it on the same port in DFU mode, download `image`, manifest, wait for it back in
     runtime mode (a USB reset if it waits for one). Returns the board back in its firmware,
     its DFU interface claimed again (`Device.wait_back`). Take a lease on the device first to
-    keep others off it for the whole cycle: the lease is on the port, and holds meanwhile."""
+    keep others off it for the whole cycle: the lease is on the port, and holds meanwhile.
+
+    What comes back on the port must be the board that left: its vendor and its serial number
+    (when it has one) are part of every wait, so another board plugged into the port meanwhile is
+    neither claimed nor flashed (DFUError says what is there instead). A bootloader that shows
+    another vendor or serial than the firmware is named with `bootloader_vendor_id` and
+    `bootloader_serial`. The whole cycle ends by `deadline_s` (WaitDeadline), whatever the
+    device's poll timeouts say; each wait for a re-enumeration by `timeout_ms`."""
+    deadline = time.monotonic() + deadline_s
     details = device.describe()
     if device.address is None:
         device.address = details["address"]  # this instance: the way back is another address
-    vendor = details["vendor_id"]
-    runtime = DFU(device)
+    board = {"vendor_id": details["vendor_id"], "serial": details.get("serial")}
+    in_bootloader = {"vendor_id": bootloader_vendor_id if bootloader_vendor_id is not None else board["vendor_id"],
+                     "serial": bootloader_serial if bootloader_serial is not None else board["serial"]}
+    runtime = DFU(device, deadline=deadline)
     if not runtime.in_dfu_mode:
         runtime.claim()
         runtime.detach()
         if not runtime.functional.will_detach:
             device.reset()
-        device = device.wait_back(timeout_ms, claim=[runtime.interface], class_=0xFE)
+        device = _wait_back(device, timeout_ms, deadline, runtime.interface, class_=0xFE, **in_bootloader)
     else:
         device.claim(runtime.interface)
-    bootloader = DFU(device)
+    bootloader = DFU(device, deadline=deadline)
     if not bootloader.in_dfu_mode:
         raise DFUError("the device did not come back in DFU mode")
     bootloader.ready()
@@ -195,7 +215,29 @@ def flash(device: Device, image: bytes, timeout_ms: int = 30000,
             device.reset()
         except UsbHttpdError:
             pass  # it may have gone back on its own already
-    back = device.wait_back(timeout_ms, claim=[runtime.interface], vendor_id=vendor)
+    back = _wait_back(device, timeout_ms, deadline, runtime.interface, **board)
     if DFU(back).in_dfu_mode:
         raise DFUError("the device came back in DFU mode: the firmware did not start")
     return back
+
+
+def _wait_back(device: Device, timeout_ms: int, deadline: float, interface: int, **expected) -> Device:
+    """`Device.wait_back` for the board that left (`expected`: vendor, serial, class), within
+    the cycle's deadline; when something else is on the port, DFUError says what."""
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms <= 0:
+        raise WaitDeadline("the flash cycle ran past its deadline")
+    filters = {name: value for name, value in expected.items() if value is not None}
+    try:
+        return device.wait_back(min(timeout_ms, left_ms), claim=[interface], **filters)
+    except ProblemError as problem:
+        if problem.status != 404:
+            raise
+        there = [d for d in device.client.devices(id=device.id)]
+        if there:
+            other = there[0]
+            raise DFUError(
+                f"port {device.id} holds {other.get('vendor_id', 0):04x}:{other.get('product_id', 0):04x} "
+                f"serial {other.get('serial')!r}, not the board that left ({filters}): not claimed, not flashed"
+            ) from problem
+        raise

@@ -39,6 +39,11 @@ class DeviceGone(ProblemError):
     """410: the device went away, or enumerated again (`device-reenumerated`)."""
 
 
+class WaitDeadline(UsbHttpdError, TimeoutError):
+    """A wait (or the DFU helper) ran past its overall deadline: the daemon, or the device, kept
+    the caller longer than it allowed."""
+
+
 class StreamEnded(UsbHttpdError):
     """A stream's body ended before its end (the device failed, was unplugged, or a lease cut it)."""
 

@@ -4,6 +4,7 @@ import email.message
 import errno
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -413,3 +414,100 @@ def test_a_fleet_found_by_name_asks_over_https():
     from usbhttpd.fleet import Fleet
     with Fleet.from_service("localhost", port=8443) as fleet:
         assert all(client.url.startswith("https://") for client in fleet.clients)
+
+
+# Issue 24, class 7: waits and the DFU helper end by their deadlines, and the DFU helper
+# flashes only the board that left.
+
+class TricklingHandler(BaseHTTPRequestHandler):
+    """A server that never finishes its answer: a byte every 0.1 s (each read within httpx's timeout)."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(600):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def do_POST(self):
+        self.do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_wait_ends_by_its_deadline_whatever_the_server_trickles():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TricklingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with usbhttpd.Client(f"http://127.0.0.1:{server.server_port}", timeout=1.0) as client:
+            start = time.monotonic()
+            with pytest.raises(usbhttpd.WaitDeadline):
+                client.wait(timeout_ms=500, id="1-1")
+            assert time.monotonic() - start < 4
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):  # WaitDeadline is a TimeoutError too
+                client.device("1-1").wait_back(timeout_ms=500, claim=[0])
+            assert time.monotonic() - start < 4
+    finally:
+        server.shutdown()
+
+
+def test_a_dfu_poll_never_sleeps_past_the_deadline():
+    from usbhttpd.dfu import DFU
+
+    class Busy(FakeDFUDevice):
+        def control(self, request_type, request, value=0, index=0, data=None, length=0, timeout_ms=None):
+            if request == 3:  # GETSTATUS: dfuDNBUSY, poll again in 4.6 hours
+                return bytes([0, 0xFF, 0xFF, 0xFF, 4, 0])
+            return super().control(request_type, request, value, index, data, length, timeout_ms)
+
+    start = time.monotonic()
+    with pytest.raises(usbhttpd.WaitDeadline):
+        DFU(Busy(), deadline=time.monotonic() + 1).download(b"abcd")
+    assert time.monotonic() - start < 1
+
+
+def test_the_dfu_helper_flashes_only_the_board_that_left():
+    from usbhttpd import dfu
+
+    class Runtime(FakeDFUDevice):
+        """The board in its firmware (DFU runtime interface); another board comes back on its port."""
+        id, address, lease_token = "1-1", 5, None
+
+        def __init__(self):
+            super().__init__()
+            self.waits, self.claims, self.client = [], [], self
+
+        def raw_descriptors(self):
+            return super().raw_descriptors().replace(bytes([0xFE, 0x01, 0x02]), bytes([0xFE, 0x01, 0x01]))
+
+        def describe(self):
+            return {"address": 5, "vendor_id": 0x1209, "serial": "board-A"}
+
+        def claim(self, interface, detach=True):
+            self.claims.append(interface)
+
+        def wait_back(self, timeout_ms=30000, claim=(), **filters):
+            self.waits.append(filters)
+            raise usbhttpd.ProblemError(404, "wait-timeout", "Not found", "no such device came", {})
+
+        def devices(self, **filters):
+            return [{"id": "1-1", "vendor_id": 0x1209, "product_id": 0x0011, "serial": "board-B"}]
+
+    board = Runtime()
+    with pytest.raises(dfu.DFUError, match="board-B"):
+        dfu.flash(board, b"firmware", timeout_ms=1000)
+    assert board.waits == [{"class_": 0xFE, "vendor_id": 0x1209, "serial": "board-A"}], "the wait names the board"
+    # A bootloader that shows itself otherwise is named by the caller.
+    board = Runtime()
+    with pytest.raises(dfu.DFUError):
+        dfu.flash(board, b"firmware", timeout_ms=1000, bootloader_vendor_id=0x0483, bootloader_serial="BL")
+    assert board.waits == [{"class_": 0xFE, "vendor_id": 0x0483, "serial": "BL"}]
