@@ -224,6 +224,10 @@ static void dfu_request(int fd, const struct usb_ctrlrequest *r) {
             state = MANIFEST_SYNC;
             return;
         }
+        /* A download starts in dfuIDLE (DFU 1.1, 6.1.1): after an error cleared with CLRSTATUS
+         * the host begins again at block 0, so what came before the error is dropped, not kept
+         * as the image's start. */
+        if (state == DFU_IDLE) incoming_len = 0;
         if (incoming_len + length > MAX_IMAGE) {
             uint8_t sink[TRANSFER_SIZE];
             (void)!read(fd, sink, length);
