@@ -7,6 +7,11 @@ usb-transfer-error, usb-overflow). Those are outcomes of the USB transfer, each 
 X-USB-Transfer-Status header. Any other 5xx fails, as schemathesis's own not_a_server_error
 would: a 500, a libusb call error (502 usb-error), a 503 of any kind.
 """
+import json
+import os
+import urllib.request
+import zlib
+
 import schemathesis
 
 DEVICE_OUTCOMES = {
@@ -50,3 +55,37 @@ try:
     _stateful.is_likely_root_transition = _device_list_is_a_root
 except (ImportError, AttributeError):
     pass
+
+
+# The waits (GET and POST /v1/wait, the latter claiming on the device that comes back) are
+# fuzzed with a short timeout: a whole-number timeout_ms above 300 (or none: 30 s) becomes 300,
+# so a wait that matches nothing answers within the run's pace; other values (negative, text)
+# go as generated, for the daemon to refuse. An `id` is swapped for one of the lab's real
+# devices (chosen by the generated value's CRC), so that waits find devices and the claiming
+# wait claims real interfaces (issue 24: the fuzzer reaches the claiming wait).
+_device_ids = None
+
+
+def _lab_device_ids():
+    global _device_ids
+    if _device_ids is None:
+        try:
+            with urllib.request.urlopen(os.environ["FUZZ_URL"] + "/v1/devices", timeout=5) as answer:
+                _device_ids = [device["id"] for device in json.load(answer)["devices"]]
+        except Exception:
+            _device_ids = []
+    return _device_ids
+
+
+@schemathesis.hook
+def map_query(ctx, query):
+    operation = getattr(ctx, "operation", None)
+    if operation is None or operation.path != "/v1/wait" or not isinstance(query, dict):
+        return query
+    timeout = query.get("timeout_ms")
+    if timeout is None or (isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 300):
+        query["timeout_ms"] = 300
+    ids = _lab_device_ids()
+    if ids and isinstance(query.get("id"), str):
+        query["id"] = ids[zlib.crc32(query["id"].encode()) % len(ids)]
+    return query
