@@ -188,3 +188,44 @@ import Testing
         #expect(UsbfsBudget.defaultLimit(sysfs: folder.appendingPathComponent("absent").path) == 16 << 20)
     }
 }
+
+/// Issue 24, class 2: security keys are told apart by their HID report descriptor.
+@Suite struct SecurityKeyTests {
+    /// A CTAPHID report descriptor (FIDO Alliance page, 64-byte reports in and out).
+    static let fido: [UInt8] = [
+        0x06, 0xD0, 0xF1, 0x09, 0x01, 0xA1, 0x01, 0x09, 0x20, 0x15, 0x00, 0x26, 0xFF, 0x00, 0x75, 0x08, 0x95, 0x40,
+        0x81, 0x02, 0x09, 0x21, 0x15, 0x00, 0x26, 0xFF, 0x00, 0x75, 0x08, 0x95, 0x40, 0x91, 0x02, 0xC0,
+    ]
+    /// A boot keyboard's (Generic Desktop, Keyboard/Keypad, LEDs).
+    static let keyboard: [UInt8] = [
+        0x05, 0x01, 0x09, 0x06, 0xA1, 0x01, 0x05, 0x07, 0x19, 0xE0, 0x29, 0xE7, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01,
+        0x95, 0x08, 0x81, 0x02, 0x95, 0x05, 0x75, 0x01, 0x05, 0x08, 0x19, 0x01, 0x29, 0x05, 0x91, 0x02, 0xC0,
+    ]
+
+    @Test func usagePagesAreReadFromEveryEncoding() {
+        #expect(HIDUsagePages.pages(in: Self.fido) == [0xF1D0])
+        #expect(HIDUsagePages.pages(in: Self.keyboard) == [0x01, 0x07, 0x08])
+        // Four bytes, one byte, a long item skipped, a cut-short item ignored.
+        #expect(HIDUsagePages.pages(in: [0x07, 0xD0, 0xF1, 0x00, 0x00]) == [0xF1D0])
+        #expect(HIDUsagePages.pages(in: [0xFE, 0x02, 0x10, 0x06, 0xD0, 0x05, 0x0C]) == [0x0C], "inside a long item is data")
+        #expect(HIDUsagePages.pages(in: [0x06, 0xD0]).isEmpty)
+        #expect(HIDUsagePages.pages(in: []).isEmpty)
+    }
+
+    @Test func aSecurityKeyIsProtectedUnlessARuleOrTheOperatorAllowsIt() throws {
+        var key = DevicePolicyTests.device(vendor: 0x1050, interface: (3, 0, 0))
+        #expect(DevicePolicy().allows(key), "a HID device that is no boot device, told nothing more")
+        key.securityKeyInterfaces = [0]
+        #expect(!DevicePolicy().allows(key), "a security key is risky: not shown")
+        guard case .protected(let why) = DevicePolicy().access(toInterfaceClass: 3, subclass: 0, protocol: 0, of: key, interface: 0) else {
+            Issue.record("not protected")
+            return
+        }
+        #expect(why.contains("security key"))
+        #expect(DevicePolicy().access(toInterfaceClass: 3, subclass: 0, protocol: 0, of: key, interface: 1) == .open, "another interface")
+        let allowed = DevicePolicy(rules: [try .init(parsing: "allow vendor_id=0x1050,interface_class=hid")])
+        #expect(allowed.access(toInterfaceClass: 3, subclass: 0, protocol: 0, of: key, interface: 0) == .open)
+        let exposed = DevicePolicy(denyRiskyClasses: false)
+        #expect(exposed.allows(key) && exposed.access(toInterfaceClass: 3, subclass: 0, protocol: 0, of: key, interface: 0) == .open)
+    }
+}

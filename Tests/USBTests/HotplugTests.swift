@@ -31,6 +31,12 @@ import Testing
         let interface = UEvent(
             Self.message(["bind@/devices/x/1-1:1.0", "SUBSYSTEM=usb", "DEVTYPE=usb_interface"]))
         #expect(interface?.concernsUSBDevice == false)
+        // A HID interface bound to its driver is one: its report descriptor can tell a security key.
+        let hid = UEvent(
+            Self.message(["bind@/devices/x/1-1:1.0", "SUBSYSTEM=usb", "DEVTYPE=usb_interface", "INTERFACE=3/0/0", "DRIVER=usbhid"]))
+        #expect(hid?.concernsUSBDevice == true)
+        let unbound = UEvent(Self.message(["unbind@/devices/x/1-1:1.0", "SUBSYSTEM=usb", "DEVTYPE=usb_interface", "INTERFACE=3/0/0"]))
+        #expect(unbound?.concernsUSBDevice == false)
         let block = UEvent(Self.message(["add@/devices/x/block/sda", "SUBSYSTEM=block", "DEVTYPE=disk"]))
         #expect(block?.concernsUSBDevice == false)
         #expect(UEvent(Self.message(["libudev", "whatever"])) == nil)

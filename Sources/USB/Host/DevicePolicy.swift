@@ -160,7 +160,7 @@ public struct DevicePolicy: Sendable, Equatable {
     /// A device with a risky interface (``riskyInterface(class:subclass:protocol:)``), or of
     /// mass storage class itself.
     public static func isRisky(_ device: USBDeviceInfo) -> Bool {
-        if device.descriptor.deviceClass == 0x08 { return true }
+        if device.descriptor.deviceClass == 0x08 || !device.securityKeyInterfaces.isEmpty { return true }
         let alts = device.configurations.flatMap(\.interfaces).flatMap(\.altSettings)
         return alts.contains { riskyInterface(class: $0.interfaceClass, subclass: $0.interfaceSubClass, protocol: $0.interfaceProtocol) != nil }
     }
@@ -169,7 +169,8 @@ public struct DevicePolicy: Sendable, Equatable {
     /// default, or nil for the harmless ones: a HID boot keyboard or mouse (3/1/1-2: type on
     /// the host, read its keys), mass storage (8: its disks), a network adapter (CDC ECM, EEM,
     /// NCM, MBIM; RNDIS: its connections), a wireless controller (0xe0: Bluetooth), a smart-card
-    /// reader (CCID, 0x0b: the card's keys, and the PIN typed for it). Serial ports (CDC ACM),
+    /// reader (CCID, 0x0b: the card's keys, and the PIN typed for it); and a HID security key
+    /// (FIDO/U2F, told by its report descriptor: ``USBDeviceInfo/securityKeyInterfaces``). Serial ports (CDC ACM),
     /// vendor interfaces, audio and video (the things benches test) are not risky.
     public static func riskyInterface(class code: UInt8, subclass: UInt8, protocol: UInt8) -> String? {
         switch (code, subclass, `protocol`) {
@@ -199,7 +200,8 @@ public struct DevicePolicy: Sendable, Equatable {
     /// that matches it), and a risky interface is protected unless risky classes are exposed.
     /// Without `device`, a rule that names a device by more than its class decides nothing.
     public func access(
-        toInterfaceClass code: UInt8, subclass: UInt8, protocol: UInt8, of device: USBDeviceInfo? = nil
+        toInterfaceClass code: UInt8, subclass: UInt8, protocol: UInt8, of device: USBDeviceInfo? = nil,
+        interface: UInt8? = nil
     ) -> InterfaceAccess {
         let applies = { (rule: Rule) in device.map(rule.matches) ?? !rule.namesDevice(beyond: code) }
         if let rule = rules.first(where: { $0.interfaceClass == code && applies($0) }) {
@@ -209,6 +211,10 @@ public struct DevicePolicy: Sendable, Equatable {
         if code == 0x09 {
             let allowed = rules.contains { $0.allow && ($0.classCode == 0x09 || $0.interfaceClass == 0x09) && applies($0) }
             return allowed ? .adminOnly : .protected("a hub: its ports carry other devices (allow class=hub to reach it, with the admin scope)")
+        }
+        if denyRiskyClasses, code == 0x03, let interface, device?.securityKeyInterfaces.contains(interface) == true {
+            return .protected(
+                "a security key (FIDO/U2F: its credentials, and the touch that approves a login) (allow interface_class=hid or --expose-risky-devices to reach it)")
         }
         if denyRiskyClasses, let risk = Self.riskyInterface(class: code, subclass: subclass, protocol: `protocol`) {
             return .protected("\(risk) (allow interface_class=\(hex(code)) or --expose-risky-devices to reach it)")

@@ -82,6 +82,8 @@ struct DeviceRoster: Sendable {
         guard var entry = entries[device.name], entry.sysfs != device else { return }
         entry.sysfs = device
         entry.info.activeConfiguration = device.activeConfiguration
+        entry.info.securityKeyInterfaces.formUnion(device.securityKeyInterfaces)
+        entry.info.securityKeysRead = device.securityKeysRead
         entries[device.name] = entry
     }
 
@@ -96,9 +98,12 @@ struct DeviceRoster: Sendable {
         if descriptor.manufacturerIndex != 0 { strings[descriptor.manufacturerIndex] = device.manufacturer }
         if descriptor.productIndex != 0 { strings[descriptor.productIndex] = device.product }
         if descriptor.serialNumberIndex != 0 { strings[descriptor.serialNumberIndex] = device.serial }
-        return USBDeviceInfo(
+        var info = USBDeviceInfo(
             bus: device.bus, address: device.address, portPath: device.portPath, speed: device.speed,
             descriptor: descriptor, configurations: configurations, activeConfiguration: device.activeConfiguration,
             strings: strings)
+        info.securityKeyInterfaces = device.securityKeyInterfaces
+        info.securityKeysRead = device.securityKeysRead
+        return info
     }
 }

@@ -14,6 +14,11 @@ public struct USBDeviceInfo: Sendable, Equatable {
     public var activeConfiguration: UInt8?
     /// Decoded string descriptors by index, in the device's first language.
     public var strings: [UInt8: String]
+    /// HID interfaces whose report descriptor declares the FIDO page: security keys (read from
+    /// sysfs while the host's HID driver holds them; ``HIDUsagePages``).
+    public var securityKeyInterfaces: Set<UInt8> = []
+    /// Every HID interface's report descriptor was read (false until the HID driver has bound).
+    public var securityKeysRead = true
 
     public init(
         bus: UInt8, address: UInt8, portPath: [UInt8], speed: Speed, descriptor: DeviceDescriptor,

@@ -22,14 +22,14 @@ public actor USBHost {
     public nonisolated let usbfsBudget: UsbfsBudget
     private let events: USBEvents
     private let executor: ThreadExecutor
-    private let logger: Logger
-    private let sysfsRoot: String
+    let logger: Logger
+    let sysfsRoot: String
     public nonisolated let changes: ChangeLog
     private var monitor: HotplugMonitor?
     private var stopping = false
 
     /// Present devices, as the last scan found them.
-    private var roster: DeviceRoster
+    var roster: DeviceRoster
     /// Open sessions by id, each for one address (a replugged device has a new address).
     private var sessions: [String: (address: UInt8, session: DeviceSession)] = [:] {
         didSet { openSessions.withLock { [sessions] in $0 = sessions.mapValues(\.session) } }
@@ -38,6 +38,13 @@ public actor USBHost {
     private nonisolated let openSessions = Mutex<[String: DeviceSession]>([:])
     /// When each id that went away was last removed, until it is back.
     private var removals: [String: Double] = [:]
+    /// Devices a client drove that may come back as something else (``ReenumerationGuard``).
+    var reenumeration = ReenumerationGuard()
+    /// False once the kernel refused a write of the guard's (no privilege, a read-only sysfs):
+    /// said once in the log, not tried again.
+    var reenumerationWritable = true
+    /// The task that rescans when the next watch runs out.
+    var reenumerationTimer: Task<Void, Never>?
     /// The device list as the last scan left it, and whether anything may have changed since:
     /// readable from any thread (``freshDevices()``).
     private nonisolated let listing = Mutex(Listing())
@@ -191,6 +198,8 @@ public actor USBHost {
         stopping = true
         monitor?.stop()
         monitor = nil
+        perform(reenumeration.stop())
+        reenumerationTimer?.cancel()
         let open = sessions.values.map(\.session)
         sessions = [:]
         // All at once: each may wait (up to 2 s) for its transfers to come back.
@@ -222,9 +231,19 @@ public actor USBHost {
                 metadata: ["usb.sysfs": "\(sysfsRoot)", "error": "\(String(cString: strerror(errno)))"])
             return roster.devices
         }
-        for change in roster.update(scanned) {
+        let found = roster.update(scanned)
+        // Before anyone is told: a device a client drove that left is watched (its bus armed),
+        // and what arrived on an armed bus is authorized (or kept from the host's drivers)
+        // before a client told of it can claim it.
+        let drivenLeft = found.compactMap { change -> USBDeviceInfo? in
+            guard case .removed(let info) = change, sessions[info.id] != nil else { return nil }
+            return info
+        }
+        guardReenumerations(scanned: scanned, drivenLeft: drivenLeft)
+        for change in found {
             switch change {
-            case .removed(let info): removed(info)
+            case .removed(let info):
+                removed(info)
             case .added(let info):
                 removals[info.id] = nil
                 changes.append(.added, info)
@@ -236,12 +255,23 @@ public actor USBHost {
             }
         }
         USBMetrics.devices(present: roster.entries.count)
+        tellSessionsWhatWasLearned()
         return roster.devices
     }
 
     /// Rereads one device only, unless it came, went or changed: then a whole scan.
     private func refresh(id: String) {
         if !roster.update(id: id, SysfsDevice(name: id, root: sysfsRoot)) { refresh() }
+        tellSessionsWhatWasLearned()
+    }
+
+    /// Open sessions hear what scans learned since they opened (security keys whose HID driver
+    /// bound later): the checks on the loop read the session's copy.
+    private func tellSessionsWhatWasLearned() {
+        for (id, open) in sessions {
+            guard let entry = roster[id], entry.sysfs.address == open.address else { continue }
+            open.session.learned(securityKeys: entry.info.securityKeyInterfaces, allRead: entry.info.securityKeysRead)
+        }
     }
 
     private func removed(_ info: USBDeviceInfo) {
@@ -262,7 +292,16 @@ public actor USBHost {
     // MARK: Sessions
 
     private func session(_ entry: DeviceRoster.Entry) throws(USBError) -> DeviceSession {
+        var entry = entry
         let id = entry.info.id
+        if !entry.sysfs.securityKeysRead {
+            // Its HID driver bound after the last scan: what the session's checks need first.
+            let (keys, complete) = Sysfs.securityKeyInterfaces(device: id, root: sysfsRoot)
+            entry.sysfs.securityKeyInterfaces = keys
+            entry.sysfs.securityKeysRead = complete
+            entry.info.securityKeyInterfaces.formUnion(keys)
+            roster[id] = entry
+        }
         if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(

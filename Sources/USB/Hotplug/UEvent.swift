@@ -20,9 +20,13 @@ public struct UEvent: Sendable, Equatable {
     }
 
     /// An event that can change the device list: a USB device (not an interface) added,
-    /// removed, or bound to the generic driver (configured and ready) or unbound.
+    /// removed, or bound to the generic driver (configured and ready) or unbound; or a HID
+    /// interface bound to a driver (the HID driver's report descriptor tells a security key).
     public var concernsUSBDevice: Bool {
-        properties["SUBSYSTEM"] == "usb" && properties["DEVTYPE"] == "usb_device"
-            && ["add", "remove", "bind", "unbind", "change"].contains(action)
+        guard properties["SUBSYSTEM"] == "usb" else { return false }
+        if properties["DEVTYPE"] == "usb_interface" {
+            return action == "bind" && properties["INTERFACE"]?.hasPrefix("3/") == true
+        }
+        return properties["DEVTYPE"] == "usb_device" && ["add", "remove", "bind", "unbind", "change"].contains(action)
     }
 }

@@ -19,7 +19,10 @@ public actor DeviceSession {
     public nonisolated let address: UInt8
     /// The device as it was listed when the session opened (vendor, serial, port: what policy
     /// rules name); nil when the opener had none.
-    public nonisolated let info: USBDeviceInfo?
+    public nonisolated var info: USBDeviceInfo? { infoBox.withLock { $0 } }
+    /// The device as listed; what the host learns later (its security keys, once the HID
+    /// driver has read their report descriptors) is added (``learned(securityKeys:)``).
+    private nonisolated let infoBox: Mutex<USBDeviceInfo?>
     /// What the session does to the device with: libusb (``USBDeviceHandle``), or a fake in tests.
     public nonisolated let io: any DeviceIO
     nonisolated let loop: EventLoop
@@ -69,7 +72,7 @@ public actor DeviceSession {
         activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil
     ) {
         self.id = id
-        self.info = info
+        self.infoBox = Mutex(info)
         self.address = address
         self.io = io
         self.loop = loop
@@ -78,6 +81,26 @@ public actor DeviceSession {
         self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
         // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.
         try? io.setAutoDetachKernelDriver(true)
+    }
+
+    /// Interfaces the host found to be security keys after the session opened, and whether
+    /// every HID interface has been read now.
+    public nonisolated func learned(securityKeys: Set<UInt8>, allRead: Bool) {
+        infoBox.withLock { info in
+            guard var known = info else { return }
+            known.securityKeyInterfaces.formUnion(securityKeys)
+            known.securityKeysRead = known.securityKeysRead || allRead
+            info = known
+        }
+    }
+
+    /// The device as known, its security keys read from sysfs first if some HID interface was
+    /// not read yet (its HID driver bound after the last scan): what an access check needs.
+    public nonisolated func infoWithSecurityKeys(sysfsRoot: String = "/sys/bus/usb/devices") -> USBDeviceInfo? {
+        guard let known = info, !known.securityKeysRead else { return info }
+        let (keys, complete) = Sysfs.securityKeyInterfaces(device: id, root: sysfsRoot)
+        learned(securityKeys: keys, allRead: complete)
+        return info
     }
 
     deinit { worker.stop() }

@@ -18,6 +18,10 @@ struct SysfsDevice: Sendable, Equatable {
     /// The generic USB driver is bound: the kernel has chosen a configuration and created
     /// the interfaces, so the device is ready to use.
     var isBound: Bool
+    /// HID interfaces that are security keys (``Sysfs/securityKeyInterfaces(device:root:)``),
+    /// and whether every HID interface could be read yet (if not, each scan reads again).
+    var securityKeyInterfaces: Set<UInt8> = []
+    var securityKeysRead = true
 
     /// The usbfs node that opens the device.
     var nodePath: String {
@@ -47,6 +51,7 @@ extension SysfsDevice {
         self.product = Sysfs.attribute(directory + "/product")
         self.serial = Sysfs.attribute(directory + "/serial")
         self.isBound = Sysfs.exists(directory + "/driver")
+        (securityKeyInterfaces, securityKeysRead) = Sysfs.securityKeyInterfaces(device: name, root: root)
     }
 
     /// Every device under `root`. A device in `known` with the same address is the same
@@ -66,6 +71,10 @@ extension SysfsDevice {
                     device.activeConfiguration = Sysfs.attribute(directory + "/bConfigurationValue")
                         .flatMap { UInt8($0) }.flatMap { $0 == 0 ? nil : $0 }
                     device.isBound = Sysfs.exists(directory + "/driver")
+                    if !device.securityKeysRead {
+                        // The HID driver binds after the device: read until it has.
+                        (device.securityKeyInterfaces, device.securityKeysRead) = Sysfs.securityKeyInterfaces(device: name, root: root)
+                    }
                     return device
                 case nil where Sysfs.exists(directory):
                     return device

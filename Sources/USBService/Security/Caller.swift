@@ -58,10 +58,14 @@ extension RouteContext {
         let alt = state.claims[number]?.altSetting ?? 0
         guard let descriptor = interface.altSettings.first(where: { $0.alternateSetting == alt }) ?? interface.altSettings.first
         else { return }
+        let session = catalog.openSession(id: device)
+        // A HID interface may be a security key, which only its report descriptor tells: read
+        // now if the last scan came before the HID driver bound.
+        let info = descriptor.interfaceClass == 0x03 ? session?.infoWithSecurityKeys() : session?.info
         try check(
             policy.access(
                 toInterfaceClass: descriptor.interfaceClass, subclass: descriptor.interfaceSubClass,
-                protocol: descriptor.interfaceProtocol, of: catalog.openSession(id: device)?.info),
+                protocol: descriptor.interfaceProtocol, of: info, interface: number),
             caller, device: device, what: "interface \(number)")
     }
 
