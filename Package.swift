@@ -93,7 +93,7 @@ let package = Package(
         // A scripted device below DeviceSession (a DeviceIO, no USB), for unit tests of the
         // session, the routes and the streams.
         .target(name: "USBFakes", dependencies: ["USB", "EventLoop"], path: "Tests/USBFakes"),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "Threads", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "LinuxSystem", "Threads", "TestSupport"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads", "EventLoop", "LinuxSystem"]),
         .testTarget(
             name: "USBTests",

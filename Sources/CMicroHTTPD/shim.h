@@ -3,6 +3,7 @@
 // Only includes and small `static inline` wrappers, each for something Swift
 // cannot import from microhttpd.h as it is.
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,10 +11,35 @@
 
 /// MHD_start_daemon is variadic: take the options as an MHD_OPTION_ARRAY instead.
 static inline struct MHD_Daemon *usbhttpd_mhd_start_daemon(
-    unsigned int flags, uint16_t port, MHD_AccessHandlerCallback handler, void *handler_cls,
-    const struct MHD_OptionItem *options) {
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+    unsigned int flags, uint16_t port, MHD_AcceptPolicyCallback accept, void *accept_cls,
+    MHD_AccessHandlerCallback handler, void *handler_cls, const struct MHD_OptionItem *options) {
+    return MHD_start_daemon(flags, port, accept, accept_cls, handler, handler_cls,
                             MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+}
+
+/// The address (4 or 16 bytes, network order) and port of an IPv4 or IPv6 socket address
+/// (a union Swift cannot take apart); its address's length, or -1 for another family.
+static inline int usbhttpd_sockaddr_parts(const struct sockaddr *address, uint8_t bytes[16], uint16_t *port) {
+    if (!address) return -1;
+    if (address->sa_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        memcpy(bytes, &v4->sin_addr, 4);
+        *port = ntohs(v4->sin_port);
+        return 4;
+    }
+    if (address->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+        memcpy(bytes, &v6->sin6_addr, 16);
+        *port = ntohs(v6->sin6_port);
+        return 16;
+    }
+    return -1;
+}
+
+/// A connection's client address (MHD_CONNECTION_INFO_CLIENT_ADDRESS, a union member).
+static inline const struct sockaddr *usbhttpd_mhd_client_sockaddr(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return info ? info->client_addr : NULL;
 }
 
 /// MHD_OptionItem carries function pointers as intptr_t, which Swift cannot cast to.

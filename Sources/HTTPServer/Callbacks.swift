@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import Glibc
+import LinuxSystem
 
 // The C entry points libmicrohttpd calls on its own thread. They live outside main.swift
 // on purpose: closures there inherit MainActor isolation and trap on a foreign thread.
@@ -27,8 +28,25 @@ let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, terminati
     core.completed(exchange, termination: termination)
 }
 
+/// MHD_AcceptPolicyCallback: whether a new connection may come in (its client holds fewer than
+/// the per-client cap: ``ClientConnections``); refused, libmicrohttpd closes it at once.
+let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in
+    guard let cls, let peer = peerEndpoint(address) else { return MHD_Result.YES }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    return core.clients.admit(peer) ? MHD_Result.YES : MHD_Result.NO
+}
+
+/// The address and port of a socket address (IPv4 or IPv6), nil for another family.
+func peerEndpoint(_ address: UnsafePointer<sockaddr>?) -> SocketOwner.Endpoint? {
+    var bytes = [UInt8](repeating: 0, count: 16)
+    var port: UInt16 = 0
+    let length = usbhttpd_sockaddr_parts(address, &bytes, &port)
+    guard length > 0 else { return nil }
+    return SocketOwner.Endpoint(address: Array(bytes.prefix(Int(length))), port: port)
+}
+
 /// MHD_NotifyConnectionCallback: a connection started or closed; its socket context holds
-/// its ``ConnectionWatch``.
+/// its ``ConnectionWatch``, which knows the client it counts for.
 let connectionNotify: MHD_NotifyConnectionCallback = { cls, connection, socketContext, event in
     guard let cls, let socketContext else { return }
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
@@ -38,11 +56,14 @@ let connectionNotify: MHD_NotifyConnectionCallback = { cls, connection, socketCo
         let fd = usbhttpd_mhd_connection_fd(connection)
         guard fd >= 0, let watch = ConnectionWatch.start(socket: .init(rawValue: fd), loop: core.loop, logger: core.logger)
         else { return }
+        watch.client = peerEndpoint(usbhttpd_mhd_client_sockaddr(connection)).flatMap { core.clients.started($0) }
         socketContext.pointee = Unmanaged.passRetained(watch).toOpaque()
     default:
         guard let pointer = socketContext.pointee else { return }
         socketContext.pointee = nil
-        Unmanaged<ConnectionWatch>.fromOpaque(pointer).takeRetainedValue().closed()
+        let watch = Unmanaged<ConnectionWatch>.fromOpaque(pointer).takeRetainedValue()
+        if let client = watch.client { core.clients.closed(client) }
+        watch.closed()
     }
 }
 

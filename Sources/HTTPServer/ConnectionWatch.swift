@@ -23,6 +23,8 @@ import SystemPackage
 /// budget of probes, and probes only plain HTTP/1.1 connections.
 final class ConnectionWatch: @unchecked Sendable {
     let socket: FileDescriptor
+    /// The client the connection counts for (``ClientConnections``), set when it starts.
+    var client: String?
     private let loop: EventLoop
     private var watch: EventLoop.Watch?
     private var wantsRoom = false

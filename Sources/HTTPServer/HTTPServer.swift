@@ -81,9 +81,6 @@ public final class HTTPServer: Sendable {
                     option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
                 MHD_OptionItem(option: MHD_OPTION.CONNECTION_TIMEOUT, value: configuration.idleTimeout, ptr_value: nil),
                 MHD_OptionItem(option: MHD_OPTION.CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
-                MHD_OptionItem(
-                    option: MHD_OPTION.PER_IP_CONNECTION_LIMIT, value: configuration.perClientConnectionLimit,
-                    ptr_value: nil),
                 MHD_OptionItem(option: MHD_OPTION.LISTENING_ADDRESS_REUSE, value: 1, ptr_value: nil),
             ]
             if configuration.tls != nil {
@@ -92,7 +89,9 @@ public final class HTTPServer: Sendable {
             }
             options.append(MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil))
             return options.withUnsafeMutableBufferPointer {
-                usbhttpd_mhd_start_daemon(flags, configuration.port, accessHandler, cls, $0.baseAddress)
+                // The per-client cap is the accept policy's (ClientConnections), not libmicrohttpd's
+                // per-address count, which cannot tell two users of one machine apart.
+                usbhttpd_mhd_start_daemon(flags, configuration.port, acceptPolicy, cls, accessHandler, cls, $0.baseAddress)
             }
         }
         guard let started else {

@@ -20,8 +20,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// The most connections open at once (MHD_OPTION.CONNECTION_LIMIT); more are refused at
     /// accept. Bounded by the process's file descriptor limit too.
     public var connectionLimit: Int = 512
-    /// The most connections one client address may hold (MHD_OPTION.PER_IP_CONNECTION_LIMIT);
-    /// 0 for no limit.
+    /// The most connections one client may hold: an address, or on loopback an address and a
+    /// local user (``ClientConnections``); 0 for no limit.
     public var perClientConnectionLimit: Int = 64
     /// Serve HTTPS with this certificate and key (through libmicrohttpd's GnuTLS).
     public var tls: TLS?

@@ -22,6 +22,8 @@ final class ServerCore: Sendable {
     let streams = Mutex<[ObjectIdentifier: StreamResponse]>([:])
     /// WebSockets open now, closed first when the server stops.
     let webSockets = Mutex<[ObjectIdentifier: WebSocketConnection]>([:])
+    /// Connections per client, for the per-client cap.
+    let clients: ClientConnections
 
     init(responder: any HTTPResponder, configuration: HTTPServerConfiguration, logger: Logger, loop: EventLoop) {
         self.responder = responder
@@ -29,6 +31,9 @@ final class ServerCore: Sendable {
         self.logger = logger
         self.loop = loop
         self.resumer = ConnectionResumer(loop: loop)
+        self.clients = ClientConnections(limit: configuration.perClientConnectionLimit) {
+            SocketOwner.user(ofSocketAt: $0, remotePort: 0)
+        }
     }
 
     func handle(

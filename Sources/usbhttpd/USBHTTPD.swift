@@ -96,7 +96,7 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The most connections open at once.")
     var maxConnections = 512
 
-    @Option(help: "The most connections one client address may hold (0: no limit).")
+    @Option(help: "The most connections one client may hold: an address, on loopback an address and a local user (0: no limit).")
     var maxConnectionsPerClient = 64
 
     @Option(help: "Seconds a connection may stay silent (idle, or stopped halfway through a request).")
