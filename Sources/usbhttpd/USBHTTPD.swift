@@ -70,6 +70,9 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "The most of that share one client (a token, or an address without tokens) may hold at once, in MiB (default: half of it).")
     var usbfsClientShareMb: Int?
 
+    @Option(help: "Milliseconds a control request may keep a device's endpoint 0 while another client's control request waits; then it is cut, answered as timed out (USB 2.0 gives a device 5 s).")
+    var maxControlHoldMs = 5000
+
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
 
@@ -150,6 +153,9 @@ struct USBHTTPD: AsyncParsableCommand {
         if let usbfsClientShareMb, !(1...65_536).contains(usbfsClientShareMb) {
             throw ValidationError("--usbfs-client-share-mb must be 1 to 65536.")
         }
+        guard (100...3_600_000).contains(maxControlHoldMs) else {
+            throw ValidationError("--max-control-hold-ms must be 100 to 3600000.")
+        }
         guard (0...86_400).contains(idleTimeout), (1...100_000).contains(maxConnections),
             (0...100_000).contains(maxConnectionsPerClient)
         else {
@@ -220,7 +226,8 @@ struct USBHTTPD: AsyncParsableCommand {
             "usbfs share",
             metadata: ["usb.usbfs_budget_bytes": "\(budget.limit)", "usb.usbfs_client_share_bytes": "\(budget.clientLimit)"])
         let host = try USBHost(
-            context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget)
+            context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget,
+            controlHoldLimit: maxControlHoldMs)
         try await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
         var configuration = HTTPServerConfiguration()

@@ -26,7 +26,7 @@ import TestSupport
     @Test(arguments: [
         (["--rate-limit", "-1"], "--rate-limit"), (["--max-streams-per-client", "0"], "--max-streams-per-client"),
         (["--usbfs-budget-mb", "0"], "--usbfs-budget-mb"), (["--allowed-origin", "dash.example"], "--allowed-origin"),
-        (["--usbfs-client-share-mb", "0"], "--usbfs-client-share-mb"),
+        (["--usbfs-client-share-mb", "0"], "--usbfs-client-share-mb"), (["--max-control-hold-ms", "50"], "--max-control-hold-ms"),
         (["--node-name", "Bench 7\n"], "--node-name"), (["--feature-file", "/tmp/"], "--feature-file"),
         (["--rule", "allow port=3-0"], "port=3-0"), (["--rule", "allow bus=0"], "bus"),
         (["--allowed-host", "a b"], "--allowed-host"), (["--idle-timeout", "100000"], "--idle-timeout"),

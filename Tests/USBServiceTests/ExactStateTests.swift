@@ -127,3 +127,54 @@ import USBService
         #expect(await bench.session.state.claims.isEmpty)
     }
 }
+
+/// Issue 24, class 4: one client's slow control request does not starve another's past its own
+/// timeout: endpoint 0 is queued by the daemon, and a holder past the limit is cut.
+@Suite struct ControlFairnessTests {
+    static let id = FakeCatalog.vendorBoard.id
+
+    func control(_ api: Router, from address: String, request: Int, timeout: Int) async -> HTTPResponse {
+        var http = HTTPRequest(
+            method: "POST", path: "/v1/devices/\(Self.id)/control",
+            query: [("request_type", "0xc0"), ("request", String(request)), ("length", "4"), ("timeout_ms", String(timeout))]
+                .map { (name: $0.0, value: $0.1) })
+        http.remoteAddress = address
+        return await api.response(to: http)
+    }
+
+    /// Vendor request 0x30 never completes (a firmware that answers late); others at once.
+    static func slowBoard(holdLimit: Int) -> FakeBench {
+        FakeBench(controlHoldLimit: holdLimit) { urb in
+            urb.setup?.request == 0x30 ? .hold() : .complete(data: [1, 2, 3, 4])
+        }
+    }
+
+    @Test func aSlowRequestIsCutWhenAnotherClientWaitsAndTheOtherIsServed() async throws {
+        let bench = Self.slowBoard(holdLimit: 300)
+        let api = bench.api()
+        let slow = Task { await control(api, from: "10.0.0.1", request: 0x30, timeout: 60_000) }
+        #expect(try await bench.device.waitForHeld(1).count == 1)
+        let start = ContinuousClock.now
+        let quick = await control(api, from: "10.0.0.2", request: 0x01, timeout: 5000)
+        #expect(quick.status == 200 && quick.body == [1, 2, 3, 4], "\(String(decoding: quick.body, as: UTF8.self))")
+        #expect(ContinuousClock.now - start < .seconds(3), "served once the slow one was cut at its limit")
+        let cut = await slow.value
+        #expect(problemMismatch(cut, status: 504, code: "usb-timeout") == nil, "\(String(decoding: cut.body, as: UTF8.self))")
+        #expect(bench.budget.inUse == 0)
+    }
+
+    @Test func aWaiterWhoseTimeoutRunsOutIsAnsweredThenAndNothingIsSent() async throws {
+        let bench = Self.slowBoard(holdLimit: 60_000)
+        let api = bench.api()
+        let slow = Task { await control(api, from: "10.0.0.1", request: 0x30, timeout: 60_000) }
+        #expect(try await bench.device.waitForHeld(1).count == 1)
+        let start = ContinuousClock.now
+        let quick = await control(api, from: "10.0.0.2", request: 0x01, timeout: 200)
+        #expect(ContinuousClock.now - start < .seconds(2), "answered at its own timeout")
+        #expect(problemMismatch(quick, status: 504, code: "usb-timeout") == nil)
+        #expect(String(decoding: quick.body, as: UTF8.self).contains("waited"), "it says it waited for endpoint 0")
+        #expect(bench.device.submitted.count == 1, "only the slow request reached the device")
+        slow.cancel()
+        _ = await slow.value
+    }
+}

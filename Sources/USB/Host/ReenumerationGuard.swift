@@ -70,6 +70,13 @@ struct ReenumerationGuard: Sendable {
     var watchedPorts: [String] { watches.keys.sorted() }
     /// Buses armed now.
     var armedBuses: [UInt8] { armed.keys.sorted() }
+    /// Whether device `id` at `address` on `bus` arrived on an armed bus and was not decided
+    /// yet (its interfaces were not all made at the last scan): it is not to be used until then.
+    func isUndecided(id: String, bus: UInt8, address: UInt8) -> Bool {
+        guard let armed = armed[bus] else { return false }
+        return !armed.seen.contains("\(id)@\(address)")
+    }
+
     /// When the next watch runs out.
     var nextExpiry: ContinuousClock.Instant? { watches.values.map(\.until).min() }
 

@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSystem
 import Logging
 import SystemPackage
@@ -92,6 +93,20 @@ extension USBHost {
             logger.warning(
                 "cannot write sysfs authorization attributes: a device a client re-enumerates gets the host's drivers as the kernel decides",
                 metadata: ["sysfs.path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// A device that arrived on an armed bus is opened only once the guard has decided its
+    /// interfaces (authorized, or kept from the host): its driver link comes before its
+    /// interfaces, and a claim of an interface not yet authorized fails as if the device had
+    /// gone. Rescans every 10 ms until then, for at most a second (on the host's own thread).
+    func settleReenumeration(of entry: DeviceRoster.Entry) {
+        let (id, bus, address) = (entry.info.id, entry.info.bus, entry.info.address)
+        var tries = 0
+        while reenumerationWritable, reenumeration.isUndecided(id: id, bus: bus, address: address), tries < 100 {
+            tries += 1
+            usleep(10_000)
+            _ = devices()
         }
     }
 

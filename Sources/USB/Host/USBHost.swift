@@ -20,6 +20,8 @@ public actor USBHost {
     private let loop: EventLoop
     /// The daemon's share of usbfs memory, for every session.
     public nonisolated let usbfsBudget: UsbfsBudget
+    /// Milliseconds a control request may keep endpoint 0 while another client's waits (``ControlQueue``).
+    private let controlHoldLimit: Int
     private let events: USBEvents
     private let executor: ThreadExecutor
     let logger: Logger
@@ -66,9 +68,11 @@ public actor USBHost {
     /// `policy` decides which devices exist for clients (``DevicePolicy``).
     public init(
         context: USBContext, loop: EventLoop, logger: Logger, policy: DevicePolicy = DevicePolicy(),
-        sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog(), usbfsBudget: UsbfsBudget = .unlimited
+        sysfsRoot: String = "/sys/bus/usb/devices", changes: ChangeLog = ChangeLog(), usbfsBudget: UsbfsBudget = .unlimited,
+        controlHoldLimit: Int = 5000
     ) throws {
         self.usbfsBudget = usbfsBudget
+        self.controlHoldLimit = controlHoldLimit
         self.roster = DeviceRoster(policy: policy)
         self.context = context
         self.loop = loop
@@ -151,7 +155,8 @@ public actor USBHost {
     public func session(id: String) throws(USBError) -> DeviceSession? {
         if roster[id] == nil { refresh(id: id) }
         guard let entry = roster[id] else { return nil }
-        return try session(entry)
+        settleReenumeration(of: entry)
+        return try session(roster[id] ?? entry)
     }
 
     /// The session of device `id` if one is open and its device has not gone, without
@@ -306,7 +311,8 @@ public actor USBHost {
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
         let session = DeviceSession(
             io: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
-            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget, info: entry.info)
+            activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget, info: entry.info,
+            controlHoldLimit: controlHoldLimit)
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])

@@ -23,7 +23,16 @@ extension DeviceSession {
         if setup.direction == .out {
             UnsafeMutableRawBufferPointer(rebasing: pending.buffer[8...]).copyBytes(from: data)
         }
-        let result = try await perform(pending, endpoint: 0x00, share: share, logger: logger)
+        // Endpoint 0 in turn with every other control request of the device (ControlQueue).
+        let turn = try await awaitTurn(client: share?.client ?? "", timeout: timeout, pending: pending)
+        defer { controlQueue.leave(turn.ticket) }
+        var result = try await perform(pending, endpoint: 0x00, share: share, logger: logger)
+        if turn.cut && result.status == .cancelled {
+            logger.notice(
+                "a control request held endpoint 0 past the limit while another client waited: cut",
+                metadata: ["usb.device": "\(id)", "usb.request": "\(hex(setup.request))"])
+            result = TransferResult(status: .timedOut, actualLength: result.actualLength, data: result.data)
+        }
         guard setup.direction == .in else { return result }
         return TransferResult(
             status: result.status, actualLength: result.actualLength,

@@ -20,6 +20,8 @@ public actor DeviceSession {
     /// The device as it was listed when the session opened (vendor, serial, port: what policy
     /// rules name); nil when the opener had none.
     public nonisolated var info: USBDeviceInfo? { infoBox.withLock { $0 } }
+    /// Its control requests, REST's and the URB channels', one on endpoint 0 at a time.
+    public nonisolated let controlQueue: ControlQueue
     /// The device as listed; what the host learns later (its security keys, once the HID
     /// driver has read their report descriptors) is added (``learned(securityKeys:)``).
     private nonisolated let infoBox: Mutex<USBDeviceInfo?>
@@ -69,9 +71,11 @@ public actor DeviceSession {
     /// on claim and attached again on release.
     public init(
         io: any DeviceIO, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
-        activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil
+        activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil,
+        controlHoldLimit: Int = 5000
     ) {
         self.id = id
+        self.controlQueue = ControlQueue(loop: loop, holdLimit: controlHoldLimit)
         self.infoBox = Mutex(info)
         self.address = address
         self.io = io

@@ -29,8 +29,8 @@ extension URBChannel {
     /// its turn completes as cancelled at once; an id that is neither (it completed meanwhile)
     /// is nothing to do.
     func cancel(_ id: UInt32) {
-        if let transfer = inFlight[id] {
-            transfer.cancel()
+        if inFlight[id] != nil {
+            cancelInFlight(id)
         } else if steps.remove(id) {
             connection.send(URBMessage.complete(id: id, status: .cancelled, actualLength: 0))
         }
@@ -94,8 +94,10 @@ extension URBChannel {
         }
     }
 
-    /// Submits a transfer made for SUBMIT `id` (its OUT data in place).
+    /// Submits a transfer made for SUBMIT `id` (its OUT data in place); a control transfer when
+    /// its turn on endpoint 0 comes (``startControl(_:id:)``).
     func start(_ transfer: AsyncTransfer, id: UInt32) {
+        if transfer.request.type == .control { return startControl(transfer, id: id) }
         do {
             try transfer.submit()
         } catch {

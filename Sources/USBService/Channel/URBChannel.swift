@@ -59,6 +59,9 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     private var changesSeen: UInt64 = 0
     private var follower: UInt64?
     var closed = false
+    /// Control transfers in the device's endpoint-0 queue, and the tickets of those waiting.
+    var controlTurns: [UInt32: ControlTurn] = [:]
+    var controlTickets: [UInt32: UInt64] = [:]
 
     init(
         connection: WebSocketConnection, session: DeviceSession, context: RouteContext, caller: Caller, limits: Limits,
@@ -101,7 +104,7 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
             guard let self else { return }
             loop.execute {
                 self.logger.notice("URB channel: a lease now covers the device; its transfers are cancelled")
-                for transfer in self.inFlight.values { transfer.cancel() }
+                self.cancelAllInFlight()
             }
         }
         if session.isGone { deviceLeft() }
@@ -123,7 +126,7 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
         closed = true
         if let follower { context.catalog.changes.unfollow(follower) }
         follower = nil
-        for transfer in inFlight.values { transfer.cancel() }
+        cancelAllInFlight()
         steps.drop()
         slot.release()
         pool.close()
@@ -158,6 +161,7 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     /// its memory), and the transfer is let go once the kernel has it.
     func completed(_ transfer: AsyncTransfer, id: UInt32) {
         var status = transfer.status
+        if transfer.request.type == .control { status = controlEnded(id, status: status) }
         if deviceGone && status == .cancelled { status = .noDevice }
         let count = transfer.request.type == .isochronous && transfer.request.isIn ? transfer.packedLength : transfer.actualLength
         let head = URBMessage.complete(id: id, status: status, actualLength: transfer.actualLength, packets: transfer.isoResults)
@@ -202,7 +206,7 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     private func deviceLeft() {
         guard !deviceGone else { return }
         deviceGone = true
-        for transfer in inFlight.values { transfer.cancel() }
+        cancelAllInFlight(status: .noDevice)
         if inFlight.isEmpty { sendGoneEvent() }
     }
 

@@ -26,10 +26,18 @@ struct TransferRoutes: Sendable {
         case .hubPort(let port): try await context.checkHubPort(caller, hub: session.id, port: port)
         }
         let what = { "Control request 0x\(String(setup.request, radix: 16)) to \(session.id)" }
-        let result = try await context.usb(what(), device: session.id) {
-            try await session.control(
-                setup, data: control.data, timeout: control.timeout, share: context.usbfsShare(request, session),
-                logger: request.request.logger)
+        let result: TransferResult
+        do {
+            result = try await context.usb(what(), device: session.id) {
+                try await session.control(
+                    setup, data: control.data, timeout: control.timeout, share: context.usbfsShare(request, session),
+                    logger: request.request.logger)
+            }
+        } catch let waited as ControlQueueTimeout {
+            throw TransferProblem.outcome(
+                .timedOut,
+                context: "\(what()) waited \(waited.waitedMs) ms for endpoint 0, which other control requests of the device held, and its timeout ran out before it was sent",
+                actualLength: 0)
         }
         if setup.direction == .in {
             return try TransferAnswer.received(

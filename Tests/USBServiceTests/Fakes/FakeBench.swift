@@ -22,7 +22,7 @@ final class FakeBench: Sendable {
     /// `list`'s devices, each with a scripted device answering as `script` says.
     init(
         _ list: [USBDeviceInfo] = [FakeCatalog.vendorBoard], budget: UsbfsBudget = UsbfsBudget(limit: 16 << 20),
-        script: @escaping @Sendable (ScriptedDevice.Submitted) -> ScriptedDevice.Reply = { _ in .complete() }
+        controlHoldLimit: Int = 5000, script: @escaping @Sendable (ScriptedDevice.Submitted) -> ScriptedDevice.Reply = { _ in .complete() }
     ) {
         loop = Self.loop
         self.budget = budget
@@ -33,7 +33,8 @@ final class FakeBench: Sendable {
             devices[info.id] = device
             sessions[info.id] = DeviceSession(
                 io: device, id: info.id, address: info.address, configurations: info.configurations,
-                activeConfiguration: info.activeConfiguration, loop: loop, budget: budget, info: info)
+                activeConfiguration: info.activeConfiguration, loop: loop, budget: budget, info: info,
+                controlHoldLimit: controlHoldLimit)
         }
         self.devices = devices
         self.sessions = sessions
