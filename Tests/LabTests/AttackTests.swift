@@ -57,6 +57,47 @@ extension InTheLab {
             #expect(tool.status == 404, "the wait timed out with nothing found: \(tool)")
         }
 
+        /// Issue 24, class 4: one client's slow control request (the lab gadget's DELAYED vendor
+        /// request) does not starve another's: a request whose timeout runs out while it waits for
+        /// endpoint 0 is answered then, nothing sent; one that holds endpoint 0 past the limit
+        /// (5 s) while another client waits is cut and the other served.
+        @Test func aSlowControlRequestDoesNotStarveAnotherClients() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.gadget)
+            let device = "http://127.0.0.1:8080/v1/devices/\(id)/control"
+            func slow(_ milliseconds: Int) async throws {
+                let held = try await lab.usbfsBytesInUse()
+                try await lab.run(
+                    "(curl -s --interface 127.0.0.30 -o /dev/null -w '%{http_code} %{time_total}' -X POST "
+                        + "'\(device)?request_type=0xc0&request=0x30&value=\(milliseconds)&length=4&timeout_ms=20000' "
+                        + "> \"$TMPDIR/slow.out\" 2>&1 &)")
+                #expect(try await lab.waitForMetric(["usbhttpd_usbfs_bytes_in_use"]) { $0 > held }, "the slow request is in flight")
+            }
+            func slowAnswer() async throws -> String {
+                try await lab.run(
+                    "for i in $(seq 300); do [ -s \"$TMPDIR/slow.out\" ] && break; sleep 0.1; done; cat \"$TMPDIR/slow.out\"; rm -f \"$TMPDIR/slow.out\"")
+            }
+            // Waiting its own second while the slow one holds endpoint 0 for 3: answered at its
+            // timeout, saying it waited; the slow one completes.
+            try await slow(3000)
+            let start = ContinuousClock.now
+            let waited = try await curl(lab, "--interface 127.0.0.31 -X POST '\(device)?request_type=0xc0&request=1&length=4&timeout_ms=1000'")
+            #expect(waited.status == 504 && waited.body.contains("waited"), "\(waited)")
+            #expect(ContinuousClock.now - start < .seconds(2), "answered at its own timeout")
+            #expect(try await slowAnswer().hasPrefix("200"))
+            // Waiting 10 s while the slow one would hold endpoint 0 for 8: the slow one is cut at
+            // 5 s and the other is served.
+            try await slow(8000)
+            let served = try await curl(lab, "--interface 127.0.0.31 -X POST '\(device)?request_type=0x80&request=0&length=2&timeout_ms=10000'")
+            #expect(served.status == 200, "\(served)")
+            let cut = try await slowAnswer()
+            #expect(cut.hasPrefix("504"), "the slow one was cut: \(cut)")
+            #expect(try await lab.logLine(containing: ["held endpoint 0 past the limit"]) != nil)
+            // The gadget answers again once its 8 s are over (a vendor request waits for it), for the tests after.
+            let awake = try await curl(lab, "-X POST '\(device)?request_type=0xc0&request=1&length=4&timeout_ms=10000'")
+            #expect(awake.status == 200, "\(awake)")
+        }
+
         /// Claiming a root hub's interface would detach the hub driver and drop every device
         /// on its bus; its port requests would reach devices the policy hides.
         @Test func hubsAreOutOfReach() async throws {

@@ -62,3 +62,23 @@ import USBService
         #expect(bench.budget.inUse == 0)
     }
 }
+
+/// The same over the real server (each request a task on the loop, as in the daemon).
+@Suite struct ControlFairnessLiveTests {
+    @Test func aWaiterOverTheServerIsAnsweredAtItsTimeout() async throws {
+        let bench = URBChannelControlTests.slowBoard(holdLimit: 60_000)
+        let server = try bench.server()
+        let client = TestHTTPClient(port: Int(server.port))
+        let slow = Task {
+            try await client.request("POST", "/v1/devices/1-2/control?request_type=0xc0&request=0x30&length=2&timeout_ms=1500")
+        }
+        #expect(try await bench.device.waitForHeld(1).count == 1)
+        let quick = try await client.request("POST", "/v1/devices/1-2/control?request_type=0xc0&request=1&length=2&timeout_ms=300")
+        #expect(quick.status == 504 && quick.text.contains("waited"), "\(quick.text)")
+        let slowAnswer = try await slow.value
+        #expect(slowAnswer.status == 504, "\(slowAnswer.text)")
+        let after = try await client.request("POST", "/v1/devices/1-2/control?request_type=0xc0&request=1&length=2&timeout_ms=300")
+        #expect(after.status == 200, "\(after.text)")
+        await server.shutdown()
+    }
+}
