@@ -15,6 +15,9 @@ public protocol DeviceCatalog: Sendable {
     func openSession(id: String) -> DeviceSession?
     /// The device on port `port` of hub `hub` (nil: none), and whether the policy shows it.
     func portDevice(hub: String, port: UInt8) async -> (id: String, shown: Bool)?
+    /// Every device plugged behind `id` (a hub, or a root hub "usbN"; with `including`, `id`
+    /// too), each with whether the policy shows it: what a reset or a port request there drops.
+    func devices(behind id: String, including: Bool) async -> [(id: String, shown: Bool)]
     /// Every device present now, at once, when the catalog knows nothing changed since its
     /// last look (nil: ask ``devices()``); with a number that changes whenever the list may.
     func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])?
@@ -30,6 +33,7 @@ extension DeviceCatalog {
     public func openSession(id: String) -> DeviceSession? { nil }
     public func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { nil }
     public func portDevice(hub: String, port: UInt8) async -> (id: String, shown: Bool)? { nil }
+    public func devices(behind id: String, including: Bool) async -> [(id: String, shown: Bool)] { [] }
 }
 
 extension USBHost: DeviceCatalog {}

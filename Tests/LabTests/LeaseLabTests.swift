@@ -26,6 +26,27 @@ extension InTheLab {
             try await lab.released(id)
         }
 
+        /// Issue 24, class 5: a lease ends when its holder says: renewed shorter, it ends then
+        /// (its claim released then), not at the end it had before.
+        @Test func aLeaseRenewedShorterEndsSooner() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.loopback)
+            try await lab.released(id)
+            let (leaseID, token, _) = try await lab.takeLease(id, "interface=0&ttl_ms=600000")
+            let claim = try await lab.post("/v1/devices/\(id)/interfaces/0/claim", headers: ["X-USB-Lease": token])
+            #expect(claim.status == 200, "\(claim.text)")
+            let renewed = try await lab.daemon.request("PUT", "/v1/leases/\(leaseID)?ttl_ms=1000", headers: ["X-USB-Lease": token])
+            #expect(renewed.status == 200, "\(renewed.text)")
+            let start = ContinuousClock.now
+            let released = await eventually(within: 10) {
+                let claims = (try? await lab.daemon.get("/v1/devices/\(id)/claims").object())?["claims"] as? [Any]
+                return claims?.isEmpty == true
+            }
+            #expect(released, "the claim it covered is released at its new end")
+            #expect(ContinuousClock.now - start < .seconds(5), "not at the ten minutes it had")
+            #expect(try await lab.logLine(containing: ["lease expired", leaseID]) != nil)
+        }
+
         @Test func aLeaseKeepsOthersOutAndItsExpiryReleasesTheClaims() async throws {
             let lab = try await Lab.shared.session()
             let id = try await lab.deviceID(serial: LabSession.loopback)

@@ -81,3 +81,25 @@ import USBService
         #expect(bench.device.submitted.count == 1)
     }
 }
+
+/// Issue 24, class 1: a reset (or a port request) drops every device behind the device it
+/// names: none of them may be one the policy hides, or another client's under a lease.
+@Suite struct ResetBehindTests {
+    @Test func aResetThatWouldDropAHiddenDeviceBehindItIsRefused() async throws {
+        let bench = FakeBench()
+        var catalog = bench.catalog
+        catalog.behind = ["1-2": [(id: "1-2.1", shown: true), (id: "1-2.2", shown: false)]]
+        let api = API.router(catalog: catalog)
+        var request = HTTPRequest(method: "POST", path: "/v1/devices/1-2/reset", headers: [:])
+        request.remoteAddress = "127.0.0.1"
+        let answer = await api.response(to: request)
+        #expect(problemMismatch(answer, status: 403, code: "interface-protected") == nil, "\(String(decoding: answer.body, as: UTF8.self))")
+        #expect(String(decoding: answer.body, as: UTF8.self).contains("1-2.2"))
+        #expect(!bench.device.calls.contains("reset"), "nothing was reset")
+        // With every device behind it shown, the reset goes through.
+        catalog.behind = ["1-2": [(id: "1-2.1", shown: true)]]
+        let allowed = await API.router(catalog: catalog).response(to: request)
+        #expect(allowed.status == 200, "\(String(decoding: allowed.body, as: UTF8.self))")
+        #expect(bench.device.calls.contains("reset"))
+    }
+}

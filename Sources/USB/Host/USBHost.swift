@@ -177,6 +177,16 @@ public actor USBHost {
         return (child, false)
     }
 
+    /// Every device plugged behind `id` (a hub "3-1", or a root hub "usb3": every device whose
+    /// port path extends its own; with `including`, `id` itself too), and whether the policy
+    /// shows each. One not in the roster counts as hidden (denied, or not configured yet).
+    public func devices(behind id: String, including: Bool) -> [(id: String, shown: Bool)] {
+        guard let names = Sysfs.entries(sysfsRoot) else { return [(id, false)] }  // unreadable: nothing is known safe
+        let prefix = id.hasPrefix("usb") ? "\(id.dropFirst(3))-" : "\(id)."
+        return names.filter { !$0.contains(":") && ($0.hasPrefix(prefix) || (including && $0 == id)) }.sorted()
+            .map { ($0, roster[$0] != nil) }
+    }
+
     /// When device `id` was last removed (seconds since the epoch), nil if it is present or
     /// was never seen.
     public func removedAt(id: String) -> Double? {

@@ -60,6 +60,7 @@ extension URBChannel {
             try context.require(.admin, caller)
             try context.checkLease(caller, device: session.id, interface: nil)
             guard !session.id.hasPrefix("usb") else { throw USBProblem.rootHub(session.id, action: "reset") }
+            try await context.checkBehind(caller, device: session.id, what: "the reset")
             try await session.reset()
             logger.info("device reset", metadata: ["usb.device": "\(session.id)"])
             return 0

@@ -94,6 +94,8 @@ struct InterfaceRoutes: Sendable {
         try context.checkLease(request, device: session.id, interface: nil)
         // The kernel refuses (EISDIR, which libusb reports as LIBUSB_ERROR_OTHER): say why.
         guard !session.id.hasPrefix("usb") else { throw USBProblem.rootHub(session.id, action: "reset") }
+        // A hub's reset drops every device behind it: none may be one the caller may not touch.
+        try await context.checkBehind(context.caller(request), device: session.id, what: "the reset")
         do {
             try await session.reset()
         } catch let error as USBError {

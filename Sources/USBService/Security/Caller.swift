@@ -130,6 +130,20 @@ extension RouteContext {
         guard port > 0, let child = await catalog.portDevice(hub: hub, port: port) else { return }
         guard child.shown else { throw AccessProblem.portOfHiddenDevice(hub: hub, port: port) }
         try checkLease(caller, device: child.id, interface: nil)
+        // A port request (a reset, power off) drops the devices behind the port's device too.
+        try await checkBehind(caller, device: child.id, what: "port \(port) of \(hub)")
+    }
+
+    /// 403 when a reset or a port request at `device` would drop a device behind it the policy
+    /// hides; 423 when another client's lease covers one it shows.
+    func checkBehind(_ caller: Caller, device: String, what: String) async throws {
+        for behind in await catalog.devices(behind: device, including: false) {
+            guard behind.shown else {
+                throw AccessProblem.protected(
+                    device: device, what: what, why: "it would drop \(behind.id) behind it, which the policy hides")
+            }
+            try checkLease(caller, device: behind.id, interface: nil)
+        }
     }
 
     static func isHub(_ state: DeviceState) -> Bool {

@@ -48,6 +48,11 @@ struct FakeCatalog: DeviceCatalog {
 
     func removedAt(id: String) async -> Double? { removed[id] }
 
+    /// Devices behind each hub id, with whether shown (what a reset or a port request drops).
+    var behind: [String: [(id: String, shown: Bool)]] = [:]
+
+    func devices(behind id: String, including: Bool) async -> [(id: String, shown: Bool)] { behind[id] ?? [] }
+
     /// The session a test gave for `id` (what a lease's end releases claims on).
     func openSession(id: String) -> DeviceSession? { sessions[id] }
 
