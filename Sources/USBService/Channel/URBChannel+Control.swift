@@ -6,7 +6,7 @@ import USB
 /// they hold endpoint 0 past the limit while another client waits.
 extension URBChannel {
     /// Where a control transfer of the channel stands in the device's queue.
-    enum ControlTurn {
+    enum ControlStage {
         case waiting
         case running(ticket: UInt64, cut: Bool)
     }

@@ -60,7 +60,7 @@ final class URBChannel: WebSocketHandler, @unchecked Sendable {
     private var follower: UInt64?
     var closed = false
     /// Control transfers in the device's endpoint-0 queue, and the tickets of those waiting.
-    var controlTurns: [UInt32: ControlTurn] = [:]
+    var controlTurns: [UInt32: ControlStage] = [:]
     var controlTickets: [UInt32: UInt64] = [:]
 
     init(
