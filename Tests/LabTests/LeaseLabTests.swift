@@ -43,7 +43,7 @@ extension InTheLab {
                 return claims?.isEmpty == true
             }
             #expect(released, "the claim it covered is released at its new end")
-            #expect(ContinuousClock.now - start < .seconds(5), "not at the ten minutes it had")
+            #expect(ContinuousClock.now - start < .seconds(60), "not at the ten minutes it had")
             #expect(try await lab.logLine(containing: ["lease expired", leaseID]) != nil)
         }
 
