@@ -78,31 +78,31 @@ extension InTheLab {
                   mkdir \(g)/board/functions/SourceSink.board
                   ln -s \(g)/board/functions/SourceSink.board \(g)/board/configs/c.1/
                 fi
-                if [ ! -d \(g)/kbd ]; then
-                  mkdir -p \(g)/kbd/strings/0x409 \(g)/kbd/configs/c.1/strings/0x409
-                  echo 0x1209 > \(g)/kbd/idVendor; echo 0x0021 > \(g)/kbd/idProduct
-                  echo lab-board > \(g)/kbd/strings/0x409/serialnumber
-                  echo "Not a board" > \(g)/kbd/strings/0x409/product
-                  mkdir \(g)/kbd/functions/hid.kbd
-                  echo 1 > \(g)/kbd/functions/hid.kbd/protocol
-                  echo 1 > \(g)/kbd/functions/hid.kbd/subclass
-                  echo 8 > \(g)/kbd/functions/hid.kbd/report_length
-                  printf '\(Self.keyboardReport)' > \(g)/kbd/functions/hid.kbd/report_desc
-                  ln -s \(g)/kbd/functions/hid.kbd \(g)/kbd/configs/c.1/
-                fi
-                if [ ! -d \(g)/fido ]; then
-                  mkdir -p \(g)/fido/strings/0x409 \(g)/fido/configs/c.1/strings/0x409
-                  echo 0x1209 > \(g)/fido/idVendor; echo 0x0022 > \(g)/fido/idProduct
-                  echo lab-board > \(g)/fido/strings/0x409/serialnumber
-                  echo "Security key" > \(g)/fido/strings/0x409/product
-                  mkdir \(g)/fido/functions/hid.fido
-                  echo 0 > \(g)/fido/functions/hid.fido/protocol
-                  echo 0 > \(g)/fido/functions/hid.fido/subclass
-                  echo 64 > \(g)/fido/functions/hid.fido/report_length
-                  printf '\(Self.fidoReport)' > \(g)/fido/functions/hid.fido/report_desc
-                  ln -s \(g)/fido/functions/hid.fido \(g)/fido/configs/c.1/
-                fi
+                \(Self.hidGadget("kbd", product: 0x0021, name: "Not a board", subclass: 1, protocol: 1, length: 8, report: Self.keyboardReport))
+                \(Self.hidGadget("fido", product: 0x0022, name: "Security key", subclass: 0, protocol: 0, length: 64, report: Self.fidoReport))
                 """)
+        }
+
+        /// The shell that makes (once) configfs gadget `gadget`: one HID function with these
+        /// codes, report length and report descriptor (octal, for printf), serial lab-board.
+        static func hidGadget(
+            _ gadget: String, product: Int, name: String, subclass: Int, protocol: Int, length: Int, report: String
+        ) -> String {
+            let d = "\(gadgets)/\(gadget)", f = "\(gadgets)/\(gadget)/functions/hid.\(gadget)"
+            return """
+                if [ ! -d \(d) ]; then
+                  mkdir -p \(d)/strings/0x409 \(d)/configs/c.1/strings/0x409
+                  echo 0x1209 > \(d)/idVendor; echo \(String(format: "0x%04x", product)) > \(d)/idProduct
+                  echo lab-board > \(d)/strings/0x409/serialnumber
+                  echo "\(name)" > \(d)/strings/0x409/product
+                  mkdir \(f)
+                  echo \(`protocol`) > \(f)/protocol
+                  echo \(subclass) > \(f)/subclass
+                  echo \(length) > \(f)/report_length
+                  printf '\(report)' > \(f)/report_desc
+                  ln -s \(f) \(d)/configs/c.1/
+                fi
+                """
         }
 
         /// Binds gadget `name` to the free UDC (after unbinding the other), and waits until the
