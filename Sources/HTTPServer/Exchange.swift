@@ -1,6 +1,5 @@
 import CMicroHTTPD
 import EventLoop
-import Synchronization
 
 /// A libmicrohttpd connection pointer, handed across threads only to be used on the server's
 /// event loop.
@@ -10,22 +9,14 @@ struct ConnectionRef: @unchecked Sendable {
 
 /// One request on one connection, from its headers to its completion: the object
 /// libmicrohttpd keeps in the connection's `con_cls` (retained while MHD holds it). Its
-/// ``ExchangeMachine`` decides; this class makes the calls, outside the machine's lock and on
-/// the event loop (the one thread that suspends and resumes connections, so a resume never
-/// overtakes the suspend it answers).
-final class Exchange: Sendable {
-    struct State {
-        var machine: ExchangeMachine
-        /// The task running the responder, cancelled if the client goes away.
-        var task: Task<Void, Never>?
-        /// The client hung up (or the server stops) before the task was stored.
-        var cancelled = false
-        /// The WebSocket its answer opens, until libmicrohttpd hands the connection over.
-        var upgrade: WebSocketUpgrade?
-        /// The connection was taken over (a WebSocket over TLS): libmicrohttpd only closes it.
-        var takenOver = false
-    }
-
+/// ``ExchangeMachine`` decides; this class makes the calls.
+///
+/// Lives on the event loop (libmicrohttpd's callbacks, the socket's watch: the one thread that
+/// suspends and resumes connections, so a resume never overtakes the suspend it answers),
+/// checked at its entry points, no lock. From elsewhere: ``answer(_:)`` (the responder's
+/// task, which may run on an executor of its own), ``bodyDrained()`` (a handler reading a
+/// streamed body) and ``cancelTask()`` (the shutdown); they hop to the loop.
+final class Exchange: @unchecked Sendable {
     let connection: ConnectionRef
     let request: HTTPRequest
     let handler: HTTPHandler
@@ -36,18 +27,40 @@ final class Exchange: Sendable {
     let connectionWatch: ConnectionWatch?
     var loop: EventLoop { resumer.loop }
     let started = ContinuousClock.now
-    let state: Mutex<State>
+    /// The request's life; only on the loop.
+    var machine: ExchangeMachine {
+        get {
+            loop.preconditionInEventLoop()
+            return _machine
+        }
+        _modify {
+            loop.preconditionInEventLoop()
+            yield &_machine
+        }
+    }
+    private var _machine: ExchangeMachine
+    /// The task running the responder, cancelled if the client goes away.
+    private var task: Task<Void, Never>?
+    /// The client hung up (or the server stops) before the task was stored.
+    private var cancelled = false
+    /// The WebSocket its answer opens, until libmicrohttpd hands the connection over.
+    private var upgrade: WebSocketUpgrade?
+    /// The connection was taken over (a WebSocket over TLS): libmicrohttpd only closes it.
+    private(set) var isTakenOver = false
 
     /// A held-back client may be probed with interim answers (plain HTTP/1.1 only), at most
     /// ``probeBudget`` times: with libmicrohttpd's own `100 Continue` for a client that asked
     /// for one, no more than Go's client takes (5).
     let probesHangups: Bool
     static let probeBudget = 4
-    private let probesLeft = Atomic(Exchange.probeBudget)
+    private var probesLeft = Exchange.probeBudget
 
     /// Whether one more probe may go to this request's client (taking it).
     func takeProbe() -> Bool {
-        probesLeft.wrappingSubtract(1, ordering: .relaxed).oldValue > 0
+        loop.preconditionInEventLoop()
+        guard probesLeft > 0 else { return false }
+        probesLeft -= 1
+        return true
     }
 
     init(
@@ -61,12 +74,8 @@ final class Exchange: Sendable {
         self.bodyStream = handler.streamsBody ? HTTPRequestBody() : nil
         self.resumer = resumer
         self.connectionWatch = ConnectionWatch.of(connection.pointer)
-        self.state = Mutex(State(machine: ExchangeMachine(streamsBody: handler.streamsBody, bodyLimit: bodyLimit)))
-    }
-
-    /// Runs `event` on the machine, under the lock.
-    func event<T>(_ event: (inout ExchangeMachine) -> T) -> T {
-        state.withLock { event(&$0.machine) }
+        self._machine = ExchangeMachine(
+            streamsBody: handler.streamsBody, bodyLimit: bodyLimit, refusedByRoute: handler.refusal != nil)
     }
 
     /// MHD_suspend_connection, on the machine's word, inside libmicrohttpd's callback; a client
@@ -75,6 +84,7 @@ final class Exchange: Sendable {
     /// the middle of its body is probed (``ConnectionWatch/probeWhileWaiting()``): TCP alone
     /// would not tell that it left.
     func suspend(holdingBackBody: Bool = false) {
+        loop.preconditionInEventLoop()
         MHD_suspend_connection(connection.pointer)
         let waiting = connectionWatch?.waitForHangup { [weak self] in
             guard let self else { return }
@@ -88,51 +98,63 @@ final class Exchange: Sendable {
     }
 
     /// MHD_resume_connection (the hang-up watch ended first), on the loop.
-    func resume() {
+    private func resume() {
         resumer.resume(connection) { [connectionWatch] in connectionWatch?.stopWaiting() }
     }
 
-    /// The handler of a streamed body read enough: a held-back client may send more.
+    /// The handler of a streamed body read enough: a held-back client may send more. From any thread.
     func bodyDrained() {
-        if case .resume = event({ $0.wantResume() }) { resume() }
+        guard loop.inEventLoop else {
+            loop.execute { [self] in bodyDrained() }
+            return
+        }
+        if case .resume = machine.wantResume() { resume() }
     }
 
-    /// Stores the answer and resumes the connection if it waits for it; later answers do nothing.
+    /// Stores the answer and resumes the connection if it waits for it; later answers do
+    /// nothing. From any thread.
     func answer(_ response: HTTPResponse) {
-        let action = state.withLock { state -> ExchangeMachine.Action in
-            state.task = nil
-            return state.machine.answered(response)
+        guard loop.inEventLoop else {
+            loop.execute { [self] in answer(response) }
+            return
         }
-        if case .resume = action { resume() }
+        task = nil
+        if case .resume = machine.answered(response) { resume() }
     }
 
     /// Keeps the responder's task, to cancel it if the client goes away.
     func started(_ task: Task<Void, Never>) {
-        let cancel = state.withLock { state -> Bool in
-            guard case .running = state.machine.phase else { return false }
-            state.task = task
-            return state.cancelled
-        }
-        if cancel { task.cancel() }
+        guard case .running = machine.phase else { return }
+        self.task = task
+        if cancelled { task.cancel() }
     }
 
     /// Keeps the WebSocket the answer opens until the connection is handed over.
-    func keep(_ upgrade: WebSocketUpgrade) { state.withLock { $0.upgrade = upgrade } }
+    func keep(_ upgrade: WebSocketUpgrade) {
+        loop.preconditionInEventLoop()
+        self.upgrade = upgrade
+    }
 
     /// The WebSocket to open, once.
-    func takeUpgrade() -> WebSocketUpgrade? { state.withLock { $0.upgrade.take() } }
+    func takeUpgrade() -> WebSocketUpgrade? {
+        loop.preconditionInEventLoop()
+        return upgrade.take()
+    }
 
     /// The connection is a WebSocket's now (over TLS, on its own session).
-    func takeOver() { state.withLock { $0.takenOver = true } }
+    func takeOver() {
+        loop.preconditionInEventLoop()
+        isTakenOver = true
+    }
 
-    var isTakenOver: Bool { state.withLock { $0.takenOver } }
-
-    /// Cancels the responder's task: its client is gone, or the server is shutting down.
+    /// Cancels the responder's task: its client is gone, or the server is shutting down. From
+    /// any thread.
     func cancelTask() {
-        let task = state.withLock { state -> Task<Void, Never>? in
-            state.cancelled = true
-            return state.task
+        guard loop.inEventLoop else {
+            loop.execute { [self] in cancelTask() }
+            return
         }
+        cancelled = true
         task?.cancel()
     }
 }

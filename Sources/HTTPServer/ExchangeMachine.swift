@@ -6,9 +6,7 @@
 /// A connection is suspended while the responder works on a request (libmicrohttpd then
 /// leaves it alone) and resumed once there is an answer. A route that reads its body as it
 /// arrives is suspended only while its handler is behind (the client held back) and after the
-/// body, until the answer. A resume asked for while the connection is not suspended undoes
-/// the next suspend: libmicrohttpd leaves resuming a connection that is not suspended
-/// undefined (in practice it swallows the next suspend, and the request never answers).
+/// body, until the answer. Suspending and resuming follow the one ``SuspendLatch``.
 struct ExchangeMachine {
     enum Phase {
         /// Headers arrived; a whole body is being read.
@@ -21,9 +19,21 @@ struct ExchangeMachine {
         case sent(status: Int)
     }
 
+    /// Why a request is answered without running its responder.
+    enum Refusal {
+        /// The server is stopping (503).
+        case shuttingDown
+        /// Its route refused it from its head (the handler's own refusal: 4xx).
+        case route
+        /// Its body is, or says it will be, over the limit (413).
+        case bodyTooLarge
+    }
+
     /// What the owner does next.
     enum Action {
         case none
+        /// Queue this refusal now, without running the responder (then ``refused(status:)``).
+        case refuse(Refusal)
         /// Start the responder (with this body, for whole-body routes).
         case start(body: [UInt8])
         /// Queue this response now (MHD_queue_response).
@@ -40,10 +50,9 @@ struct ExchangeMachine {
     }
 
     private(set) var phase = Phase.receiving
+    private var latch = SuspendLatch()
     /// The owner suspended the connection on this machine's word and has not resumed it.
-    private(set) var suspended = false
-    /// A resume was wanted while the connection was not suspended: the next suspend is skipped.
-    private var resumeWanted = false
+    var suspended: Bool { latch.suspended }
     /// The whole body of a whole-body route, so far.
     private var body: [UInt8] = []
     private(set) var bodyTooLarge = false
@@ -51,17 +60,31 @@ struct ExchangeMachine {
     private(set) var bodyFinished = false
     let streamsBody: Bool
     let bodyLimit: Int
+    /// The route refused the request from its head.
+    let refusedByRoute: Bool
 
-    init(streamsBody: Bool, bodyLimit: Int) {
+    init(streamsBody: Bool, bodyLimit: Int, refusedByRoute: Bool = false) {
         self.streamsBody = streamsBody
         self.bodyLimit = bodyLimit
+        self.refusedByRoute = refusedByRoute
     }
 
-    /// The first call, with the headers: a streamed-body route starts at once.
-    mutating func headersArrived() -> Action {
-        guard streamsBody else { return .none }
-        phase = .running
-        return .start(body: [])
+    /// The first call, with the headers: whether the request is let in at all, before any
+    /// byte of its body is read. A route's refusal of a request with a body is answered now
+    /// (the body is never read: libmicrohttpd then closes the connection), of one without at
+    /// the next call (which keeps the connection open). A streamed-body route starts at once; a
+    /// declared length over the limit is refused before any `100 Continue`.
+    mutating func headersArrived(hasBody: Bool = false, declaredLength: Int? = nil, shuttingDown: Bool = false)
+        -> Action
+    {
+        if shuttingDown { return .refuse(.shuttingDown) }
+        if refusedByRoute { return hasBody ? .refuse(.route) : .none }
+        if streamsBody {
+            phase = .running
+            return .start(body: [])
+        }
+        if let declaredLength, declaredLength > bodyLimit { return .refuse(.bodyTooLarge) }
+        return .none
     }
 
     /// A piece of a whole body: kept, or (past the limit) dropped and remembered.
@@ -75,12 +98,14 @@ struct ExchangeMachine {
         }
     }
 
-    /// A call without data for a whole-body route: the body is complete (the first time), or
-    /// the connection was resumed.
-    mutating func bodyComplete() -> Action {
+    /// A call without data for a whole-body route: the body is complete (the first time:
+    /// refused, or the responder starts), or the connection was resumed.
+    mutating func bodyComplete(shuttingDown: Bool = false) -> Action {
         switch phase {
         case .receiving:
-            if bodyTooLarge { return .none }  // the owner answers 413 (``refused(status:)``)
+            if bodyTooLarge { return .refuse(.bodyTooLarge) }
+            if refusedByRoute { return .refuse(.route) }
+            if shuttingDown { return .refuse(.shuttingDown) }
             phase = .running
             defer { body = [] }
             return .start(body: body)
@@ -141,12 +166,7 @@ struct ExchangeMachine {
 
     /// The handler read enough of a streamed body to take more: resume a held-back client.
     mutating func wantResume() -> Action {
-        guard suspended else {
-            resumeWanted = true
-            return .none
-        }
-        suspended = false
-        return .resume
+        latch.resume() ? .resume : .none
     }
 
     /// The responder's answer (once; later ones are ignored).
@@ -168,11 +188,6 @@ struct ExchangeMachine {
     }
 
     private mutating func suspend() -> Action {
-        if resumeWanted {
-            resumeWanted = false
-            return .none
-        }
-        suspended = true
-        return .suspend
+        latch.suspend() ? .suspend : .none
     }
 }

@@ -51,23 +51,14 @@ final class ServerCore: Sendable {
                 bodyLimit: configuration.maxBodySize, resumer: resumer,
                 probesHangups: configuration.tls == nil && request.version == "HTTP/1.1")
             conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
-            if shuttingDown.load(ordering: .relaxed) {
-                return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
+            let action = exchange.machine.headersArrived(
+                hasBody: request.hasBody, declaredLength: request.headers["Content-Length"].flatMap(Int.init),
+                shuttingDown: shuttingDown.load(ordering: .relaxed))
+            switch action {
+            case .start: return start(exchange, body: [])
+            case .refuse(let why): return refuse(exchange, why)
+            default: return MHD_Result.YES
             }
-            if let refusal = handler.refusal {
-                // With a body coming, answered now and the body never read (libmicrohttpd then
-                // closes the connection); without one, at the next call, which keeps it open.
-                if request.hasBody { return refuse(exchange, with: decorated(refusal, handler)) }
-                return MHD_Result.YES
-            }
-            if case .start = exchange.event({ $0.headersArrived() }) { return start(exchange, body: []) }
-            if let length = exchange.request.headers["Content-Length"].flatMap(Int.init),
-                length > configuration.maxBodySize
-            {
-                // Answer before reading the body (and before any 100 Continue).
-                return refuseBody(exchange)
-            }
-            return MHD_Result.YES
         }
         let exchange = Unmanaged<Exchange>.fromOpaque(pointer).takeUnretainedValue()
         // A connection taken over for a WebSocket (over TLS) comes back only once it is over:
@@ -78,20 +69,14 @@ final class ServerCore: Sendable {
         }
         if uploadDataSize.pointee > 0 {
             let bytes = UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee)
-            exchange.event { $0.wholeBodyPiece(bytes) }
+            exchange.machine.wholeBodyPiece(bytes)
             uploadDataSize.pointee = 0
             return MHD_Result.YES
         }
-        if exchange.event({ $0.bodyTooLarge && $0.sentStatus == nil }) { return refuseBody(exchange) }
-        if let refusal = exchange.handler.refusal, exchange.event({ $0.sentStatus == nil }) {
-            return refuse(exchange, with: decorated(refusal, exchange.handler))
-        }
-        if case .receiving = exchange.event({ $0.phase }), shuttingDown.load(ordering: .relaxed) {
-            return refuse(exchange, with: HTTPProblem.shuttingDown.response(for: exchange.request))
-        }
-        switch exchange.event({ $0.bodyComplete() }) {
+        switch exchange.machine.bodyComplete(shuttingDown: shuttingDown.load(ordering: .relaxed)) {
         case .start(let body): return start(exchange, body: body)
         case .queue(let response): return queue(response, exchange: exchange)
+        case .refuse(let why): return refuse(exchange, why)
         default: return MHD_Result.YES
         }
     }
@@ -113,7 +98,7 @@ final class ServerCore: Sendable {
         }
         exchange.started(task)
         loop.runPendingWork()
-        switch exchange.event({ $0.startedInline() }) {
+        switch exchange.machine.startedInline() {
         case .queue(let response): return queue(response, exchange: exchange)
         case .suspend: exchange.suspend()
         default: break
@@ -134,7 +119,7 @@ final class ServerCore: Sendable {
             // An answer before the whole body (an error, most likely): libmicrohttpd takes a
             // response only before the body or after all of it, so the rest is read and dropped.
             var taken = count
-            if exchange.event({ $0.wantsBody }) {
+            if exchange.machine.wantsBody {
                 // Weakly: a client held back when the exchange ends must not keep it alive.
                 taken = body.offer(UnsafeRawBufferPointer(start: uploadData, count: count)) {
                     [weak exchange] in exchange?.bodyDrained()
@@ -143,18 +128,18 @@ final class ServerCore: Sendable {
             }
             // What was not taken stays with libmicrohttpd, offered again after a resume (or at once).
             uploadDataSize.pointee = count - taken
-            switch exchange.event({ $0.streamedBodyPiece(accepted: taken == count) }) {
+            switch exchange.machine.streamedBodyPiece(accepted: taken == count) {
             case .consume: uploadDataSize.pointee = 0
             case .suspend: exchange.suspend(holdingBackBody: true)
             default: break
             }
             return MHD_Result.YES
         }
-        if exchange.event({ $0.streamedBodyEnded() }) {
+        if exchange.machine.streamedBodyEnded() {
             body.finish()
             loop.runPendingWork()
         }
-        switch exchange.event({ $0.streamedBodyComplete() }) {
+        switch exchange.machine.streamedBodyComplete() {
         case .queue(let response): return queue(response, exchange: exchange)
         case .suspend: exchange.suspend()
         default: break
@@ -172,7 +157,7 @@ final class ServerCore: Sendable {
         let ok = termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK || exchange.isTakenOver
         // The metadata is made only for a line that is logged.
         guard logger.logLevel <= (ok ? .info : .notice) else { return }
-        let status = exchange.event { $0.sentStatus }
+        let status = exchange.machine.sentStatus
         let elapsed = ContinuousClock.now - exchange.started
         var metadata = exchange.request.logMetadata
         metadata["http.path"] = .string(exchange.request.path)
@@ -222,14 +207,17 @@ final class ServerCore: Sendable {
         return response
     }
 
-    /// 413 for a body over the configured limit.
-    private func refuseBody(_ exchange: Exchange) -> MHD_Result {
-        refuse(exchange, with: HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: exchange.request))
-    }
-
-    /// Queues `response` without running the handler.
-    private func refuse(_ exchange: Exchange, with response: HTTPResponse) -> MHD_Result {
-        exchange.event { $0.refused(status: response.status) }
+    /// Queues the answer to a request refused without running its handler.
+    private func refuse(_ exchange: Exchange, _ why: ExchangeMachine.Refusal) -> MHD_Result {
+        let request = exchange.request
+        let response =
+            switch why {
+            case .shuttingDown: HTTPProblem.shuttingDown.response(for: request)
+            case .bodyTooLarge: HTTPProblem.bodyTooLarge(limit: configuration.maxBodySize).response(for: request)
+            // The machine refuses for the route only when the handler has a refusal.
+            case .route: decorated(exchange.handler.refusal!, exchange.handler)
+            }
+        exchange.machine.refused(status: response.status)
         return queue(response, exchange: exchange)
     }
 
@@ -289,7 +277,7 @@ final class ServerCore: Sendable {
         // libmicrohttpd adds `Connection: Upgrade` itself (a second one upsets some browsers).
         for field in Self.upgradeHeaders(upgrade, response) { _ = MHD_add_response_header(made, field.name, field.value) }
         _ = MHD_add_response_header(made, "X-Request-Id", exchange.request.id)
-        exchange.event { $0.refused(status: 101) }
+        exchange.machine.refused(status: 101)
         return MHD_queue_response(exchange.connection.pointer, 101, made)
     }
 
@@ -322,7 +310,7 @@ final class ServerCore: Sendable {
         }
         MHD_suspend_connection(connection.pointer)
         exchange.takeOver()
-        exchange.event { $0.refused(status: 101) }
+        exchange.machine.refused(status: 101)
         var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         for field in Self.upgradeHeaders(upgrade, response) { head += "\(field.name): \(field.value)\r\n" }
         head += "X-Request-Id: \(exchange.request.id)\r\n\r\n"

@@ -119,7 +119,7 @@ import Testing
         bytes.withUnsafeBytes { machine.wholeBodyPiece($0) }
         bytes.withUnsafeBytes { machine.wholeBodyPiece($0) }
         #expect(machine.bodyTooLarge)
-        guard case .none = machine.bodyComplete() else { Issue.record("the owner answers 413"); return }
+        guard case .refuse(.bodyTooLarge) = machine.bodyComplete() else { Issue.record("the owner answers 413"); return }
         machine.refused(status: 413)
         #expect(machine.sentStatus == 413)
     }
