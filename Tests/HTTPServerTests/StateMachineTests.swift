@@ -143,6 +143,40 @@ import Testing
         guard case .queue = machine.streamedBodyComplete() else { Issue.record("queued"); return }
     }
 
+    @Test func requestsAreRefusedFromTheirHeadBeforeAnyBodyIsRead() {
+        var stopping = ExchangeMachine(streamsBody: true, bodyLimit: 10)
+        guard case .refuse(.shuttingDown) = stopping.headersArrived(shuttingDown: true) else {
+            Issue.record("the server stopping refuses first")
+            return
+        }
+        var refusedWithBody = ExchangeMachine(streamsBody: false, bodyLimit: 10, refusedByRoute: true)
+        guard case .refuse(.route) = refusedWithBody.headersArrived(hasBody: true) else {
+            Issue.record("answered now: the body is never read")
+            return
+        }
+        var refusedWithout = ExchangeMachine(streamsBody: false, bodyLimit: 10, refusedByRoute: true)
+        guard case .none = refusedWithout.headersArrived() else { Issue.record("at the next call"); return }
+        guard case .refuse(.route) = refusedWithout.bodyComplete() else { Issue.record("refused then"); return }
+        var tooLong = ExchangeMachine(streamsBody: false, bodyLimit: 10)
+        guard case .refuse(.bodyTooLarge) = tooLong.headersArrived(hasBody: true, declaredLength: 11) else {
+            Issue.record("refused before any 100 Continue")
+            return
+        }
+        var streamed = ExchangeMachine(streamsBody: true, bodyLimit: 10)
+        guard case .start = streamed.headersArrived(hasBody: true, declaredLength: 1 << 30) else {
+            Issue.record("a streamed body has no whole-body limit")
+            return
+        }
+        var late = ExchangeMachine(streamsBody: false, bodyLimit: 10)
+        _ = late.headersArrived(hasBody: true, declaredLength: 3)
+        guard case .refuse(.shuttingDown) = late.bodyComplete(shuttingDown: true) else {
+            Issue.record("a body read while the server began to stop: refused, never run")
+            return
+        }
+        late.refused(status: 503)
+        guard case .none = late.bodyComplete(shuttingDown: true) else { Issue.record("refused once"); return }
+    }
+
     @Test func anEarlyAnswerToAnUploadDropsTheRestOfTheBody() {
         var machine = ExchangeMachine(streamsBody: true, bodyLimit: 0)
         _ = machine.headersArrived()
