@@ -25,7 +25,7 @@ struct DeviceFilter: Sendable, Equatable {
     init(query: QueryParameters, others: [String] = []) throws(RoutingProblem) {
         try query.allow(only: Self.parameterNames + others)
         if let id = query.string("id") {
-            guard DeviceID.isWellFormed(id) else {
+            guard PortPath(id) != nil else {
                 throw .invalidParameter(name: "id", value: id, expected: "a device id such as 1-2.3 or usb1")
             }
             self.id = id

@@ -156,6 +156,12 @@ import USBService
         ("/v1/devices/usb", 400, "invalid-device-id"),
         ("/v1/devices/1-1.2.3.4.5.6.7.8", 400, "invalid-device-id"),
         ("/v1/devices/..%2F", 400, "invalid-device-id"),
+        // Numbers the kernel never writes: no bus or port 0, none over 255, no leading zero.
+        ("/v1/devices/1-0", 400, "invalid-device-id"),
+        ("/v1/devices/0-1", 400, "invalid-device-id"),
+        ("/v1/devices/usb0", 400, "invalid-device-id"),
+        ("/v1/devices/256-1", 400, "invalid-device-id"),
+        ("/v1/devices/1-01", 400, "invalid-device-id"),
         ("/v1/devices/1-1/descriptors/raw", 404, "device-not-found"),
     ])
     func badIDs(path: String, status: Int, code: String) async throws {

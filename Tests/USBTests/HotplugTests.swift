@@ -44,11 +44,17 @@ import Testing
     }
 
     @Test func deviceNamesGivePortPaths() {
-        #expect(SysfsDevice.portPath("usb3") == [])
-        #expect(SysfsDevice.portPath("1-1") == [1])
-        #expect(SysfsDevice.portPath("2-1.4.3") == [1, 4, 3])
-        for notADevice in ["1-1:1.0", "1-0:1.0", "usbmon", "1-", "x-1", "1-1..2", "1-0", "usb", "1"] {
-            #expect(SysfsDevice.portPath(notADevice) == nil, "\(notADevice)")
+        #expect(PortPath("usb3")?.ports == [] && PortPath("usb3")?.bus == 3)
+        #expect(PortPath("1-1")?.ports == [1])
+        #expect(PortPath("2-1.4.3")?.ports == [1, 4, 3])
+        #expect(PortPath("255-255.1.2.3.4.5.6")?.description == "255-255.1.2.3.4.5.6")
+        #expect(PortPath("usb12")?.description == "usb12")
+        let notDevices = [
+            "1-1:1.0", "1-0:1.0", "usbmon", "1-", "x-1", "1-1..2", "1-0", "usb", "1", "0-1", "usb0", "256-1", "1-256",
+            "01-1", "1-01", "+1-1", "1-+1", "1-1-2", "1-1.2.3.4.5.6.7.8", "1-1.", "-1", "1-١", "usb 1", "1-1 ",
+        ]
+        for notADevice in notDevices {
+            #expect(PortPath(notADevice) == nil, "\(notADevice)")
         }
         #expect(SysfsDevice.speed("480") == .high && SysfsDevice.speed("1.5") == .low)
         #expect(SysfsDevice.speed("5000") == .super && SysfsDevice.speed("weird") == .unknown)
@@ -87,7 +93,7 @@ import Testing
 
     static func sysfs(_ name: String, address: UInt8, bound: Bool = true, configuration: UInt8? = 1) -> SysfsDevice {
         SysfsDevice(
-            name: name, bus: 1, address: address, portPath: SysfsDevice.portPath(name) ?? [], speed: .high,
+            name: name, bus: 1, address: address, portPath: PortPath(name)?.ports ?? [], speed: .high,
             rawDescriptors: DescriptorParserTests.device, activeConfiguration: configuration, manufacturer: "m",
             product: "p", serial: "s-\(name)", isBound: bound)
     }

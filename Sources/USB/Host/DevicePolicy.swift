@@ -66,7 +66,7 @@ public struct DevicePolicy: Sendable, Equatable {
                     }
                     bus = number
                 case "port":
-                    guard Self.isPortPath(parts[1]) else {
+                    guard let path = PortPath(parts[1]), !path.isRootHub else {
                         throw .malformed(text, "'\(parts[1])' is not a port such as 3-1 or 3-1.2")
                     }
                     port = parts[1]
@@ -94,17 +94,6 @@ public struct DevicePolicy: Sendable, Equatable {
             if let bus, device.bus != bus { return false }
             if let port, device.id != port && !device.id.hasPrefix(port + ".") { return false }
             return true
-        }
-
-        /// "bus-port[.port…]", each a number from 1 to 255 (the kernel's names for devices).
-        static func isPortPath(_ text: String) -> Bool {
-            let halves = text.split(separator: "-", omittingEmptySubsequences: false)
-            guard halves.count == 2 else { return false }
-            let numbers = [halves[0]] + halves[1].split(separator: ".", omittingEmptySubsequences: false)
-            return numbers.allSatisfy { number in
-                number.count <= 3 && number.allSatisfy(\.isASCII) && number.allSatisfy(\.isNumber)
-                    && (1...255).contains(Int(number) ?? 0)
-            }
         }
 
         public var description: String {

@@ -33,7 +33,7 @@ extension SysfsDevice {
     /// Reads device `name` under `root`; nil when it is not a device (an interface, a
     /// port) or went away while being read.
     init?(name: String, root: String = Sysfs.devices) {
-        guard let portPath = Self.portPath(name) else { return nil }
+        guard let portPath = PortPath(name)?.ports else { return nil }
         let directory = root + "/" + name
         guard let bus = Sysfs.attribute(directory + "/busnum").flatMap({ UInt8($0) }),
             let address = Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }),
@@ -86,18 +86,6 @@ extension SysfsDevice {
             if let old = known[name], Sysfs.exists(directory) { return old }
             return nil
         }
-    }
-
-    /// The ports of a device name from the root hub down ([] for "usb3"); nil for names that
-    /// are not devices ("1-1:1.0" is an interface, "1-0:1.0" a root hub's interface).
-    static func portPath(_ name: String) -> [UInt8]? {
-        if name.hasPrefix("usb") { return UInt8(name.dropFirst(3)) != nil ? [] : nil }
-        guard !name.contains(":") else { return nil }
-        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, UInt8(parts[0]) != nil else { return nil }
-        let ports = parts[1].split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
-        guard !ports.isEmpty, ports.allSatisfy({ $0 != nil && $0 != 0 }) else { return nil }
-        return ports.compactMap { $0 }
     }
 
     /// The `speed` attribute (Mbit/s: "1.5", "12", "480", "5000", "10000", "20000").

@@ -34,7 +34,7 @@ struct RouteContext: Sendable {
             guard matches.count == 1 else { throw USBProblem.ambiguousSerial(serial, ids: matches) }
             return first
         }
-        guard DeviceID.isWellFormed(id) else { throw USBProblem.invalidDeviceID(id) }
+        guard PortPath(id) != nil else { throw USBProblem.invalidDeviceID(id) }
         return id
     }
 
