@@ -27,9 +27,7 @@ extension InTheLab {
         /// A cross-site form POST (text/plain: no preflight) cannot claim an interface; the
         /// page may still load the list (its answer stays with the browser).
         @Test func aCrossSitePostClaimsNothing() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .released)
             let post = try await curl(
                 lab,
                 "-X POST -H 'Origin: https://evil.example' -H 'Content-Type: text/plain' --data x "
@@ -159,9 +157,7 @@ extension InTheLab {
 
         /// HEAD must have no effect: on a data route it is refused before any transfer.
         @Test func headPerformsNoTransfer() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let parts = ["usbhttpd_usb_transfers_total{", "type=\"bulk\"", "outcome=\"completed\""]
             let before = try await lab.metric(parts) ?? 0

@@ -35,9 +35,7 @@ extension InTheLab {
 
         /// A read that times out after a full packet came keeps that packet for the next read.
         @Test func aTimedOutReadLosesNoData() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
             #expect(try await lab.vendor(id, "out", request: Gadget.interruptQueue, value: 64).status == 200)
             // 64 bytes is a whole packet: the transfer waits for the rest, then times out.
@@ -53,9 +51,7 @@ extension InTheLab {
         /// timeout_ms=0 waits (up to --max-timeout-ms, 10 minutes here), and the client's hang-up
         /// still cancels the transfer.
         @Test func noTimeoutWaitsUntilTheClientLeaves() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
             let requestID = "forever-\(UInt32.random(in: 0...UInt32.max))"
             let connection = try await lab.readInFlight(
@@ -83,9 +79,7 @@ extension InTheLab {
         /// Selecting the active configuration again is a no-op, even with an interface claimed
         /// (PyUSB scripts begin with dev.set_configuration()); another value still needs none.
         @Test func theActiveConfigurationAgainChangesNothing() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let active = try #require(try await lab.daemon.get("/v1/devices/\(id)").object()["active_configuration"] as? Int)
             let again = try await lab.daemon.request("PUT", "/v1/devices/\(id)/configuration?value=\(active)")
             #expect(again.status == 200, "\(again.text)")
@@ -98,9 +92,7 @@ extension InTheLab {
         /// Under tokens, the transfer scope may select the active configuration again (a
         /// no-op) but not change it (403 insufficient-scope): that stays the admin's.
         @Test func theTransferScopeMaySelectOnlyTheActiveConfiguration() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .released)
             let active = try #require(try await lab.daemon.get("/v1/devices/\(id)").object()["active_configuration"] as? Int)
             let output = try await lab.run(
                 """

@@ -7,9 +7,7 @@ extension InTheLab {
     /// interrupt endpoint, and every check made before a URB.
     @Suite struct GadgetTests {
         @Test func aHaltedEndpointStallsUntilTheHaltIsCleared() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
             #expect(try await lab.read(id, endpoint: bulkIn, length: 512).status == 200)
 
@@ -48,9 +46,7 @@ extension InTheLab {
         }
 
         @Test func aSilentInterruptEndpointTimesOutThenDeliversWhatIsQueued() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
             let started = ContinuousClock.now
             let silent = try await lab.read(id, endpoint: interrupt, length: 64, timeout: 300)
@@ -67,9 +63,7 @@ extension InTheLab {
         }
 
         @Test func controlRequestsToTheInterfaceAndEchoes() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let data = Array("echo through the interface".utf8)
             let set = try await lab.vendor(id, "out", request: Gadget.echoSet, recipient: "interface", data: data)
             #expect(set.status == 200 && set.actualLength == data.count, "\(set.text)")
@@ -84,9 +78,7 @@ extension InTheLab {
         }
 
         @Test func everyCheckBeforeAURBSaysWhatIsWrong() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .released)
             let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
             let bulkOut = try await lab.endpoint(id, type: "bulk", direction: "out")
 
@@ -134,9 +126,7 @@ extension InTheLab {
         /// Reads shorter than a packet of an endpoint that sends full packets: no overflow; the
         /// rest of the packet comes with the next reads, an unbroken pattern.
         @Test func partialReadsKeepTheRestOfThePacketForTheNextRead() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
             var bytes: [UInt8] = []
             for length in [10, 10, 1000, 512, 100] {

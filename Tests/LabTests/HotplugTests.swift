@@ -205,9 +205,7 @@ extension InTheLab {
         }
 
         @Test func unpluggedMidStreamTheStreamEndsIncompleteAndTheLogSaysWhy() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let streamsBefore = try await lab.openStreams("in")
             try await lab.run(

@@ -134,9 +134,7 @@ extension InTheLab {
 
         /// …/iso on a bulk endpoint says which route serves it.
         @Test func isoOnABulkEndpointIsRefused() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let result = try await lab.post("/v1/devices/\(id)/endpoints/\(out)/iso", body: [1, 2, 3])
             #expect(problemMismatch(result, status: 400, code: "wrong-endpoint-type") == nil, "\(result.text)")

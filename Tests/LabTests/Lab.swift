@@ -15,6 +15,23 @@ actor Lab {
         boot = task
         return try await task.value
     }
+
+    /// Interface 0 of a lab device, as a test wants it at its start.
+    enum Interface {
+        case claimed, released
+    }
+
+    /// The opening most lab tests share: the booted lab and the id of its device with `serial`
+    /// (one of `LabSession`'s serials), interface 0 claimed or released as `interface` says.
+    func device(_ serial: String, _ interface: Interface) async throws -> (LabSession, String) {
+        let lab = try await session()
+        let id = try await lab.deviceID(serial: serial)
+        switch interface {
+        case .claimed: try await lab.claimed(id)
+        case .released: try await lab.released(id)
+        }
+        return (lab, id)
+    }
 }
 
 /// A running lab: the daemon and the agent, each through a port forwarded to 127.0.0.1.

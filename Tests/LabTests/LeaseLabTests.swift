@@ -9,9 +9,7 @@ extension InTheLab {
         /// A lease is on the port: it holds across the device leaving and coming back
         /// (a replug, as a firmware update does), others still get 423, the holder gets in.
         @Test func aLeaseHoldsThePortWhileTheDeviceEnumeratesAgain() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .released)
             let (leaseID, token, _) = try await lab.takeLease(id, "ttl_ms=60000")
 
             try await lab.replug("cycles loopback 1")
@@ -29,9 +27,7 @@ extension InTheLab {
         /// Issue 24, class 5: a lease ends when its holder says: renewed shorter, it ends then
         /// (its claim released then), not at the end it had before.
         @Test func aLeaseRenewedShorterEndsSooner() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .released)
             let (leaseID, token, _) = try await lab.takeLease(id, "interface=0&ttl_ms=600000")
             let claim = try await lab.post("/v1/devices/\(id)/interfaces/0/claim", headers: ["X-USB-Lease": token])
             #expect(claim.status == 200, "\(claim.text)")
@@ -48,9 +44,7 @@ extension InTheLab {
         }
 
         @Test func aLeaseKeepsOthersOutAndItsExpiryReleasesTheClaims() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .released)
             let (leaseID, token, lease) = try await lab.takeLease(id, "interface=0&ttl_ms=3000")
             let fencing = try #require(lease["fencing"] as? Int)
 
@@ -93,9 +87,7 @@ extension InTheLab {
         /// A lease covers streams already running too: taking it cuts them (the client sees an
         /// incomplete body, an upload gets 423 lease-held), and its holder streams under it.
         @Test func aLeaseCutsTheStreamsAlreadyRunningOnWhatItCovers() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let streamsBefore = try await lab.openStreams("in")
             try await lab.run(
@@ -118,9 +110,7 @@ extension InTheLab {
         }
 
         @Test func aLeaseStopsAnUploadAlreadyRunning() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let streamsBefore = try await lab.openStreams("out")
             try await lab.run(

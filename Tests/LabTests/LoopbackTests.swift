@@ -6,9 +6,7 @@ extension InTheLab {
     /// The kernel's Loopback gadget: what goes OUT comes back IN.
     @Suite struct LoopbackTests {
         @Test func whatGoesOutComesBack() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let `in` = try await lab.endpoint(id, type: "bulk", direction: "in")
             try await drain(lab, id, `in`)
@@ -27,9 +25,7 @@ extension InTheLab {
         }
 
         @Test func readsAnswerJSONWhenAsked() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let `in` = try await lab.endpoint(id, type: "bulk", direction: "in")
             try await drain(lab, id, `in`)

@@ -16,9 +16,7 @@ extension InTheLab {
         }
 
         @Test func metricsCountRealTransfersStreamsAndDevices() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             #expect(try await lab.read(id, endpoint: endpoint, length: 512).status == 200)
             let streamed = try await lab.daemon.get("/v1/devices/\(id)/endpoints/\(endpoint)/stream?max_bytes=1048576&transfer_size=16384&transfers=8")

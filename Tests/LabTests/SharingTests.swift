@@ -7,9 +7,7 @@ extension InTheLab {
     @Suite struct SharingTests {
         /// Two clients on one device: every transfer whole, nothing lost, nothing interleaved.
         @Test func twoClientsOnOneDeviceAreSerialized() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let bulkIn = try await lab.endpoint(id, type: "bulk", direction: "in")
             let bulkOut = try await lab.endpoint(id, type: "bulk", direction: "out")
             let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
@@ -73,9 +71,7 @@ extension InTheLab {
         /// A client that disconnects in the middle of a long transfer: the URB is cancelled
         /// and the endpoint works right after.
         @Test func aClientThatHangsUpHasItsTransferCancelled() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
             let requestID = "hangup-\(UInt32.random(in: 0...UInt32.max))"
             let connection = try await lab.readInFlight(

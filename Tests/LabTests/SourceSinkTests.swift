@@ -43,9 +43,7 @@ extension InTheLab {
         }
 
         @Test func bulkInIsThePatternByteForByte() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             for length in [4096, 512, 65536] {
                 let result = try await lab.read(id, endpoint: endpoint, length: length)
@@ -56,9 +54,7 @@ extension InTheLab {
         }
 
         @Test func bulkOutIsAccepted() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "out")
             let sent = try await lab.write(id, endpoint: endpoint, data: Self.pattern(65536))
             #expect(sent.status == 200, "\(sent.text)")
@@ -72,9 +68,7 @@ extension InTheLab {
         }
 
         @Test func configurationCanBeUnsetAndSetAgain() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let held = try await lab.daemon.request("PUT", "/v1/devices/\(id)/configuration?value=0")
             #expect(problemMismatch(held, status: 409, code: "claims-held") == nil)
             try await lab.released(id)
@@ -101,9 +95,7 @@ extension InTheLab {
         }
 
         @Test func resetKeepsClaimsAndTheDeviceUsable() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let reset = try await lab.post("/v1/devices/\(id)/reset")
             #expect(reset.status == 200, "\(reset.text)")
             #expect(try reset.object()["reenumerated"] as? Bool == false)

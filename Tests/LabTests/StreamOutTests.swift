@@ -6,9 +6,7 @@ extension InTheLab {
     /// `POST …/endpoints/{ep}/stream`: request bodies of any size to bulk OUT.
     @Suite struct StreamOutTests {
         @Test func aBodyOfAnySizeReachesTheGadgetWhole() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
             // Three times the largest buffered body (1 MiB), and not a whole number of packets.
@@ -21,9 +19,7 @@ extension InTheLab {
         }
 
         @Test func aChunkedUploadWorksToo() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let before = try await lab.vendor(id, "in", request: Gadget.outCount, length: 8).littleEndian
             let output = try await lab.run(
@@ -40,9 +36,7 @@ extension InTheLab {
         /// SourceSink halts its OUT endpoint on a byte that breaks its pattern: the upload
         /// stops there with a stall and says how much got through.
         @Test func aStallStopsTheUploadAndSaysHowFarItGot() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             var data = SourceSinkTests.pattern(2 << 20)
             data[1 << 20] ^= 0xff
@@ -55,9 +49,7 @@ extension InTheLab {
         }
 
         @Test func aClientThatHangsUpMidUploadStopsIt() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let output = try await lab.exec(
                 """
@@ -74,9 +66,7 @@ extension InTheLab {
         /// The device takes nothing, every transfer of the upload waits on it, and the client
         /// leaves: the stream ends when the hang-up is seen, not at the transfers' timeout.
         @Test func anUploadWaitingOnARefusingDeviceEndsWhenItsClientLeaves() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             #expect(try await lab.vendor(id, "out", request: Gadget.pauseOut, value: 60_000).status == 200)
             let before = try await lab.openStreams("out")
@@ -109,9 +99,7 @@ extension InTheLab {
         /// With zlp=true, data that fills its last packet is followed by a zero-length packet:
         /// Loopback then ends the returned data with one too, and a longer read stops there.
         @Test func aZeroLengthPacketEndsAnUploadThatFillsItsLastPacket() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.loopback)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.loopback, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let `in` = try await lab.endpoint(id, type: "bulk", direction: "in")
             for _ in 0..<64 {
@@ -133,9 +121,7 @@ extension InTheLab {
 
         @Test(arguments: badUploads)
         func badUploadsAreRefused(query: String, status: Int, code: String) async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let result = try await lab.post(
                 "/v1/devices/\(id)/endpoints/\(out)/stream?\(query)", body: [UInt8](repeating: 0, count: 200_000))

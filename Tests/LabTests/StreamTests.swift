@@ -21,9 +21,7 @@ extension InTheLab {
         }
 
         @Test func theSourceSinkPatternArrivesByteForByteWithATrailer() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let output = try await curl(
                 lab, streamPath(id, endpoint, "transfers=4&transfer_size=16384&max_bytes=4000000"),
@@ -38,9 +36,7 @@ extension InTheLab {
         }
 
         @Test func theGadgetStreamIsOneUnbrokenPattern() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let result = try await lab.daemon.get(streamPath(id, endpoint, "max_bytes=2097152&transfer_size=32768"))
             #expect(result.status == 200)
@@ -49,9 +45,7 @@ extension InTheLab {
         }
 
         @Test func aDurationEndsTheStreamCleanly() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let output = try await curl(
                 lab, streamPath(id, endpoint, "duration_ms=300"), check: "all(b[i] == (i % 512) % 63 for i in range(len(b)))")
@@ -62,9 +56,7 @@ extension InTheLab {
         /// A device error in the middle: the body is cut (curl reports an incomplete
         /// transfer), the log says why, and the device works after a clear-halt.
         @Test func aHaltMidStreamCutsTheBodyAndIsLogged() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let streamsBefore = try await lab.openStreams("in")
             try await lab.run("rm -f \"$TMPDIR/halted.bin\"")
@@ -90,9 +82,7 @@ extension InTheLab {
 
         /// A client that disconnects: every URB cancelled, the device usable at once.
         @Test func aClientThatHangsUpEndsTheStream() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.gadget)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.gadget, .claimed)
             let interrupt = try await lab.endpoint(id, type: "interrupt", direction: "in")
             // A silent endpoint: the connection stays suspended, and the hang-up must still be seen.
             let output = try await lab.exec(
@@ -137,9 +127,7 @@ extension InTheLab {
 
         /// A client that reads slowly holds the device back; the daemon's memory stays put.
         @Test func aSlowReaderKeepsMemoryBounded() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let output = try await lab.run(
                 """
@@ -160,9 +148,7 @@ extension InTheLab {
         /// One client cannot take every slot of a device: its fifth stream there is refused while
         /// another client still gets one.
         @Test func oneClientCannotTakeEverySlotOfADevice() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let before = try await lab.openStreams("in")
             try await lab.run(
@@ -187,9 +173,7 @@ extension InTheLab {
         }
 
         @Test func aNinthStreamOnOneDeviceWaitsItsTurn() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             // Eight slow readers, each from its own address (so that none is held back by the
             // per-client bound), hold the device's eight stream slots for a few seconds.
@@ -227,18 +211,14 @@ extension InTheLab {
 
         @Test(arguments: badRequests)
         func badStreamsAreRefusedBeforeAnyURB(query: String, status: Int, code: String) async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let endpoint = try await lab.endpoint(id, type: "bulk", direction: "in")
             let result = try await lab.daemon.get(streamPath(id, endpoint, query))
             #expect(problemMismatch(result, status: status, code: code) == nil, "\(query)")
         }
 
         @Test func streamsNeedAClaimedINEndpoint() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.claimed(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .claimed)
             let out = try await lab.endpoint(id, type: "bulk", direction: "out")
             let wrongWay = try await lab.daemon.get(streamPath(id, out, ""))
             #expect(problemMismatch(wrongWay, status: 400, code: "wrong-endpoint-direction") == nil)

@@ -235,9 +235,7 @@ extension InTheLab {
         }
 
         @Test func aFrameFuzzerHurtsNothingAndOthersAreServed() async throws {
-            let lab = try await Lab.shared.session()
-            let id = try await lab.deviceID(serial: LabSession.sourceSink)
-            try await lab.released(id)
+            let (lab, id) = try await Lab.shared.device(LabSession.sourceSink, .released)
             var generator = SystemRandomNumberGenerator()
             var sent = 0
             for _ in 0..<30 {
