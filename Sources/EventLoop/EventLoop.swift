@@ -14,7 +14,9 @@ import Threads
 /// parsed the request. Code that runs here must never block.
 ///
 /// It is a serial executor (device actors run on it) and a task executor (the server's
-/// request tasks prefer it), as ``ThreadExecutor`` is for a thread without descriptors.
+/// request tasks prefer it). It is the daemon's one kind of thread with a queue: the server's
+/// loop, each device's worker for its blocking libusb calls, the host's thread and the hot-plug
+/// monitor's are all event loops (the last three wait in epoll for little or nothing).
 public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
     /// One registered descriptor; ``unwatch(_:)`` ends it.
     public struct Watch: Sendable, Hashable {
@@ -236,12 +238,17 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     }
 
     /// Ends the loop once the work queued now has run, and waits for its thread to leave
-    /// (unless called on it). Watches still open are dropped without their handlers running.
-    public func stop() {
+    /// (unless called on it, or `waitingForThread` is false: a device's worker stopped from its
+    /// session's deinit may still be inside a blocking call). Watches still open are dropped
+    /// without their handlers running; later work goes elsewhere (jobs) or nowhere (closures).
+    public func stop(waitingForThread: Bool = true) {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
-        if !inEventLoop { ended.wait() }
+        if waitingForThread && !inEventLoop { ended.wait() }
     }
+
+    /// Whether the loop's thread has ended (after ``stop(waitingForThread:)``).
+    public var hasEnded: Bool { queue.withLock { $0.finished } }
 
     // MARK: Executor
 

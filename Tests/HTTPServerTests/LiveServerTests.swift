@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 import Testing
 import TestSupport
-import Threads
+import EventLoop
 
 /// The libmicrohttpd server itself, on a loopback port.
 @Suite struct LiveServerTests {
@@ -22,7 +22,7 @@ import Threads
     }
 
     /// The executor that requests to /on-thread prefer.
-    static let preferred = ThreadExecutor(name: "test-preferred")
+    static let preferred = try! EventLoop(name: "test-preferred", logger: Logger(label: "test"))
 
     struct Echo: HTTPResponder {
         func handler(for request: HTTPRequest) -> HTTPHandler {
@@ -67,7 +67,7 @@ import Threads
                 }
                 return HTTPResponse(status: 200)
             case "/on-thread", "/elsewhere":
-                return HTTPResponse(status: 200, body: Array("\(LiveServerTests.preferred.isCurrent)".utf8))
+                return HTTPResponse(status: 200, body: Array("\(LiveServerTests.preferred.inEventLoop)".utf8))
             case "/query":
                 return HTTPResponse(
                     status: 200, body: Array(request.query.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8))

@@ -107,6 +107,50 @@ import Testing
         #expect(await actor.count == 1)
         loop.stop()
     }
+
+    /// A device's worker: an actor's jobs from many tasks run on the loop's thread, in order,
+    /// and a task that prefers the loop stays on it in and out of the actor.
+    @Test func actorJobsFromManyTasksRunOnTheLoopsThread() async throws {
+        let loop = try EventLoop(name: "test-worker", logger: logger)
+        defer { loop.stop() }
+        let actor = OnTheLoop(loop: loop)
+        let onThread = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<200 { group.addTask { await actor.bump() } }
+            return await group.reduce(true) { $0 && $1 }
+        }
+        #expect(onThread)
+        #expect(await actor.count == 200)
+        let places = await Task(executorPreference: loop) { () -> [Bool] in
+            let before = loop.inEventLoop
+            let inside = await actor.bump()
+            return [before, inside, loop.inEventLoop]
+        }.value
+        #expect(places == [true, true, true])
+    }
+
+    /// A session's deinit stops its worker without waiting (it may be inside a blocking call):
+    /// the call ends, the thread leaves, and a task that still prefers the loop runs elsewhere.
+    @Test func aLoopStoppedWithoutWaitingEndsAfterItsWorkAndTasksStillRun() async throws {
+        let loop = try EventLoop(name: "test-stopped", logger: logger)
+        let release = DispatchSemaphore(value: 0)
+        let ran = Atomic(false)
+        loop.execute {
+            release.wait()  // a blocking libusb call
+            ran.store(true, ordering: .relaxed)
+        }
+        loop.stop(waitingForThread: false)
+        #expect(!loop.hasEnded, "returned while the call still runs")
+        release.signal()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !loop.hasEnded && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(loop.hasEnded && ran.load(ordering: .relaxed))
+        #expect(!loop.execute {}, "closures after the end are dropped")
+        let answer = await Task(executorPreference: loop) { () -> Int in
+            try? await Task.sleep(for: .milliseconds(1))
+            return 42
+        }.value
+        #expect(answer == 42)
+    }
 }
 
 /// The wake-up protocol between threads that queue work and the loop, step by step.

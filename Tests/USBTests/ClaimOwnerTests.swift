@@ -9,7 +9,7 @@ import USBFakes
 @Suite struct ClaimOwnerTests {
     static let loop: EventLoop = try! EventLoop(name: "claims-loop", logger: Logger(label: "test"))
 
-    static func session() -> (DeviceSession, ScriptedDevice) {
+    static func session() throws -> (DeviceSession, ScriptedDevice) {
         let device = ScriptedDevice(loop: loop)
         let interface = Interface(number: 0, altSettings: [
             InterfaceDescriptor(
@@ -18,13 +18,13 @@ import USBFakes
         ])
         let configuration = ConfigurationDescriptor(
             value: 1, stringIndex: 0, attributes: 0x80, maxPower: 50, totalLength: 18, interfaces: [interface])
-        let session = DeviceSession(
+        let session = try DeviceSession(
             io: device, id: "9-9", address: 3, configurations: [configuration], activeConfiguration: 1, loop: loop)
         return (session, device)
     }
 
     @Test func onlyItsOwnerGivesAClaimBack() async throws {
-        let (session, device) = Self.session()
+        let (session, device) = try Self.session()
         let first = ClaimOwner(), second = ClaimOwner()
         _ = try await session.claim(0, detach: false, owner: first)
         #expect(try await session.release(0, ifOwnedBy: second) == false)

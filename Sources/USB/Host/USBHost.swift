@@ -4,7 +4,6 @@ import LinuxSystem
 import SystemPackage
 import Logging
 import Synchronization
-import Threads
 
 /// The machine's USB devices, found in sysfs and kept current by a ``HotplugMonitor``.
 /// Runs on a thread of its own (opening a device blocks). Keeps one ``DeviceSession`` per
@@ -23,7 +22,7 @@ public actor USBHost {
     /// Milliseconds a control request may keep endpoint 0 while another client's waits (``ControlQueue``).
     private let controlHoldLimit: Int
     private let events: USBEvents
-    private let executor: ThreadExecutor
+    private let executor: EventLoop
     let logger: Logger
     let sysfsRoot: String
     public nonisolated let changes: ChangeLog
@@ -77,7 +76,7 @@ public actor USBHost {
         self.context = context
         self.loop = loop
         self.events = try USBEvents(context: context, loop: loop, logger: logger)
-        self.executor = ThreadExecutor(name: "usb-host")
+        self.executor = try EventLoop(name: "usb-host", logger: logger)
         self.logger = logger
         self.sysfsRoot = sysfsRoot
         self.changes = changes
@@ -319,7 +318,7 @@ public actor USBHost {
         }
         if let open = sessions[id], open.address == entry.sysfs.address, !open.session.isGone { return open.session }
         let handle = try context.open(node: entry.sysfs.nodePath, loop: loop)
-        let session = DeviceSession(
+        let session = try DeviceSession(
             io: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
             activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget, info: entry.info,
             controlHoldLimit: controlHoldLimit)

@@ -1,5 +1,4 @@
 import EventLoop
-import Threads
 import Logging
 import Synchronization
 
@@ -29,7 +28,7 @@ public actor DeviceSession {
     public nonisolated let io: any DeviceIO
     nonisolated let loop: EventLoop
     /// Where blocking libusb calls run.
-    nonisolated let worker: ThreadExecutor
+    nonisolated let worker: EventLoop
     /// The daemon's share of usbfs memory, which every URB and stream buffer counts against.
     public nonisolated let budget: UsbfsBudget
     nonisolated let goneFlag = Atomic<Bool>(false)
@@ -73,7 +72,7 @@ public actor DeviceSession {
         io: any DeviceIO, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
         activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil,
         controlHoldLimit: Int = 5000
-    ) {
+    ) throws(USBError) {
         self.id = id
         self.controlQueue = ControlQueue(loop: loop, holdLimit: controlHoldLimit)
         self.infoBox = Mutex(info)
@@ -81,7 +80,12 @@ public actor DeviceSession {
         self.io = io
         self.loop = loop
         self.budget = budget
-        self.worker = ThreadExecutor(name: "usb-\(id)")
+        do {
+            // An event loop that waits for nothing but its queue (the daemon's one kind of thread).
+            self.worker = try EventLoop(name: "usb-\(id)", logger: Logger(label: "usbhttpd.usb"))
+        } catch {
+            throw USBError(errno: error.rawValue)
+        }
         self.state = DeviceState(configurations: configurations, activeConfiguration: activeConfiguration)
         // LIBUSB_ERROR_NOT_SUPPORTED where there are no kernel drivers to detach: nothing to do then.
         try? io.setAutoDetachKernelDriver(true)
@@ -107,7 +111,7 @@ public actor DeviceSession {
         return info
     }
 
-    deinit { worker.stop() }
+    deinit { worker.stop(waitingForThread: false) }
 
     /// Cancels every transfer in flight, waits (up to 2 s) for them to end, releases every
     /// claim (attaching kernel drivers again) and marks the session gone.
@@ -162,7 +166,7 @@ public actor DeviceSession {
         await waitWhileBlocked()
         blockingCall = true
         let result: Result<T, USBError> = await withCheckedContinuation { continuation in
-            worker.run { continuation.resume(returning: Result { () throws(USBError) -> T in try body() }) }
+            worker.execute { continuation.resume(returning: Result { () throws(USBError) -> T in try body() }) }
         }
         blockingCall = false
         let waiting = waitingForBlockingCall

@@ -31,7 +31,8 @@ final class FakeBench: Sendable {
         for info in list {
             let device = ScriptedDevice(loop: loop, script: script)
             devices[info.id] = device
-            sessions[info.id] = DeviceSession(
+            // A worker thread's epoll and eventfd: a machine without them cannot run the tests.
+            sessions[info.id] = try! DeviceSession(
                 io: device, id: info.id, address: info.address, configurations: info.configurations,
                 activeConfiguration: info.activeConfiguration, loop: loop, budget: budget, info: info,
                 controlHoldLimit: controlHoldLimit)
