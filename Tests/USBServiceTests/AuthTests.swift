@@ -40,13 +40,36 @@ import USB
     @Test func everyRouteDeclaresWhoMayUseIt() {
         let table = API.router(catalog: FakeCatalog(list: [])).table
         for route in table {
-            #expect(route.requirement is Access, "\(route.method) \(route.template)")
+            #expect(
+                route.requirement is Access || route.requirement is DeviceRouteRequirement, "\(route.method) \(route.template)")
         }
-        let open = table.filter { ($0.requirement as? Access) == .open }.map(\.template)
+        let open = table.filter { Access.of($0.requirement) == .open }.map(\.template)
         #expect(Set(open) == ["/healthz", "/readyz", "/openapi.yaml"])
         let moving = table.filter { $0.method != "GET" || $0.template.hasSuffix("/data") || $0.template.hasSuffix("/stream") || $0.template.hasSuffix("/iso") }
-        #expect(moving.allSatisfy { ($0.requirement as? Access).flatMap(\.scope).map { $0 >= .transfer } ?? false },
+        #expect(moving.allSatisfy { Access.of($0.requirement).scope.map { $0 >= .transfer } ?? false },
                 "every route that moves data or changes state needs more than read")
+    }
+
+    /// Every route that opens a device declares its preamble where it is registered: which
+    /// lease it checks and where, and its place among the streams (``DeviceRoute``).
+    @Test func everyDeviceRouteDeclaresItsChecks() {
+        let table = API.router(catalog: FakeCatalog(list: [])).table
+        var declared: [String: String] = [:]
+        for route in table where route.template.hasPrefix("/v1/devices/{id}/") && !route.template.hasSuffix("/descriptors/raw") {
+            guard let device = route.requirement as? DeviceRouteRequirement else {
+                Issue.record("\(route.method) \(route.template) opens a device without a declared preamble")
+                continue
+            }
+            declared["\(route.method) \(route.template)"] = device.slot == "none" ? device.lease : "\(device.lease), \(device.slot)"
+        }
+        let endpoint = "/v1/devices/{id}/endpoints/{endpoint}"
+        #expect(declared["GET \(endpoint)/data"] == "endpoint")
+        #expect(declared["POST \(endpoint)/stream"] == "endpoint, stream")
+        #expect(declared["POST /v1/devices/{id}/reset"] == "device")
+        #expect(declared["GET /v1/devices/{id}/claims"] == "none")
+        #expect(declared["DELETE /v1/devices/{id}/interfaces/{interface}/claim"] == "interface")
+        #expect(declared["GET /v1/devices/{id}/urb"]?.hasSuffix("watch") == true)
+        #expect(declared.count == 16, "\(declared.keys.sorted())")
     }
 
     func call(_ method: String, _ path: String, token: String?) async throws -> HTTPResponse {

@@ -8,37 +8,50 @@ struct InterfaceRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/claims", requires: Access.read) { try await claims($0) }
-        router.post("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await claim($0) }
-        router.delete("/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer) { try await release($0) }
-        router.put("/v1/devices/{id}/interfaces/{interface}/alt-setting", requires: Access.transfer) { try await altSetting($0) }
+        router.device(
+            "GET", "/v1/devices/{id}/claims", requires: Access.read, DeviceRoute(query: [], lease: .none), context: context,
+            claims)
+        router.device(
+            "POST", "/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer,
+            DeviceRoute(
+                query: ["detach"], lease: .byRoute(where: "RouteContext.claim: the lease, then the interface policy"),
+                parse: { try $0.query.boolean("detach") ?? true }),
+            context: context, claim)
+        router.device(
+            "DELETE", "/v1/devices/{id}/interfaces/{interface}/claim", requires: Access.transfer,
+            DeviceRoute(query: [], lease: .interface), context: context, release)
+        router.device(
+            "PUT", "/v1/devices/{id}/interfaces/{interface}/alt-setting", requires: Access.transfer,
+            DeviceRoute(
+                query: ["value"], lease: .interface, parse: { UInt8(try $0.query.requiredInteger("value", in: 0...0xff)) }),
+            context: context, altSetting)
         // The transfer scope may select the active configuration again (a no-op; PyUSB scripts
         // begin with dev.set_configuration()); changing it needs admin, checked in the route.
-        router.put("/v1/devices/{id}/configuration", requires: Access.transfer) { try await configuration($0) }
-        router.post("/v1/devices/{id}/reset", requires: Access.admin) { try await reset($0) }
+        router.device(
+            "PUT", "/v1/devices/{id}/configuration", requires: Access.transfer,
+            DeviceRoute(
+                query: ["value"], lease: .byRoute(where: "configuration: only when it changes something"),
+                parse: { try $0.query.requiredInteger("value", in: 0...0xff) }),
+            context: context, configuration)
+        router.device(
+            "POST", "/v1/devices/{id}/reset", requires: Access.admin, DeviceRoute(query: [], lease: .device), context: context,
+            reset)
     }
 
-    func claims(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let session = try await context.session(request)
+    func claims(_ call: DeviceCall, _: Void) async throws -> HTTPResponse {
+        let session = call.session
         return try .json(SessionState(id: session.id, await session.state))
     }
 
     /// `detach=false` leaves a bound kernel driver alone: 409 device-busy naming it instead
     /// (what PyUSB's libusb1 backend gets without detach_kernel_driver).
-    func claim(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["detach"])
-        let number = try context.byte(request, "interface")
-        let detach = try request.query.boolean("detach") ?? true
-        let session = try await context.session(request)
+    func claim(_ call: DeviceCall, _ detach: Bool) async throws -> HTTPResponse {
+        let (request, session, number) = (call.request, call.session, call.pathNumber)
         return try .json(ClaimModel(try await context.claim(number, of: session, detach: detach, for: request)))
     }
 
-    func release(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let number = try context.byte(request, "interface")
-        let session = try await context.session(request)
-        try context.checkLease(request, device: session.id, interface: number)
+    func release(_ call: DeviceCall, _: Void) async throws -> HTTPResponse {
+        let (request, session, number) = (call.request, call.session, call.pathNumber)
         try await context.usb("Releasing interface \(number) of \(session.id)", device: session.id) {
             try await session.release(number)
         }
@@ -47,23 +60,16 @@ struct InterfaceRoutes: Sendable {
         return try .json(SessionState(id: session.id, await session.state))
     }
 
-    func altSetting(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["value"])
-        let number = try context.byte(request, "interface")
-        let value = UInt8(
-            try request.query.requiredInteger("value", in: 0...0xff))
-        let session = try await context.session(request)
-        try context.checkLease(request, device: session.id, interface: number)
+    func altSetting(_ call: DeviceCall, _ value: UInt8) async throws -> HTTPResponse {
+        let (session, number) = (call.session, call.pathNumber)
         try await context.usb("Selecting alternate setting \(value) of interface \(number) of \(session.id)", device: session.id) {
             try await session.setAltSetting(interface: number, altSetting: value)
         }
         return try .json(SessionState(id: session.id, await session.state))
     }
 
-    func configuration(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["value"])
-        let value = try request.query.requiredInteger("value", in: 0...0xff)
-        let session = try await context.session(request)
+    func configuration(_ call: DeviceCall, _ value: Int) async throws -> HTTPResponse {
+        let (request, session) = (call.request, call.session)
         // The active configuration again: the kernel's lightweight reset (halts cleared, data
         // toggles and alternate settings back to their start), which PyUSB scripts count on from
         // dev.set_configuration(), under the transfer scope; but only while nobody holds an
@@ -88,10 +94,8 @@ struct InterfaceRoutes: Sendable {
         return try .json(SessionState(id: session.id, await session.state))
     }
 
-    func reset(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let session = try await context.session(request)
-        try context.checkLease(request, device: session.id, interface: nil)
+    func reset(_ call: DeviceCall, _: Void) async throws -> HTTPResponse {
+        let (request, session) = (call.request, call.session)
         // The kernel refuses (EISDIR, which libusb reports as LIBUSB_ERROR_OTHER): say why.
         guard !session.id.hasPrefix("usb") else { throw USBProblem.rootHub(session.id, action: "reset") }
         // A hub's reset drops every device behind it: none may be one the caller may not touch.

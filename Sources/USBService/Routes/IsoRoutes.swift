@@ -9,8 +9,35 @@ struct IsoRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer) { try await read($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer) { try await write($0) }
+        let limits = context.limits
+        router.device(
+            "GET", "/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer,
+            DeviceRoute(
+                query: ["packet_lengths", "packet_size", "packets", "timeout_ms"], lease: .endpoint,
+                parse: { (timeout: try limits.timeout($0.query), lengths: [Int]()) },
+                prepare: { call, input in
+                    let lengths = try IsoPacketQuery.inLengths(
+                        call.request.query, defaultPacketSize: await call.session.state.defaultIsoPacketSize(call.pathNumber))
+                    guard lengths.reduce(0, +) <= limits.maxReadLength else {
+                        throw RoutingProblem.invalidParameter(
+                            name: "packets", value: String(lengths.count),
+                            expected: "packets of at most \(limits.maxReadLength) bytes in all (--max-read-length)")
+                    }
+                    return (input.timeout, lengths)
+                }),
+            context: context, read)
+        router.device(
+            "POST", "/v1/devices/{id}/endpoints/{endpoint}/iso", requires: Access.transfer,
+            DeviceRoute(
+                query: ["packet_lengths", "packet_size", "timeout_ms"], lease: .endpoint,
+                parse: { (timeout: try limits.timeout($0.query), lengths: [Int]()) },
+                prepare: { call, input in
+                    let lengths = try IsoPacketQuery.outLengths(
+                        call.request.query, count: call.request.request.body.count,
+                        defaultPacketSize: await call.session.state.defaultIsoPacketSize(call.pathNumber))
+                    return (input.timeout, lengths)
+                }),
+            context: context, write)
     }
 
     /// The answer: the transfer's status and each packet's; for IN the packets' bytes, packed.
@@ -29,19 +56,8 @@ struct IsoRoutes: Sendable {
         var dataBase64: String?
     }
 
-    func read(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["packet_lengths", "packet_size", "packets", "timeout_ms"])
-        let endpoint = try context.byte(request, "endpoint")
-        let timeout = try context.limits.timeout(request.query)
-        let session = try await context.session(request)
-        let lengths = try IsoPacketQuery.inLengths(
-            request.query, defaultPacketSize: await session.state.defaultIsoPacketSize(endpoint))
-        guard lengths.reduce(0, +) <= context.limits.maxReadLength else {
-            throw RoutingProblem.invalidParameter(
-                name: "packets", value: String(lengths.count),
-                expected: "packets of at most \(context.limits.maxReadLength) bytes in all (--max-read-length)")
-        }
-        try await context.checkLease(request, session: session, endpoint: endpoint)
+    func read(_ call: DeviceCall, _ input: (timeout: UInt32, lengths: [Int])) async throws -> HTTPResponse {
+        let (request, session, endpoint, timeout, lengths) = (call.request, call.session, call.pathNumber, input.timeout, input.lengths)
         let what = "Isochronous read of \(lengths.count) packets from endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.isoTransfer(
@@ -51,15 +67,9 @@ struct IsoRoutes: Sendable {
         return try answer(result, endpoint: endpoint, requested: lengths.reduce(0, +), context: what, withData: true)
     }
 
-    func write(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["packet_lengths", "packet_size", "timeout_ms"])
-        let endpoint = try context.byte(request, "endpoint")
-        let timeout = try context.limits.timeout(request.query)
+    func write(_ call: DeviceCall, _ input: (timeout: UInt32, lengths: [Int])) async throws -> HTTPResponse {
+        let (request, session, endpoint, timeout, lengths) = (call.request, call.session, call.pathNumber, input.timeout, input.lengths)
         let data = request.request.body
-        let session = try await context.session(request)
-        let lengths = try IsoPacketQuery.outLengths(
-            request.query, count: data.count, defaultPacketSize: await session.state.defaultIsoPacketSize(endpoint))
-        try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = "Isochronous write of \(lengths.count) packets to endpoint \(hex(endpoint)) of \(session.id)"
         let result = try await context.usb(what, device: session.id) {
             try await session.isoTransfer(

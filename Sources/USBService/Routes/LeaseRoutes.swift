@@ -13,21 +13,38 @@ struct LeaseRoutes: Sendable {
     static let graceRange = 0...3_600_000
 
     func register(in router: inout Router) {
-        router.post("/v1/devices/{id}/leases", requires: Access.transfer) { try await take($0) }
+        router.device(
+            "POST", "/v1/devices/{id}/leases", requires: Access.transfer,
+            DeviceRoute(
+                query: ["interface", "ttl_ms", "grace_ms"], lease: .byRoute(where: "LeaseTable.grant: another's refuses it"),
+                parse: { request in
+                    Taking(
+                        interface: try request.query.integer("interface", in: 0...255).map(UInt8.init),
+                        ttl: try Self.ttl(request), grace: try request.query.integer("grace_ms", in: Self.graceRange) ?? 60_000)
+                },
+                prepare: { call, taking in
+                    let state = await call.session.state
+                    if let interface = taking.interface, state.active?.interfaces.contains(where: { $0.number == interface }) != true {
+                        throw DeviceStateProblem(
+                            .interfaceNotFound(interface, configuration: state.active?.value ?? 0), device: call.id)
+                    }
+                    return taking
+                }),
+            context: context, take)
         router.get("/v1/leases", requires: Access.read) { try list($0) }
         router.put("/v1/leases/{lease}", requires: Access.transfer) { try await renew($0) }
         router.delete("/v1/leases/{lease}", requires: Access.transfer) { try await release($0) }
     }
 
-    func take(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["interface", "ttl_ms", "grace_ms"])
-        let interface = try request.query.integer("interface", in: 0...255).map(UInt8.init)
-        let ttl = try Self.ttl(request)
-        let grace = try request.query.integer("grace_ms", in: Self.graceRange) ?? 60_000
-        let session = try await context.session(request)
-        if let interface, await session.state.active?.interfaces.contains(where: { $0.number == interface }) != true {
-            throw DeviceStateProblem(.interfaceNotFound(interface, configuration: await session.state.active?.value ?? 0), device: session.id)
-        }
+    /// What a lease is asked for: the interface (nil: the whole device), how long, its grace.
+    struct Taking: Sendable {
+        var interface: UInt8?
+        var ttl: Duration
+        var grace: Int
+    }
+
+    func take(_ call: DeviceCall, _ taking: Taking) async throws -> HTTPResponse {
+        let (request, session, interface, ttl, grace) = (call.request, call.session, taking.interface, taking.ttl, taking.grace)
         let lease = try await context.leases.grant(
             device: session.id, interface: interface, holder: request.principal ?? "anonymous", ttl: ttl,
             grace: .milliseconds(grace))

@@ -45,12 +45,6 @@ struct RouteContext: Sendable {
         try checkLease(caller(request), device: device, interface: interface)
     }
 
-    /// ``checkLease(_:device:interface:)`` for a request on endpoint `endpoint`: the interface
-    /// whose current alternate setting has it.
-    func checkLease(_ request: RoutedRequest, session: DeviceSession, endpoint: UInt8) async throws {
-        try checkLease(request, device: session.id, interface: await session.state.interface(ofEndpoint: endpoint))
-    }
-
     /// Who a request counts as for per-client bounds: its token's name, or its address.
     func client(_ request: RoutedRequest) -> String {
         request.principal.map { "token \($0)" } ?? "address \(request.request.remoteAddress)"

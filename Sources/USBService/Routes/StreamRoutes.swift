@@ -11,32 +11,83 @@ struct StreamRoutes: Sendable {
     static let maxBytesInFlight = 8 << 20
 
     func register(in router: inout Router) {
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer) { try await stream($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer, streamsBody: true) { try await upload($0) }
+        router.device(
+            "GET", "/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer,
+            DeviceRoute(
+                query: ["transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms", "packets", "packet_size"],
+                lease: .endpoint, slot: .stream, parse: { [limits = context.limits] in try Self.streamOptions($0, limits) },
+                prepare: { call, input in
+                    var (options, duration) = input
+                    let query = call.request.query
+                    if let iso = try await Self.isoPackets(
+                        query, session: call.session, endpoint: call.pathNumber, excluding: ["transfer_size"])
+                    {
+                        options.transfers = try Self.isoTransfers(query, packets: iso, default: options.transfers)
+                        options.isoPacketSize = iso.size
+                        options.transferSize = iso.size * iso.perTransfer
+                    } else {
+                        try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
+                        (options.transfers, options.transferSize) = try Self.transfers(
+                            query, defaults: (options.transfers, options.transferSize))
+                    }
+                    return (options, duration)
+                }),
+            context: context, stream)
+        router.device(
+            "POST", "/v1/devices/{id}/endpoints/{endpoint}/stream", requires: Access.transfer, streamsBody: true,
+            DeviceRoute(
+                query: ["transfers", "transfer_size", "zlp", "timeout_ms", "packets", "packet_size"], lease: .endpoint,
+                slot: .stream,
+                parse: { [limits = context.limits] request in
+                    let timeout = try limits.timeout(request.query)
+                    guard request.request.bodyStream != nil else { throw HTTPProblem.internalError }
+                    return Upload(timeout: timeout)
+                },
+                prepare: { call, input in try await Self.uploadShape(call, input) }),
+            context: context, upload)
+    }
+
+    /// An upload's parameters: read from the request, then shaped by its endpoint's kind.
+    struct Upload: Sendable {
+        var timeout: UInt32
+        var iso: IsoStreamPackets?
+        var bulk = (transfers: 0, transferSize: 0, zeroLengthPacket: false)
+        var isoTransfers = 0
+    }
+
+    private static func uploadShape(_ call: DeviceCall, _ input: Upload) async throws -> Upload {
+        var upload = input
+        let query = call.request.query
+        upload.iso = try await Self.isoPackets(
+            query, session: call.session, endpoint: call.pathNumber, excluding: ["transfer_size", "zlp"])
+        if let iso = upload.iso {
+            upload.isoTransfers = try Self.isoTransfers(query, packets: iso, default: 4)
+        } else {
+            try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
+            (upload.bulk.transfers, upload.bulk.transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
+            upload.bulk.zeroLengthPacket = try query.boolean("zlp") ?? false
+        }
+        return upload
+    }
+
+    /// A stream's options from its query (before its endpoint is known) and how long it may run.
+    private static func streamOptions(_ request: RoutedRequest, _ limits: TransferLimits) throws -> (
+        BulkInStream.Options, Duration?
+    ) {
+        let query = request.query
+        var options = BulkInStream.Options()
+        options.maxBytes = try query.integer("max_bytes", in: 1...Int(Int64.max))
+        options.timeout = UInt32(try query.integer("timeout_ms", in: 1...limits.maxTimeoutMs) ?? 0)
+        let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
+        return (options, duration)
     }
 
     /// A body of any size to a bulk, interrupt or isochronous OUT endpoint, as it arrives: its
     /// pieces go straight into the stream's transfers as the server reads them (``OutStream``).
-    func upload(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let query = request.query
-        try query.allow(only: ["transfers", "transfer_size", "zlp", "timeout_ms", "packets", "packet_size"])
-        let endpoint = try context.byte(request, "endpoint")
-        let timeout = try context.limits.timeout(request.query)
+    func upload(_ call: DeviceCall, _ upload: Upload) async throws -> HTTPResponse {
+        let (request, session, endpoint, interface, slot) = (call.request, call.session, call.pathNumber, call.interface, call.slot!)
+        let (timeout, iso, bulk, isoTransfers) = (upload.timeout, upload.iso, upload.bulk, upload.isoTransfers)
         guard let body = request.request.bodyStream else { throw HTTPProblem.internalError }
-        let session = try await context.session(request)
-        let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size", "zlp"])
-        var bulk = (transfers: 0, transferSize: 0, zeroLengthPacket: false)
-        var isoTransfers = 0
-        if let iso {
-            isoTransfers = try Self.isoTransfers(query, packets: iso, default: 4)
-        } else {
-            try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
-            (bulk.transfers, bulk.transferSize) = try Self.transfers(query, defaults: (4, 64 * 1024))
-            bulk.zeroLengthPacket = try query.boolean("zlp") ?? false
-        }
-        let interface = await session.state.interface(ofEndpoint: endpoint)
-        try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
         defer { slot.release() }
         let what = {
             iso == nil
@@ -141,29 +192,11 @@ struct StreamRoutes: Sendable {
         }
     }
 
-    func stream(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let query = request.query
-        try query.allow(only: [
-            "transfers", "transfer_size", "max_bytes", "duration_ms", "timeout_ms", "packets", "packet_size",
-        ])
-        let endpoint = try context.byte(request, "endpoint")
-        var options = BulkInStream.Options()
-        options.maxBytes = try query.integer("max_bytes", in: 1...Int(Int64.max))
-        options.timeout = UInt32(try query.integer("timeout_ms", in: 1...context.limits.maxTimeoutMs) ?? 0)
-        let duration = try query.integer("duration_ms", in: 1...86_400_000).map { Duration.milliseconds($0) }
-        let session = try await context.session(request)
-        if let iso = try await Self.isoPackets(query, session: session, endpoint: endpoint, excluding: ["transfer_size"]) {
-            options.transfers = try Self.isoTransfers(query, packets: iso, default: options.transfers)
-            options.isoPacketSize = iso.size
-            options.transferSize = iso.size * iso.perTransfer
-        } else {
-            try Self.refuse(query, ["packets", "packet_size"], for: "a bulk or interrupt endpoint")
-            (options.transfers, options.transferSize) = try Self.transfers(
-                query, defaults: (options.transfers, options.transferSize))
-        }
-        let interface = await session.state.interface(ofEndpoint: endpoint)
-        try context.checkLease(request, device: session.id, interface: interface)
-        let slot = try context.streamSlots.acquire(device: session.id, interface: interface, client: context.client(request))
+    func stream(_ call: DeviceCall, _ input: (options: BulkInStream.Options, duration: Duration?)) async throws
+        -> HTTPResponse
+    {
+        let (request, session, endpoint, slot) = (call.request, call.session, call.pathNumber, call.slot!)
+        let (options, duration) = input
         let stream = try await context.usb("Streaming from endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.stream(endpoint, options: options, share: context.usbfsShare(request, session))
         }

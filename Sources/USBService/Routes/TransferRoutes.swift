@@ -7,15 +7,36 @@ struct TransferRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.post("/v1/devices/{id}/control", requires: Access.transfer) { try await control($0) }
-        router.get("/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer) { try await read($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer) { try await write($0) }
-        router.post("/v1/devices/{id}/endpoints/{endpoint}/clear-halt", requires: Access.transfer) { try await clearHalt($0) }
+        router.device(
+            "POST", "/v1/devices/{id}/control", requires: Access.transfer,
+            DeviceRoute(
+                query: ControlRequest.parameterNames, lease: .byRoute(where: "checkControl: by the request's recipient"),
+                parse: { [limits = context.limits] in try ControlRequest($0, limits: limits) }),
+            context: context, control)
+        router.device(
+            "GET", "/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer,
+            DeviceRoute(
+                query: ["length", "timeout_ms"], lease: .endpoint,
+                parse: { [limits = context.limits] request in
+                    (length: try request.query.requiredInteger("length", in: 1...limits.maxReadLength),
+                     timeout: try limits.timeout(request.query))
+                }),
+            context: context, read)
+        router.device(
+            "POST", "/v1/devices/{id}/endpoints/{endpoint}/data", requires: Access.transfer,
+            DeviceRoute(
+                query: ["timeout_ms", "zlp"], lease: .endpoint,
+                parse: { [limits = context.limits] request in
+                    (timeout: try limits.timeout(request.query), zlp: try request.query.boolean("zlp") ?? false)
+                }),
+            context: context, write)
+        router.device(
+            "POST", "/v1/devices/{id}/endpoints/{endpoint}/clear-halt", requires: Access.transfer,
+            DeviceRoute(query: [], lease: .endpoint), context: context, clearHalt)
     }
 
-    func control(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let control = try ControlRequest(request, limits: context.limits)
-        let session = try await context.session(request)
+    func control(_ call: DeviceCall, _ control: ControlRequest) async throws -> HTTPResponse {
+        let (request, session) = (call.request, call.session)
         let setup = control.setup
         let caller = context.caller(request)
         switch try context.checkControl(caller, state: await session.state, device: session.id, setup: setup) {
@@ -46,13 +67,8 @@ struct TransferRoutes: Sendable {
         return try TransferAnswer.sent(result, requested: control.data.count, context: what())
     }
 
-    func read(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["length", "timeout_ms"])
-        let endpoint = try context.byte(request, "endpoint")
-        let length = try request.query.requiredInteger("length", in: 1...context.limits.maxReadLength)
-        let timeout = try context.limits.timeout(request.query)
-        let session = try await context.session(request)
-        try await context.checkLease(request, session: session, endpoint: endpoint)
+    func read(_ call: DeviceCall, _ input: (length: Int, timeout: UInt32)) async throws -> HTTPResponse {
+        let (request, session, endpoint, length, timeout) = (call.request, call.session, call.pathNumber, input.length, input.timeout)
         let what = { "Reading \(length) bytes from endpoint \(hex(endpoint)) of \(session.id)" }
         // Bytes kept from a read are this client's, under this lease (or none): another's read,
         // or this client's under a lease taken or ended since, does not get them.
@@ -71,14 +87,9 @@ struct TransferRoutes: Sendable {
         return try TransferAnswer.received(result, requested: length, json: json, context: what())
     }
 
-    func write(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: ["timeout_ms", "zlp"])
-        let endpoint = try context.byte(request, "endpoint")
-        let timeout = try context.limits.timeout(request.query)
-        let zeroLengthPacket = try request.query.boolean("zlp") ?? false
+    func write(_ call: DeviceCall, _ input: (timeout: UInt32, zlp: Bool)) async throws -> HTTPResponse {
+        let (request, session, endpoint, timeout, zeroLengthPacket) = (call.request, call.session, call.pathNumber, input.timeout, input.zlp)
         let data = request.request.body
-        let session = try await context.session(request)
-        try await context.checkLease(request, session: session, endpoint: endpoint)
         let what = { "Writing \(data.count) bytes to endpoint \(hex(endpoint)) of \(session.id)" }
         let result = try await context.usb(what(), device: session.id) {
             try await session.write(
@@ -88,11 +99,8 @@ struct TransferRoutes: Sendable {
         return try TransferAnswer.sent(result, requested: data.count, context: what())
     }
 
-    func clearHalt(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let endpoint = try context.byte(request, "endpoint")
-        let session = try await context.session(request)
-        try await context.checkLease(request, session: session, endpoint: endpoint)
+    func clearHalt(_ call: DeviceCall, _: Void) async throws -> HTTPResponse {
+        let (session, endpoint) = (call.session, call.pathNumber)
         try await context.usb("Clearing the halt of endpoint \(hex(endpoint)) of \(session.id)", device: session.id) {
             try await session.clearHalt(endpoint)
         }

@@ -12,18 +12,20 @@ struct URBRoutes: Sendable {
     func register(in router: inout Router) {
         // The transfer scope: a GET that changes devices, so a page from another origin may not
         // open it (RequestOrigin), and HEAD is not served by it.
-        router.get("/v1/devices/{id}/urb", requires: Access.transfer) { try await open($0) }
-    }
-
-    func open(_ request: RoutedRequest) async throws -> HTTPResponse {
-        try request.query.allow(only: [])
-        let accept = try WebSocketUpgrade.accept(request.request, subprotocol: URBMessage.subprotocol)
-        let session = try await context.session(request)
-        let caller = context.caller(request)
         // A channel is a connection (bounded by --max-connections and its per-client bound), not
         // a stream: its place among the device's streams only lets a lease granted over the
         // device cut its transfers.
-        let slot = context.streamSlots.watch(device: session.id, client: caller.client)
+        router.device(
+            "GET", "/v1/devices/{id}/urb", requires: Access.transfer,
+            DeviceRoute(
+                query: [], lease: .byRoute(where: "URBChannel: each message, as its REST request"), slot: .watch,
+                parse: { try WebSocketUpgrade.accept($0.request, subprotocol: URBMessage.subprotocol) }),
+            context: context, open)
+    }
+
+    func open(_ call: DeviceCall, _ accept: String) async throws -> HTTPResponse {
+        let (request, session, slot) = (call.request, call.session, call.slot!)
+        let caller = context.caller(request)
         let limits = URBChannel.Limits(
             maxTimeout: context.limits.maxTimeoutMs, unboundedTimeouts: context.limits.allowUnboundedTimeouts)
         let context = self.context

@@ -33,9 +33,17 @@ enum Access: RouteRequirement, Equatable {
     }
 }
 
+extension Access {
+    /// What a route registered with `requirement` needs: a route registered without an
+    /// ``Access`` needs the most.
+    static func of(_ requirement: (any RouteRequirement)?) -> Access {
+        (requirement as? Access) ?? (requirement as? DeviceRouteRequirement)?.access ?? .admin
+    }
+}
+
 extension RoutedRequest {
     /// What the route needs: a route registered without an ``Access`` needs the most.
-    var access: Access { requirement as? Access ?? .admin }
+    var access: Access { Access.of(requirement) }
 
     /// A GET (or HEAD) of a route that only reads: what a page from another origin may do, and
     /// what a HEAD may be served by.
