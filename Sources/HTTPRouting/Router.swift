@@ -4,6 +4,9 @@ import HTTPServer
 /// another method 405 with `Allow`; HEAD is served by the GET route.
 public struct Router: HTTPResponder {
     public typealias Handler = @Sendable (RoutedRequest) async throws -> HTTPResponse
+    /// Answers at once when it can, nil when the request must wait for something (then the
+    /// route's ``Handler`` runs): ``HTTPServer/HTTPHandler/respondNow``.
+    public typealias ImmediateHandler = @Sendable (RoutedRequest) throws -> HTTPResponse?
 
     /// A class, so that looking through the routes copies no strings or closures.
     final class Route: Sendable {
@@ -13,17 +16,19 @@ public struct Router: HTTPResponder {
         let streamsBody: Bool
         let requirement: (any RouteRequirement)?
         let handler: Handler
+        let now: ImmediateHandler?
         let metrics: RequestMetrics
 
         init(
             method: String, template: PathTemplate, streamsBody: Bool, requirement: (any RouteRequirement)?,
-            handler: @escaping Handler, metrics: RequestMetrics
+            handler: @escaping Handler, now: ImmediateHandler?, metrics: RequestMetrics
         ) {
             self.method = method
             self.template = template
             self.streamsBody = streamsBody
             self.requirement = requirement
             self.handler = handler
+            self.now = now
             self.metrics = metrics
         }
     }
@@ -46,21 +51,26 @@ public struct Router: HTTPResponder {
     /// request (``RoutedRequest/requirement``).
     public mutating func add(
         _ method: String, _ template: String, requires requirement: (any RouteRequirement)? = nil,
-        streamsBody: Bool = false, _ handler: @escaping Handler
+        streamsBody: Bool = false, now: ImmediateHandler? = nil, _ handler: @escaping Handler
     ) {
         // Routes of one template share its metrics.
         let metrics = routes.first { $0.template.description == template }?.metrics ?? RequestMetrics(route: template)
         let route = Route(
             method: method, template: PathTemplate(template), streamsBody: streamsBody, requirement: requirement,
-            handler: handler,
-            metrics: metrics)
+            handler: handler, now: now, metrics: metrics)
         routes.append(route)
         bySegments[route.template.segments.count, default: []].append(route)
     }
 
     public mutating func get(
-        _ template: String, requires requirement: (any RouteRequirement)? = nil, _ handler: @escaping Handler
-    ) { add("GET", template, requires: requirement, handler) }
+        _ template: String, requires requirement: (any RouteRequirement)? = nil, now: ImmediateHandler? = nil,
+        _ handler: @escaping Handler
+    ) { add("GET", template, requires: requirement, now: now, handler) }
+    /// A GET route that never waits: answered inside libmicrohttpd's callback, with no task.
+    public mutating func get(
+        _ template: String, requires requirement: (any RouteRequirement)? = nil,
+        immediately handler: @escaping @Sendable (RoutedRequest) throws -> HTTPResponse
+    ) { add("GET", template, requires: requirement, now: { try handler($0) }) { try handler($0) } }
     public mutating func post(
         _ template: String, requires requirement: (any RouteRequirement)? = nil, streamsBody: Bool = false,
         _ handler: @escaping Handler
@@ -110,7 +120,7 @@ public struct Router: HTTPResponder {
                 return refusal
             }
             let head = admitted
-            return HTTPHandler(streamsBody: route.streamsBody, decorate: decorate) { request in
+            var handler = HTTPHandler(streamsBody: route.streamsBody, decorate: decorate) { request in
                 let started = ContinuousClock.now
                 do {
                     // The head as admitted, with the request as it is now (its body read).
@@ -124,6 +134,22 @@ public struct Router: HTTPResponder {
                     throw error
                 }
             }
+            if let now = route.now {
+                handler.respondNow = { request in
+                    let started = ContinuousClock.now
+                    do {
+                        var routed = head
+                        routed.request = request
+                        guard let response = try now(routed) else { return nil }
+                        route.metrics.record(method: label, status: response.status, duration: .now - started)
+                        return response
+                    } catch {
+                        route.metrics.record(method: label, status: RequestMetrics.status(of: error), duration: .now - started)
+                        throw error
+                    }
+                }
+            }
+            return handler
         }
         let metrics = firstMatch ?? unmatched
         if method == "OPTIONS", !allowed.isEmpty, let crossOrigin {

@@ -27,18 +27,8 @@ final class Exchange: @unchecked Sendable {
     let connectionWatch: ConnectionWatch?
     var loop: EventLoop { resumer.loop }
     let started = ContinuousClock.now
-    /// The request's life; only on the loop.
-    var machine: ExchangeMachine {
-        get {
-            loop.preconditionInEventLoop()
-            return _machine
-        }
-        _modify {
-            loop.preconditionInEventLoop()
-            yield &_machine
-        }
-    }
-    private var _machine: ExchangeMachine
+    /// The request's life; only on the loop (``ServerCore``'s callbacks check it at entry).
+    var machine: ExchangeMachine
     /// The task running the responder, cancelled if the client goes away.
     private var task: Task<Void, Never>?
     /// The client hung up (or the server stops) before the task was stored.
@@ -74,7 +64,7 @@ final class Exchange: @unchecked Sendable {
         self.bodyStream = handler.streamsBody ? HTTPRequestBody() : nil
         self.resumer = resumer
         self.connectionWatch = ConnectionWatch.of(connection.pointer)
-        self._machine = ExchangeMachine(
+        self.machine = ExchangeMachine(
             streamsBody: handler.streamsBody, bodyLimit: bodyLimit, refusedByRoute: handler.refusal != nil)
     }
 

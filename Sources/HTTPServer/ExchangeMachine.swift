@@ -110,7 +110,7 @@ struct ExchangeMachine {
             defer { body = [] }
             return .start(body: body)
         case .answered(let response):
-            phase = .sent(status: response.status)
+            sent(response.status)
             return .queue(response)
         case .running, .sent:
             return .none
@@ -122,7 +122,7 @@ struct ExchangeMachine {
     /// open for the body instead).
     mutating func startedInline() -> Action {
         if case .answered(let response) = phase, !streamsBody {
-            phase = .sent(status: response.status)
+            sent(response.status)
             return .queue(response)
         }
         guard !streamsBody, case .running = phase else { return .none }
@@ -157,7 +157,7 @@ struct ExchangeMachine {
     /// answer if there is one, else suspend until there is.
     mutating func streamedBodyComplete() -> Action {
         if case .answered(let response) = phase {
-            phase = .sent(status: response.status)
+            sent(response.status)
             return .queue(response)
         }
         guard case .running = phase else { return .none }
@@ -178,13 +178,16 @@ struct ExchangeMachine {
 
     /// A response was queued by the owner itself (a 413, a shutdown answer).
     mutating func refused(status: Int) {
-        phase = .sent(status: status)
+        sent(status)
     }
 
-    /// The status of the response queued, if one was.
-    var sentStatus: Int? {
-        if case .sent(let status) = phase { return status }
-        return nil
+    /// The status of the response queued, if one was (kept beside the phase: read after the
+    /// exchange ends, for its log line).
+    private(set) var sentStatus: Int?
+
+    private mutating func sent(_ status: Int) {
+        phase = .sent(status: status)
+        sentStatus = status
     }
 
     private mutating func suspend() -> Action {

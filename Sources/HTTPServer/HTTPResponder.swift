@@ -24,6 +24,11 @@ public struct HTTPHandler: Sendable {
     public var refusal: HTTPResponse?
     /// Adds what every answer to this request carries (CORS headers, say), problems included.
     public var decorate: (@Sendable (inout HTTPResponse) -> Void)?
+    /// Answers the request at once when it can, without waiting for anything (nil: not now,
+    /// ``respond`` runs). The server then answers inside libmicrohttpd's callback with no task
+    /// at all: what a health check, a metrics scrape or a device list already known costs.
+    /// Ignored for a route that streams its body.
+    public var respondNow: (@Sendable (HTTPRequest) throws -> HTTPResponse?)?
 
     public init(
         streamsBody: Bool = false, executor: (any TaskExecutor)? = nil,
@@ -43,9 +48,25 @@ public struct HTTPHandler: Sendable {
         return handler
     }
 
-    /// `respond` with thrown errors turned into problem responses (``HTTPProblem/answer(for:)``),
-    /// decorated.
+    /// ``respondNow``'s answer, if it has one now, with a thrown error turned into its problem
+    /// response, decorated.
+    public func responseNow(to request: HTTPRequest) -> HTTPResponse? {
+        guard let respondNow, !streamsBody, refusal == nil else { return nil }
+        var response: HTTPResponse
+        do {
+            guard let now = try respondNow(request) else { return nil }
+            response = now
+        } catch {
+            response = Self.problem(error, for: request)
+        }
+        decorate?(&response)
+        return response
+    }
+
+    /// The refusal, else ``respondNow``'s answer, else `respond`'s, with thrown errors turned
+    /// into problem responses (``HTTPProblem/answer(for:)``), decorated.
     public func response(to request: HTTPRequest) async -> HTTPResponse {
+        if let now = responseNow(to: request) { return now }
         var response: HTTPResponse
         if let refusal {
             response = refusal
@@ -53,14 +74,18 @@ public struct HTTPHandler: Sendable {
             do {
                 response = try await respond(request)
             } catch {
-                if !(error is HTTPResponseError || error is CancellationError) {
-                    request.logger.error("unhandled error", metadata: ["error": "\(error)"])
-                }
-                response = HTTPProblem.answer(for: error).response(for: request)
+                response = Self.problem(error, for: request)
             }
         }
         decorate?(&response)
         return response
+    }
+
+    private static func problem(_ error: any Error, for request: HTTPRequest) -> HTTPResponse {
+        if !(error is HTTPResponseError || error is CancellationError) {
+            request.logger.error("unhandled error", metadata: ["error": "\(error)"])
+        }
+        return HTTPProblem.answer(for: error).response(for: request)
     }
 }
 

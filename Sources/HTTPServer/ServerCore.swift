@@ -41,6 +41,7 @@ final class ServerCore: Sendable {
         uploadData: UnsafePointer<CChar>?, uploadDataSize: UnsafeMutablePointer<Int>,
         conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
+        loop.preconditionInEventLoop()
         guard let pointer = conCls.pointee else {
             // First call: the headers. The route is resolved once, here, and whether the
             // request is let in at all: before any byte of its body is read.
@@ -87,9 +88,17 @@ final class ServerCore: Sendable {
         var request = exchange.request
         request.body = body
         request.bodyStream = exchange.bodyStream
-        inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         let handler = exchange.handler
         let context = RequestLogContext(id: request.id, annotations: request.annotations)
+        // A handler that can answer now does, with no task: queued before the callback returns.
+        if handler.respondNow != nil,
+            let response = RequestLogContext.$current.withValue(context, operation: { handler.responseNow(to: request) })
+        {
+            exchange.answer(response)
+            if case .queue(let response) = exchange.machine.startedInline() { return queue(response, exchange: exchange) }
+            return MHD_Result.YES
+        }
+        inProgress.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         let task = Task(executorPreference: handler.executor ?? loop) { [shuttingDown = self.isShuttingDown] in
             let response = await RequestLogContext.$current.withValue(context) { await handler.response(to: request) }
             // A request cancelled by the shutdown says so, whatever its handler made of the cancellation.
@@ -148,6 +157,7 @@ final class ServerCore: Sendable {
     }
 
     func completed(_ exchange: Exchange, termination: MHD_RequestTerminationCode) {
+        loop.preconditionInEventLoop()
         inProgress.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(exchange)) }
         if let body = exchange.bodyStream, termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK {
             body.fail()

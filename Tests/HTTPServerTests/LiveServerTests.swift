@@ -31,9 +31,20 @@ import EventLoop
                 // Refused from the head, as an authenticator does.
                 return .refuse(HTTPResponse(status: 401, body: Array("no".utf8)))
             }
-            return HTTPHandler(
+            var handler = HTTPHandler(
                 streamsBody: path.hasPrefix("/refuse"), executor: path == "/on-thread" ? LiveServerTests.preferred : nil,
                 respond: { try await respond(to: $0) })
+            if path.hasPrefix("/now") {
+                // Answered at once (no task), later, or with a thrown problem, as the query says.
+                handler.respondNow = { request in
+                    switch request.query.first?.value {
+                    case "later": return nil
+                    case "fail": throw HTTPProblem.shuttingDown
+                    default: return HTTPResponse(status: 200, body: Array("now".utf8))
+                    }
+                }
+            }
+            return handler
         }
 
         func respond(to request: HTTPRequest) async throws -> HTTPResponse {
@@ -116,6 +127,20 @@ import EventLoop
             let elsewhere = try await client.get("/elsewhere")
             #expect(preferred.text == "true")
             #expect(elsewhere.text == "false")
+        }
+    }
+
+    /// A handler that can answer at once is answered inside the callback; one that cannot now
+    /// runs as a task; a thrown problem is its answer either way.
+    @Test func anAnswerReadyNowNeedsNoTask() async throws {
+        try await withServer { _, client in
+            let now = try await client.get("/now?when=now")
+            #expect(now.status == 200 && now.text == "now")
+            let later = try await client.get("/now?when=later")
+            #expect(later.status == 200 && later.header("X-Method") == "GET" && later.text.isEmpty, "the task's answer")
+            let failed = try await client.get("/now?when=fail")
+            #expect(failed.status == 503 && failed.header("Content-Type") == "application/problem+json")
+            #expect(failed.header("X-Request-Id")?.count == 16)
         }
     }
 

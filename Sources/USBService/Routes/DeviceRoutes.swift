@@ -8,23 +8,28 @@ struct DeviceRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
-        router.get("/v1/devices", requires: Access.read) { try await list($0) }
+        router.get("/v1/devices", requires: Access.read, now: listKnown) { try await list($0) }
         router.get("/v1/devices/{id}", requires: Access.read) { try await describe($0) }
         router.get("/v1/devices/{id}/descriptors/raw", requires: Access.read) { try await raw($0) }
     }
 
-    /// Answered from the catalog's current list when it has one (no scan, no thread switch),
-    /// the whole list's JSON made once per change.
-    func list(_ request: RoutedRequest) async throws -> HTTPResponse {
+    /// Answered at once from the catalog's current list when it has one (no scan, no task), the
+    /// whole list's JSON made once per change; nil when the list must be scanned first.
+    func listKnown(_ request: RoutedRequest) throws -> HTTPResponse? {
         let filter = try DeviceFilter(query: request.query)
-        if let (generation, devices) = context.catalog.freshDevices() {
-            if request.request.query.isEmpty, let body = context.listingCache.body(generation: generation) {
-                return HTTPResponse(headers: ["Content-Type": "application/json"], body: body)
-            }
-            let response = try HTTPResponse.json(DeviceList(devices.filter(filter.matches), node: context.node))
-            if request.request.query.isEmpty { context.listingCache.keep(response.body, generation: generation) }
-            return response
+        guard let (generation, devices) = context.catalog.freshDevices() else { return nil }
+        if request.request.query.isEmpty, let body = context.listingCache.body(generation: generation) {
+            return HTTPResponse(headers: ["Content-Type": "application/json"], body: body)
         }
+        let response = try HTTPResponse.json(DeviceList(devices.filter(filter.matches), node: context.node))
+        if request.request.query.isEmpty { context.listingCache.keep(response.body, generation: generation) }
+        return response
+    }
+
+    /// The list after a scan, when the catalog's current one is not trusted.
+    func list(_ request: RoutedRequest) async throws -> HTTPResponse {
+        if let known = try listKnown(request) { return known }
+        let filter = try DeviceFilter(query: request.query)
         let devices = try await context.devices()
         return try .json(DeviceList(devices.filter(filter.matches), node: context.node))
     }

@@ -31,7 +31,7 @@ struct LeaseRoutes: Sendable {
                     return taking
                 }),
             context: context, take)
-        router.get("/v1/leases", requires: Access.read) { try list($0) }
+        router.get("/v1/leases", requires: Access.read, immediately: list)
         router.put("/v1/leases/{lease}", requires: Access.transfer) { try await renew($0) }
         router.delete("/v1/leases/{lease}", requires: Access.transfer) { try await release($0) }
     }

@@ -9,10 +9,10 @@ struct ServiceRoutes: Sendable {
     let metrics: PrometheusCollectorRegistry
 
     func register(in router: inout Router) {
-        router.get("/openapi.yaml", requires: Access.open) { try openAPI($0) }
-        router.get("/healthz", requires: Access.open) { try health($0) }
+        router.get("/openapi.yaml", requires: Access.open, immediately: openAPI)
+        router.get("/healthz", requires: Access.open, immediately: health)
         router.get("/readyz", requires: Access.open) { try await ready($0) }
-        router.get("/metrics", requires: Access.read) { try scrape($0) }
+        router.get("/metrics", requires: Access.read, immediately: scrape)
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
