@@ -29,15 +29,18 @@ let package = Package(
 
         // Linux headers Swift's Glibc module leaves out (epoll, eventfd, netlink, inotify).
         .systemLibrary(name: "CLinux"),
+        // A tty's termios2 and modem lines: C of its own, since <asm/termbits.h> clashes with
+        // the Glibc module's <termios.h>, and ioctl(2) is variadic.
+        .target(name: "CLinuxTTY"),
 
-        // Dedicated threads and an executor on them, for work that must not block the pool.
+        // Named threads (the event loops' and the lab tests').
         .target(name: "Threads"),
 
         // Typed wrappers over the Linux calls the daemon makes itself (epoll, eventfd, sendmsg),
         // on swift-system's Errno and FileDescriptor: one path to each C call, results never ignored.
         .target(
             name: "LinuxSystem",
-            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: ["CLinux", "CLinuxTTY", .product(name: "SystemPackage", package: "swift-system")]),
 
         // The one thread that serves libmicrohttpd, libusb and client sockets, and the
         // executor of device actors and request tasks.
@@ -64,11 +67,21 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]),
 
+        // Serial consoles: a USB serial interface's tty (found in sysfs, never named by a
+        // client), its line and modem lines, and the ring of its recent output. Beside USB (it
+        // reads USB's sysfs), not inside it: a console is a tty, not usbfs.
+        .target(
+            name: "Consoles",
+            dependencies: [
+                "USB", "EventLoop", "LinuxSystem", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+
         // The service that joins them: the /v1 API (serving the openapi.yaml it was built with).
         .target(
             name: "USBService",
             dependencies: [
-                "HTTPServer", "HTTPRouting", "USB", "CGnuTLS", "LinuxSystem",
+                "HTTPServer", "HTTPRouting", "USB", "Consoles", "CGnuTLS", "LinuxSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -80,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "usbhttpd",
             dependencies: [
-                "USBService", "HTTPServer", "USB", "EventLoop",
+                "USBService", "HTTPServer", "USB", "Consoles", "EventLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

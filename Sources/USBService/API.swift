@@ -1,3 +1,4 @@
+import Consoles
 import HTTPRouting
 import HTTPServer
 import Logging
@@ -16,7 +17,7 @@ public enum API {
         catalog: any DeviceCatalog, limits: TransferLimits = TransferLimits(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tokens: TokenFile? = nil,
         rateLimit: Int? = nil, origins: RequestOrigins = RequestOrigins(), policy: DevicePolicy = DevicePolicy(),
-        node: String? = nil
+        node: String? = nil, consoles: ConsoleBook? = nil
     ) -> Router {
         let logger = Logger(label: "usbhttpd.api")
         let streamSlots = StreamSlots(
@@ -30,9 +31,10 @@ public enum API {
         _ = changes.follow { [weak leases] in
             leases?.devicesPresent(Set(changes.snapshot().devices.map(\.id)))
         }
-        let context = RouteContext(
+        var context = RouteContext(
             catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
             logger: logger, node: node)
+        context.consoles = consoles
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)
@@ -43,6 +45,7 @@ public enum API {
         ServiceRoutes(context: context, metrics: metrics).register(in: &router)
         LeaseRoutes(context: context).register(in: &router)
         URBRoutes(context: context).register(in: &router)
+        ConsoleRoutes(context: context).register(in: &router)
         router.guards = [
             OriginGuard(origins: origins),
             HeadGuard(),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consoles
 import EventLoop
 import Foundation
 import HTTPServer
@@ -72,6 +73,9 @@ struct USBHTTPD: AsyncParsableCommand {
 
     @Option(help: "Milliseconds a control request may keep a device's endpoint 0 while another client's control request waits; then it is cut, answered as timed out (USB 2.0 gives a device 5 s).")
     var maxControlHoldMs = 5000
+
+    @Option(help: "KiB of each serial console's output the daemon keeps, for clients that come late (the boot log) or fall behind.")
+    var consoleBufferKb = 1024
 
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
@@ -153,6 +157,9 @@ struct USBHTTPD: AsyncParsableCommand {
         if let usbfsClientShareMb, !(1...65_536).contains(usbfsClientShareMb) {
             throw ValidationError("--usbfs-client-share-mb must be 1 to 65536.")
         }
+        guard (4...1_048_576).contains(consoleBufferKb) else {
+            throw ValidationError("--console-buffer-kb must be 4 to 1048576.")
+        }
         guard (100...3_600_000).contains(maxControlHoldMs) else {
             throw ValidationError("--max-control-hold-ms must be 100 to 3600000.")
         }
@@ -228,6 +235,9 @@ struct USBHTTPD: AsyncParsableCommand {
         let host = try USBHost(
             context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget,
             controlHoldLimit: maxControlHoldMs)
+        // Serial consoles follow the devices shown: each opened as sysfs shows its tty.
+        let consoles = ConsoleBook(loop: loop, ringCapacity: consoleBufferKb << 10, logger: Logger(label: "usbhttpd.console"))
+        host.afterEachScan { devices in consoles.update(ConsoleFinder.consoles(devices: Set(devices.map(\.id)))) }
         try await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 
         var configuration = HTTPServerConfiguration()
@@ -254,7 +264,8 @@ struct USBHTTPD: AsyncParsableCommand {
         let server = HTTPServer(
             configuration: configuration, responder: API.router(
                 catalog: host, limits: limits, metrics: metrics, tokens: tokens, rateLimit: rateLimit,
-                origins: RequestOrigins(hosts: allowedHosts, origins: allowedOrigins), policy: policy, node: nodeName),
+                origins: RequestOrigins(hosts: allowedHosts, origins: allowedOrigins), policy: policy, node: nodeName,
+                consoles: consoles),
             logger: Logger(label: "usbhttpd.http"), loop: loop)
 
         let group = ServiceGroup(

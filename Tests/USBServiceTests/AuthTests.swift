@@ -69,7 +69,9 @@ import USB
         #expect(declared["GET /v1/devices/{id}/claims"] == "none")
         #expect(declared["DELETE /v1/devices/{id}/interfaces/{interface}/claim"] == "interface")
         #expect(declared["GET /v1/devices/{id}/urb"]?.hasSuffix("watch") == true)
-        #expect(declared.count == 16, "\(declared.keys.sorted())")
+        #expect(declared["POST /v1/devices/{id}/consoles/{interface}/input"] == "interface")
+        #expect(declared["GET /v1/devices/{id}/consoles/{interface}/output"] == "none")
+        #expect(declared.count == 23, "\(declared.keys.sorted())")
     }
 
     func call(_ method: String, _ path: String, token: String?) async throws -> HTTPResponse {

@@ -71,6 +71,11 @@ import USB
             USBProblem.usbfsBudget(UsbfsBudget.Exhausted(wanted: 2, free: 1, limit: 3)),
             USBProblem.reenumerated("1-1", expected: 3, now: 4), USBProblem.invalidAddress("x"),
             USBProblem.kernelDriverBound("1-1", interface: 0, driver: "usbhid"),
+            ConsoleProblem.notFound(device: "1-1", interface: 0),
+            ConsoleProblem.unavailable(device: "1-1", tty: "ttyACM0", reason: "x"),
+            ConsoleProblem.writerBusy(device: "1-1", tty: "ttyACM0"), ConsoleProblem.gone(device: "1-1", tty: "ttyACM0"),
+            ConsoleProblem.inputTimedOut(device: "1-1", tty: "ttyACM0", written: 0, of: 1),
+            ConsoleProblem.lineRefused(device: "1-1", tty: "ttyACM0", reason: "x"),
             WebSocketHandshakeProblem.upgradeRequired, WebSocketHandshakeProblem.key,
             WebSocketHandshakeProblem.subprotocol(wanted: "usbhttpd.urb.1"),
         ]

@@ -46,6 +46,8 @@ public actor USBHost {
     var reenumerationWritable = true
     /// The task that rescans when the next watch runs out.
     var reenumerationTimer: Task<Void, Never>?
+    /// Told the devices shown after each scan, on the host's thread (``afterEachScan(_:)``).
+    private nonisolated let scanWatchers = Mutex<[@Sendable ([USBDeviceInfo]) -> Void]>([])
     /// The device list as the last scan left it, and whether anything may have changed since:
     /// readable from any thread (``freshDevices()``).
     private nonisolated let listing = Mutex(Listing())
@@ -270,7 +272,16 @@ public actor USBHost {
         }
         USBMetrics.devices(present: roster.entries.count)
         tellSessionsWhatWasLearned()
-        return roster.devices
+        let devices = roster.devices
+        for watcher in scanWatchers.withLock({ $0 }) { watcher(devices) }
+        return devices
+    }
+
+    /// Calls `body` with the devices the policy shows after every scan (on the host's thread;
+    /// a scan follows each notice: a device, a HID driver's bind, a USB serial tty): what
+    /// follows more than the device list (consoles) looks again then.
+    public nonisolated func afterEachScan(_ body: @escaping @Sendable ([USBDeviceInfo]) -> Void) {
+        scanWatchers.withLock { $0.append(body) }
     }
 
     /// Rereads one device only, unless it came, went or changed: then a whole scan.

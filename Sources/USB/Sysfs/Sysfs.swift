@@ -3,7 +3,7 @@ import Glibc
 /// Linux's sysfs view of USB (`/sys/bus/usb/devices`): the kernel's own copy of every
 /// device's descriptors and strings, read without opening (or waking) the device.
 public enum Sysfs {
-    static let devices = "/sys/bus/usb/devices"
+    public static let devices = "/sys/bus/usb/devices"
 
     /// The current alternate setting of an interface
     /// (`<id>:<configuration>.<interface>/bAlternateSetting`), nil if unreadable.
@@ -28,7 +28,7 @@ public enum Sysfs {
     }
 
     /// The last path component of symbolic link `path` (readlink), nil if it is not one.
-    static func linkName(_ path: String) -> String? {
+    public static func linkName(_ path: String) -> String? {
         var target = [CChar](repeating: 0, count: 4096)
         let count = readlink(path, &target, target.count - 1)
         guard count > 0 else { return nil }
@@ -62,7 +62,7 @@ public enum Sysfs {
 
     /// The names in a directory, without "." and ".."; none when it does not exist, nil when it
     /// cannot be read (descriptors running out, say): not the same as empty.
-    static func entries(_ path: String) -> [String]? {
+    public static func entries(_ path: String) -> [String]? {
         guard let directory = opendir(path) else { return errno == ENOENT ? [] : nil }
         defer { closedir(directory) }
         var names: [String] = []
@@ -76,7 +76,7 @@ public enum Sysfs {
     }
 
     /// Whether `path` exists (a symbolic link counts even when it dangles).
-    static func exists(_ path: String) -> Bool {
+    public static func exists(_ path: String) -> Bool {
         var status = stat()
         return lstat(path, &status) == 0
     }

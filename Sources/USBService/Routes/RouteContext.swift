@@ -1,3 +1,4 @@
+import Consoles
 import HTTPRouting
 import Logging
 import HTTPServer
@@ -18,6 +19,8 @@ struct RouteContext: Sendable {
     let logger: Logger
     /// This daemon's node name (--node-name), shown in device summaries.
     let node: String?
+    /// The serial consoles (nil: none are followed, as in tests without a loop of their own).
+    var consoles: ConsoleBook? = nil
     /// The whole device list's JSON, while the list does not change.
     let listingCache = ListingCache()
 
