@@ -102,12 +102,18 @@ let package = Package(
             ]),
 
         // Helpers shared by the test targets (an HTTP client, problem checks).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CLinuxTTY"], path: "Tests/TestSupport"),
         // A scripted device below DeviceSession (a DeviceIO, no USB), for unit tests of the
         // session, the routes and the streams.
         .target(name: "USBFakes", dependencies: ["USB", "EventLoop"], path: "Tests/USBFakes"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPRouting", "LinuxSystem", "Threads", "TestSupport"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads", "EventLoop", "LinuxSystem"]),
+        .testTarget(
+            name: "ConsolesTests",
+            dependencies: [
+                "Consoles", "EventLoop", "LinuxSystem", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .testTarget(
             name: "USBTests",
             dependencies: [
@@ -117,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "USBServiceTests",
             dependencies: [
-                "USBService", "HTTPRouting", "HTTPServer", "USB", "USBFakes", "EventLoop", "TestSupport",
+                "USBService", "HTTPRouting", "HTTPServer", "USB", "USBFakes", "EventLoop", "TestSupport", "Consoles",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),

@@ -1,4 +1,9 @@
+#define _GNU_SOURCE
 #include "usbhttpd_tty.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <asm/termbits.h>
 #include <errno.h>
@@ -75,3 +80,15 @@ int usbhttpd_tty_modem_change(int fd, int set, int clear) {
 }
 
 int usbhttpd_tty_break(int fd, int on) { return ioctl(fd, on ? TIOCSBRK : TIOCCBRK); }
+
+int usbhttpd_tty_open_pty(char *name, int size) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -1;
+    if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, (size_t)size) != 0) {
+        int saved = errno;
+        close(master);
+        errno = saved;
+        return -1;
+    }
+    return master;
+}

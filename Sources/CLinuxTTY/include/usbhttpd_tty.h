@@ -41,4 +41,9 @@ int usbhttpd_tty_modem_change(int fd, int set, int clear);
 /// Starts (`on`) or ends a break (TIOCSBRK, TIOCCBRK): the caller times it.
 int usbhttpd_tty_break(int fd, int on);
 
+/// A new pseudo-terminal's master (posix_openpt, grantpt, unlockpt), its slave's path in
+/// `name` (ptsname_r): for tests, where a pseudo-terminal plays a board's serial port.
+/// Swift's Glibc module leaves these out (they need _XOPEN_SOURCE).
+int usbhttpd_tty_open_pty(char *name, int size);
+
 #endif

@@ -16,9 +16,12 @@ final class ConsoleOutputStream: HTTPBodyStream, @unchecked Sendable {
     /// Bytes the ring no longer had when this reader got to them.
     private(set) var lost: UInt64 = 0
     private var reader: UInt64?
+    /// The client asked for trailers (`TE: trailers`): only then are they sent.
+    private let sendsTrailers: Bool
 
-    init(console: Console, from: UInt64, follow: Bool, maxBytes: Int?) {
+    init(console: Console, from: UInt64, follow: Bool, maxBytes: Int?, sendsTrailers: Bool) {
         self.console = console
+        self.sendsTrailers = sendsTrailers
         self.follow = follow
         self.cursor = from
         self.left = maxBytes ?? .max
@@ -45,7 +48,7 @@ final class ConsoleOutputStream: HTTPBodyStream, @unchecked Sendable {
     }
 
     var trailers: HTTPHeaders {
-        ["X-Console-Next": String(cursor), "X-Console-Lost": String(lost)]
+        sendsTrailers ? ["X-Console-Next": String(cursor), "X-Console-Lost": String(lost)] : [:]
     }
 
     func close() {

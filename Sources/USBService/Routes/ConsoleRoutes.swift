@@ -99,13 +99,13 @@ struct ConsoleRoutes: Sendable {
     func output(_ call: DeviceCall, _ input: (from: Offset, follow: Bool, maxBytes: Int?)) async throws -> HTTPResponse {
         let console = try context.console(call)
         let from = Self.resolve(input.from, console.ring)
-        let stream = ConsoleOutputStream(console: console, from: from, follow: input.follow, maxBytes: input.maxBytes)
+        let trailers = call.request.request.headers["TE"]?.lowercased().contains("trailers") ?? false
+        let stream = ConsoleOutputStream(
+            console: console, from: from, follow: input.follow, maxBytes: input.maxBytes, sendsTrailers: trailers)
         var headers: HTTPHeaders = [
             "Content-Type": "application/octet-stream", "X-Console-TTY": console.info.tty, "X-Console-From": String(from),
         ]
-        if call.request.request.headers["TE"]?.lowercased().contains("trailers") ?? false {
-            headers.set("Trailer", "X-Console-Next, X-Console-Lost")
-        }
+        if trailers { headers.set("Trailer", "X-Console-Next, X-Console-Lost") }
         return .streaming(stream, headers: headers)
     }
 

@@ -1,3 +1,4 @@
+import Consoles
 import EventLoop
 import HTTPRouting
 import HTTPServer
@@ -54,19 +55,23 @@ final class FakeBench: Sendable {
     }
 
     /// The routes over these devices.
-    func api(limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy()) -> Router {
-        API.router(catalog: catalog, limits: limits, tokens: tokens, policy: policy)
+    func api(
+        limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy(),
+        consoles: ConsoleBook? = nil
+    ) -> Router {
+        API.router(catalog: catalog, limits: limits, tokens: tokens, policy: policy, consoles: consoles)
     }
 
     /// A live server on a free loopback port, on the bench's loop.
     func server(
-        limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy()
+        limits: TransferLimits = TransferLimits(), tokens: TokenFile? = nil, policy: DevicePolicy = DevicePolicy(),
+        consoles: ConsoleBook? = nil
     ) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.shutdownGrace = 0.2
         let server = HTTPServer(
-            configuration: configuration, responder: api(limits: limits, tokens: tokens, policy: policy),
+            configuration: configuration, responder: api(limits: limits, tokens: tokens, policy: policy, consoles: consoles),
             logger: Logger(label: "test.http"),
             loop: loop)
         try server.start()

@@ -1,0 +1,154 @@
+import Consoles
+import Foundation
+import HTTPServer
+import Logging
+import Testing
+import TestSupport
+import USB
+import USBFakes
+
+@testable import USBService
+
+/// The console routes through the real server, the console a pseudo-terminal that plays the
+/// board (the lab's tests do the same on real USB serial chips): the kept boot log, a followed
+/// output, input, the line, one writer, the WebSocket both ways, the board going away.
+@Suite struct ConsoleRouteTests {
+    struct Bench {
+        let bench: FakeBench
+        let board: PseudoTerminal
+        let server: HTTPServer
+        let client: TestHTTPClient
+        let base = "/v1/devices/1-2/consoles/0"
+    }
+
+    static func bench(boot: String = "") async throws -> Bench {
+        let bench = FakeBench()
+        let board = try PseudoTerminal()
+        let book = ConsoleBook(loop: bench.loop, ringCapacity: 4096, logger: Logger(label: "test"))
+        book.update([ConsoleInfo(device: "1-2", interface: 0, tty: board.name, driver: "pty")])
+        let server = try bench.server(consoles: book)
+        let client = TestHTTPClient(port: Int(server.port))
+        // Opened (raw) before the board prints: a pseudo-terminal not yet opened would echo and
+        // translate what it is sent.
+        #expect(await eventually {
+            ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["state"]
+                as? String == "open"
+        })
+        if !boot.isEmpty {
+            board.print(boot)
+            #expect(await eventually {
+                ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
+                    .first.flatMap { ($0["output"] as? [String: Any])?["end"] as? Int } == boot.utf8.count
+            })
+        }
+        return Bench(bench: bench, board: board, server: server, client: client)
+    }
+
+    @Test func theListShowsEachConsoleWithItsLineAndOutput() async throws {
+        let b = try await Self.bench(boot: "hello\r\n")
+        let list = try await b.client.get("/v1/devices/1-2/consoles")
+        #expect(list.status == 200)
+        let console = try #require((try list.object()["consoles"] as? [[String: Any]])?.first)
+        #expect(console["interface"] as? Int == 0 && console["tty"] as? String == b.board.name)
+        #expect(console["driver"] as? String == "pty" && console["state"] as? String == "open")
+        #expect((console["output"] as? [String: Any])?["capacity"] as? Int == 4096)
+        #expect((console["line"] as? [String: Any])?["baud"] != nil)
+        #expect(console["writer_held"] as? Bool == false)
+        await b.server.shutdown()
+    }
+
+    @Test func aLateClientReadsTheBootLogAndFromAnOffset() async throws {
+        let b = try await Self.bench(boot: "U-Boot 2024.01\r\nlogin: ")
+        let all = try await b.client.get(b.base + "/output")
+        #expect(all.status == 200 && all.text == "U-Boot 2024.01\r\nlogin: ")
+        #expect(all.header("X-Console-From") == "0" && all.header("X-Console-TTY") == b.board.name)
+        let tail = try await b.client.get(b.base + "/output?from=16")
+        #expect(tail.text == "login: " && tail.header("X-Console-From") == "16")
+        let connection = try RawConnection(port: Int(b.server.port))
+        try connection.send("GET \(b.base)/output?from=end HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let end = try #require(try await connection.chunkedResponse(within: 10))
+        #expect(end.status == 200 && end.body.isEmpty && end.complete)
+        // Trailers for a client that asks: where to go on from, and what it missed.
+        let asking = try RawConnection(port: Int(b.server.port))
+        try asking.send("GET \(b.base)/output?from=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nTE: trailers\r\n\r\n")
+        let trailed = try #require(try await asking.chunkedResponse(within: 10))
+        #expect(trailed.complete && trailed.trailers["x-console-next"] == "23" && trailed.trailers["x-console-lost"] == "0")
+        let bad = try await b.client.get(b.base + "/output?from=-1")
+        #expect(problemMismatch(bad, status: 400, code: "invalid-parameter") == nil)
+        await b.server.shutdown()
+    }
+
+    @Test func aFollowedOutputGetsWhatComesAndIsCutWhenTheBoardGoes() async throws {
+        let b = try await Self.bench(boot: "boot\r\n")
+        let connection = try RawConnection(port: Int(b.server.port))
+        try connection.send("GET \(b.base)/output?follow=true&from=end HTTP/1.1\r\nHost: 127.0.0.1\r\nTE: trailers\r\n\r\n")
+        // The follower is counted once its response started.
+        #expect(await eventually {
+            ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
+                .first?["readers"] as? Int == 1
+        })
+        b.board.print("$ ")
+        #expect(await eventually {
+            ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
+                .first.flatMap { ($0["output"] as? [String: Any])?["end"] as? Int } == 8
+        })
+        b.board.hangUp()
+        // The body is cut: no last chunk, the client sees it end early.
+        let response = try #require(try await connection.chunkedResponse(within: 10))
+        #expect(response.status == 200 && !response.complete)
+        #expect(response.body == Array("$ ".utf8) && response.headers["x-console-from"] == "6")
+        let after = try await b.client.get(b.base + "/output")
+        #expect(problemMismatch(after, status: 404, code: "console-not-found") == nil, "a console that went is not there")
+        await b.server.shutdown()
+    }
+
+    @Test func inputIsTypedAndTheLineIsSet() async throws {
+        let b = try await Self.bench()
+        let typed = try await b.client.request("POST", b.base + "/input", body: Array("reboot\r".utf8))
+        let written = try typed.object()["written"] as? Int
+        #expect(typed.status == 200 && written == 7)
+        #expect(b.board.read() == Array("reboot\r".utf8))
+        let line = try await b.client.request("PUT", b.base + "/line?baud=74880&stop_bits=2&flow=rtscts")
+        #expect(line.status == 200, "\(line.text)")
+        let settings = try #require(try line.object()["line"] as? [String: Any])
+        #expect(settings["baud"] as? Int == 74880 && settings["stop_bits"] as? Int == 2 && settings["flow"] as? String == "rtscts")
+        for (query, code) in [("parity=sometimes", "invalid-parameter"), ("baud=3", "invalid-parameter"), ("data_bits=9", "invalid-parameter"), ("speed=9600", "unknown-parameter")] {
+            let refused = try await b.client.request("PUT", b.base + "/line?" + query)
+            #expect(problemMismatch(refused, status: 400, code: code) == nil, "\(query)")
+        }
+        let noLines = try await b.client.request("PUT", b.base + "/modem")
+        #expect(problemMismatch(noLines, status: 400, code: "missing-parameter") == nil)
+        let none = try await b.client.request("POST", "/v1/devices/1-2/consoles/1/input", body: [1])
+        #expect(problemMismatch(none, status: 404, code: "console-not-found") == nil)
+        let other = try await b.client.get("/v1/devices/9-9/consoles")
+        #expect(problemMismatch(other, status: 404, code: "device-not-found") == nil)
+        await b.server.shutdown()
+    }
+
+    @Test func theWebSocketCarriesBothWaysAndOneWriterAtATime() async throws {
+        let b = try await Self.bench(boot: "login: ")
+        let port = Int(b.server.port)
+        let writer = try await TestWebSocket(port: port, path: b.base + "/ws", protocols: "usbhttpd.console.1")
+        #expect(writer.status == 101)
+        #expect(try await writer.message() == Array("login: ".utf8), "the kept output first")
+        try writer.send(Array("root\r".utf8))
+        #expect(b.board.read() == Array("root\r".utf8))
+        b.board.print("# ")
+        #expect(try await writer.message() == Array("# ".utf8))
+        // A second writer is refused; a reader is let in and reads along.
+        let second = try await TestWebSocket(port: port, path: b.base + "/ws", protocols: "usbhttpd.console.1")
+        #expect(second.status == 409)
+        let post = try await b.client.request("POST", b.base + "/input", body: [0x03])
+        #expect(problemMismatch(post, status: 409, code: "console-writer-busy") == nil)
+        let reader = try await TestWebSocket(port: port, path: b.base + "/ws?write=false&from=end", protocols: "usbhttpd.console.1")
+        #expect(reader.status == 101)
+        b.board.print("ls\r\n")
+        #expect(try await reader.message() == Array("ls\r\n".utf8))
+        try reader.send([0x03])
+        #expect(await reader.closedByServer(within: 5), "a reader that types is closed (1008)")
+        // The board goes: the writer's socket is closed.
+        b.board.hangUp()
+        #expect(await writer.closedByServer(within: 5))
+        await b.server.shutdown()
+    }
+}
