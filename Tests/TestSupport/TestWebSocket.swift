@@ -101,6 +101,9 @@ public final class TestWebSocket: @unchecked Sendable {
         return nil
     }
 
+    /// Drops the TCP connection without a closing handshake (a client that goes away).
+    public func close() { connection.close() }
+
     /// Whether the server closed the TCP connection within `seconds` (frames before are read and dropped).
     public func closedByServer(within seconds: Double) async -> Bool {
         await connection.closedByServer(within: seconds)
