@@ -44,6 +44,10 @@ import USBFakes
         return Bench(bench: bench, board: board, server: server, client: client)
     }
 
+    static func readers(_ b: Bench) async -> Int? {
+        ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["readers"] as? Int
+    }
+
     @Test func theListShowsEachConsoleWithItsLineAndOutput() async throws {
         let b = try await Self.bench(boot: "hello\r\n")
         let list = try await b.client.get("/v1/devices/1-2/consoles")
@@ -54,6 +58,8 @@ import USBFakes
         #expect((console["output"] as? [String: Any])?["capacity"] as? Int == 4096)
         #expect((console["line"] as? [String: Any])?["baud"] != nil)
         #expect(console["writer_held"] as? Bool == false)
+        let details = try await b.client.get("/v1/devices/1-2").object()
+        #expect((details["consoles"] as? [[String: Any]])?.first?["tty"] as? String == b.board.name, "the device's details list it")
         await b.server.shutdown()
     }
 
@@ -92,6 +98,12 @@ import USBFakes
             ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
                 .first.flatMap { ($0["output"] as? [String: Any])?["end"] as? Int } == 8
         })
+        // A second follower that hangs up is no reader any more.
+        let leaving = try RawConnection(port: Int(b.server.port))
+        try leaving.send("GET \(b.base)/output?follow=true&from=end HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        #expect(await eventually { await Self.readers(b) == 2 })
+        leaving.close()
+        #expect(await eventually { await Self.readers(b) == 1 })
         b.board.hangUp()
         // The body is cut: no last chunk, the client sees it end early.
         let response = try #require(try await connection.chunkedResponse(within: 10))

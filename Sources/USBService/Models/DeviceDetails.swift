@@ -7,6 +7,8 @@ struct DeviceDetails: Encodable, Sendable {
     var activeConfiguration: Nullable<Int>
     var deviceDescriptor: DeviceDescriptorModel
     var configurations: [ConfigurationModel]
+    /// Its serial consoles (``ConsoleModel``): empty for a device without.
+    var consoles: [ConsoleModel] = []
 
     /// `drivers`: the kernel driver bound to each interface of the active configuration.
     init(_ info: USBDeviceInfo, node: String? = nil, drivers: [UInt8: String] = [:]) {
@@ -22,7 +24,7 @@ struct DeviceDetails: Encodable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case speedMbps, activeConfiguration, deviceDescriptor, configurations
+        case speedMbps, activeConfiguration, deviceDescriptor, configurations, consoles
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -32,6 +34,7 @@ struct DeviceDetails: Encodable, Sendable {
         try container.encode(activeConfiguration, forKey: .activeConfiguration)
         try container.encode(deviceDescriptor, forKey: .deviceDescriptor)
         try container.encode(configurations, forKey: .configurations)
+        try container.encode(consoles, forKey: .consoles)
     }
 }
 

@@ -41,7 +41,9 @@ struct DeviceRoutes: Sendable {
         else { throw await context.absent(id) }
         let active = device.configurations.first { $0.value == device.activeConfiguration }
         let drivers = active.map { Sysfs.interfaceDrivers(device: id, configuration: $0) } ?? [:]
-        return try .json(DeviceDetails(device, node: context.node, drivers: drivers))
+        var details = DeviceDetails(device, node: context.node, drivers: drivers)
+        details.consoles = try context.consoleModels(device: id)
+        return try .json(details)
     }
 
     func raw(_ request: RoutedRequest) async throws -> HTTPResponse {
