@@ -102,6 +102,34 @@ extension InTheLab {
             }
         }
 
+        /// A script written for pyserial, with usbhttpd's URL: the boot log, a command and its
+        /// answer, a baud rate (the pyclient venv: script/python-client installs it).
+        @Test func aPyserialScriptTalksToTheBoardUnchanged() async throws {
+            try await withBoard { lab, id in
+                #expect(await eventually { await Self.outputEnd(lab, id) == Self.boot.utf8.count })
+                let python = LabSession.root.appendingPathComponent(".build-tools/pyclient/bin/python").path
+                try #require(FileManager.default.isExecutableFile(atPath: python), "no \(python): run script/python-client")
+                let output = try await lab.run(
+                    """
+                    cd "$TMPDIR" && \(python) - <<'EOF'
+                    import serial, usbhttpd
+                    port = serial.serial_for_url("usbhttpd://127.0.0.1:8080/\(id)/0?start=start", baudrate=115200, timeout=10)
+                    boot = port.read_until(b"board> ")
+                    assert b"U-Boot lab 2024.01" in boot and boot.endswith(b"board> "), boot
+                    port.write(b"echo from pyserial\\r")
+                    answer = port.read_until(b"board> ")
+                    assert b"from pyserial\\r\\nboard> " in answer, answer
+                    port.baudrate = 57600
+                    print("pyserial ok", port.cts)
+                    port.close()
+                    EOF
+                    """)
+                #expect(output.contains("pyserial ok"), "\(output)")
+                let console = try await Self.console(lab, id)
+                #expect((console?["line"] as? [String: Any])?["baud"] as? Int == 57600, "the baud rate reached the tty")
+            }
+        }
+
         @Test func lineSettingsAndModemLinesReachTheWire() async throws {
             try await withBoard { lab, id in
                 let bus = id.split(separator: "-").first.map(String.init) ?? "0"

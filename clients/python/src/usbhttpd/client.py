@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import descriptors, urb
+from .console import Console
 from .connection import Connection, tls_context
 from .errors import ProblemError, StreamEnded, UsbHttpdError, WaitDeadline, problem_from
 from .events import Event, EventParser
@@ -181,6 +182,12 @@ class Device:
                                         lease=self.lease_token, address=self.address, timeout=self.client.timeout)
             self._channel_lease = self.lease_token
         return self._channel
+
+    def console(self, interface: int = 0, start: Union[str, int] = "end", write: bool = True) -> "Console":
+        """The device's serial console on USB interface `interface` (see `usbhttpd.console`):
+        its output from `start` ("start" for everything kept, the boot log included), and with
+        `write` its input."""
+        return Console(self, interface, start=start, write=write)
 
     def _over_channel(self) -> Optional[urb.Channel]:
         """The channel for single transfers and operations, or None: REST (the client was told

@@ -7,27 +7,17 @@ transfers in flight, each a `Transfer` (a future) that completes on its own.
         reads = [channel.read(0x81, 65536) for _ in range(8)]      # all eight in flight
         data = b"".join(read.result().data for read in reads)
 
-The WebSocket is wsproto's (sans-I/O, maintained) over a plain socket, or TLS through `ssl`.
-The channel has no thread of its own: whoever waits for a result reads the socket (one waiter
-at a time, the others wait for it) and hands every message to the transfer or operation it
-answers, so a transfer made and awaited on one thread costs no thread switch.
+The WebSocket is `websocket.WebSocketClient` (wsproto's): no thread of its own, whoever waits
+for a result reads the socket and hands every message to the transfer or operation it answers,
+so a transfer made and awaited on one thread costs no thread switch.
 """
 from __future__ import annotations
 
-import socket
-import ssl
 import struct
-import threading
-import time
 from typing import Dict, Iterable, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
 
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Message, Ping, RejectConnection,
-                            RejectData, Request, TextMessage)
-
-from .connection import tls_context
-from .errors import DeviceGone, ProblemError, TransferTimeout, UsbHttpdError
+from .errors import DeviceGone, ProblemError, TransferTimeout
+from .websocket import WebSocketClient
 
 SUBPROTOCOL = "usbhttpd.urb.1"
 SUBMIT, CANCEL, OPERATION = 0x01, 0x02, 0x03
@@ -115,19 +105,11 @@ class Transfer:
             self.channel._send(struct.pack("<BBBBI", CANCEL, 0, 0, 0, self.id))
 
 
-class Channel:
+class Channel(WebSocketClient):
     """The URB channel of device `device_id` of the daemon at `url`."""
 
     def __init__(self, url: str, device_id: str, token: Optional[str] = None, verify: Union[bool, str] = True,
                  lease: Optional[str] = None, address: Optional[int] = None, timeout: float = 30.0):
-        parts = urlsplit(url)
-        host, https = parts.hostname or "127.0.0.1", parts.scheme == "https"
-        port = parts.port or (443 if https else 80)
-        self.timeout = timeout
-        raw = socket.create_connection((host, port), timeout=timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = tls_context(verify).wrap_socket(raw, server_hostname=host) if https else raw
-        self._ws = WSConnection(ConnectionType.CLIENT)
         headers = []
         if token:
             headers.append((b"authorization", f"Bearer {token}".encode()))
@@ -135,42 +117,14 @@ class Channel:
             headers.append((b"x-usb-lease", lease.encode()))
         if address is not None:
             headers.append((b"x-usb-device-address", str(address).encode()))
-        target = parts.path.rstrip("/") + f"/v1/devices/{device_id}/urb"
-        self._send_lock = threading.Lock()
-        self._state = threading.Condition()
-        self._reading = False
-        self._closed: Optional[str] = None
         self._next_id = 1
         self._transfers: Dict[int, Transfer] = {}
         self._operations: Dict[int, list] = {}
-        self._partial: List[bytes] = []
         self.events: List[Tuple[int, int, int]] = []
         self.hello: Optional[Hello] = None
-        netloc = f"{host}:{port}" if parts.port else host
-        self._sock.sendall(self._ws.send(Request(host=netloc, target=target, subprotocols=[SUBPROTOCOL],
-                                                 extra_headers=headers)))
-        self._handshake()
-        self._process_events()  # what came with the handshake's answer (HELLO, perhaps more)
+        super().__init__(url, f"/v1/devices/{device_id}/urb", SUBPROTOCOL, headers, verify, timeout,
+                         what="the URB channel")
         self._wait(lambda: self.hello is not None, timeout)
-
-    def _handshake(self) -> None:
-        status, body, headers = 0, b"", []
-        while True:
-            data = self._sock.recv(65536)
-            if not data:
-                raise UsbHttpdError("the daemon closed the connection during the WebSocket handshake")
-            self._ws.receive_data(data)
-            for event in self._ws.events():
-                if isinstance(event, AcceptConnection):
-                    return
-                if isinstance(event, RejectConnection):
-                    status, headers = event.status_code, event.headers
-                    if not event.has_body:
-                        raise _rejected(status, body)
-                elif isinstance(event, RejectData):
-                    body += event.data
-                    if event.body_finished:
-                        raise _rejected(status, body)
 
     # Transfers
 
@@ -258,92 +212,7 @@ class Channel:
         """The channel's next messages act under the lease `token` (None: no lease)."""
         self.operation(USE_LEASE, tail=(token or "").encode())
 
-    def close(self) -> None:
-        if self._closed is None:
-            self._closed = "closed by the client"
-            try:
-                with self._send_lock:
-                    self._sock.sendall(self._ws.send(CloseConnection(code=1000)))
-            except (OSError, Exception):
-                pass
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> "Channel":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # The socket
-
-    def _send(self, message: bytes) -> None:
-        if self._closed is not None:
-            raise UsbHttpdError(f"the URB channel is closed ({self._closed})")
-        data = self._ws.send(Message(data=message))
-        with self._send_lock:
-            self._sock.sendall(data)
-
-    def _wait(self, done, timeout: Optional[float]) -> None:
-        """Returns once `done()`: reads the socket meanwhile unless another waiter does."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not done():
-            if self._closed is not None:
-                raise UsbHttpdError(f"the URB channel is closed ({self._closed})")
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError("no answer on the URB channel in time")
-            with self._state:
-                if self._reading:
-                    self._state.wait(left)
-                    continue
-                self._reading = True
-            try:
-                self._receive(left)
-            finally:
-                with self._state:
-                    self._reading = False
-                    self._state.notify_all()
-
-    def _receive(self, timeout: Optional[float]) -> None:
-        self._sock.settimeout(timeout)
-        try:
-            data = self._sock.recv(1 << 20)
-        except socket.timeout:
-            return
-        except OSError as error:
-            self._closed = f"the connection failed: {error}"
-            return
-        if not data:
-            self._closed = "the daemon closed the connection"
-            return
-        self._ws.receive_data(data)
-        self._process_events()
-
-    def _process_events(self) -> None:
-        for event in self._ws.events():
-            if isinstance(event, BytesMessage):
-                self._partial.append(event.data)
-                if event.message_finished:
-                    message = b"".join(self._partial)
-                    self._partial = []
-                    self._dispatch(message)
-            elif isinstance(event, Ping):
-                with self._send_lock:
-                    self._sock.sendall(self._ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                self._closed = f"closed by the daemon: {event.code} {event.reason or ''}".strip()
-                try:
-                    with self._send_lock:
-                        self._sock.sendall(self._ws.send(event.response()))
-                except Exception:
-                    pass
-            elif isinstance(event, TextMessage):
-                self._closed = "the daemon sent a text message"
-
-    def _dispatch(self, message: bytes) -> None:
+    def _on_message(self, message: bytes) -> None:
         kind = message[0]
         if kind == COMPLETE:
             status, count, id, actual, error = struct.unpack_from("<xBHIIi", message)
@@ -363,14 +232,3 @@ class Channel:
         elif kind == EVENT:
             self.events.append((message[1], message[4], message[5]))
 
-
-def _rejected(status: int, body: bytes) -> ProblemError:
-    import json
-    try:
-        problem = json.loads(body or b"{}")
-    except ValueError:
-        problem = {}
-    code = str(problem.get("code") or f"http-{status}")
-    detail = str(problem.get("detail") or body[:200])
-    kind = DeviceGone if status == 410 else ProblemError
-    return kind(status, code, str(problem.get("title") or code), detail, problem)

@@ -1,0 +1,40 @@
+"""The console client's URL handler for pyserial: which URLs it takes and refuses (the lab
+tests run it against the real daemon on a real USB serial function)."""
+import pytest
+import serial
+
+import usbhttpd  # registers usbhttpd:// with pyserial
+from usbhttpd.urlhandler.protocol_usbhttpd import Serial
+
+
+def test_importing_usbhttpd_registers_its_urls_with_pyserial():
+    assert "usbhttpd.urlhandler" in serial.protocol_handler_packages
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("usbhttpd://bench-7:8080/1-3", ("http://bench-7:8080", "1-3", 0)),
+    ("usbhttpd://bench-7:8080/1-3/2", ("http://bench-7:8080", "1-3", 2)),
+    ("usbhttpds://bench-7/serial:A1B2/0x01?start=start", ("https://bench-7", "serial:A1B2", 1)),
+    ("usbhttpd://10.0.0.5:8080/1-3.2/0?write=false&verify=false", ("http://10.0.0.5:8080", "1-3.2", 0)),
+])
+def test_urls_name_the_daemon_the_device_and_the_interface(url, expected):
+    base, device, interface, options = Serial.from_url(Serial.__new__(Serial), url)
+    assert (base, device, interface) == expected
+    if "start=start" in url:
+        assert options["start"] == "start"
+    if "write=false" in url:
+        assert options["write"] is False and options["verify"] is False
+
+
+@pytest.mark.parametrize("url", [
+    "usbhttpd://bench-7:8080/", "usbhttpd://bench-7:8080/1-3/0/9", "usbhttpd:///1-3", "socket://bench-7:8080/1-3",
+    "usbhttpd://bench-7:8080/1-3/zero", "usbhttpd://bench-7:8080/1-3?token=secret", "usbhttpd://bench-7:8080/1-3?baud=9600",
+])
+def test_urls_it_cannot_take_are_refused_with_why(url):
+    with pytest.raises(serial.SerialException):
+        Serial.from_url(Serial.__new__(Serial), url)
+
+
+def test_a_daemon_that_is_not_there_is_a_serial_exception():
+    with pytest.raises(serial.SerialException):
+        serial.serial_for_url("usbhttpd://127.0.0.1:9/1-3/0", timeout=1)
