@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Plays a board on the device side of a lab serial adapter (the ACM gadget's /dev/ttyGS0):
+"""Plays a board on the device side of a lab serial adapter (the ACM gadget's /dev/ttyGS0 in
+the guest, or QEMU's FTDI chip through its chardev socket on the host: `unix:PATH`):
 prints a boot log, then a prompt, and answers commands the way a board's shell does (echoing
 what is typed):
 
@@ -9,9 +10,10 @@ what is typed):
                       then "flood done"
     exit              ends the board
 
-    board.py TTY [BOOT_LINES]
+    board.py TTY|unix:PATH [BOOT_LINES]
 """
 import os
+import socket
 import sys
 import termios
 import time
@@ -28,11 +30,16 @@ BOOT = [
 def main():
     path = sys.argv[1]
     lines = int(sys.argv[2]) if len(sys.argv) > 2 else len(BOOT)
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-    tty.setraw(fd)
-    attributes = termios.tcgetattr(fd)
-    attributes[3] &= ~termios.ECHO
-    termios.tcsetattr(fd, termios.TCSANOW, attributes)
+    if path.startswith("unix:"):
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(path[len("unix:"):])
+        fd = connection.fileno()
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(fd)
+        attributes = termios.tcgetattr(fd)
+        attributes[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, attributes)
 
     def write(data):
         while data:
