@@ -31,13 +31,14 @@ public final class Console: @unchecked Sendable {
     public private(set) var isGone = false
     private var goneHandlers: [@Sendable () -> Void] = []
 
-    /// Opens `info`'s tty under /dev, on `loop`.
-    public init(info: ConsoleInfo, loop: EventLoop, ringCapacity: Int, logger: Logger) throws(Errno) {
+    /// Opens `info`'s tty in `directory` (/dev, or the host's /dev mounted elsewhere in a
+    /// container), on `loop`.
+    public init(info: ConsoleInfo, loop: EventLoop, ringCapacity: Int, directory: String = "/dev", logger: Logger) throws(Errno) {
         self.info = info
         self.loop = loop
         self.logger = logger
         self.ring = OutputRing(capacity: ringCapacity)
-        self.terminal = try Terminal.open("/dev/" + info.tty)
+        self.terminal = try Terminal.open(directory + "/" + info.tty)
     }
 
     /// Starts reading (on the loop).

@@ -15,13 +15,16 @@ public final class ConsoleBook: @unchecked Sendable {
     private let logger: Logger
     /// Bytes of output kept per console.
     public let ringCapacity: Int
+    /// Where the ttys' nodes are (/dev; a container may see the host's elsewhere).
+    public let directory: String
     private var open: [Key: Console] = [:]
     /// Consoles that could not be opened, and why (the daemon may not read ttys): shown, not retried until they change.
     private var failed: [Key: (info: ConsoleInfo, reason: String)] = [:]
 
-    public init(loop: EventLoop, ringCapacity: Int = 1 << 20, logger: Logger) {
+    public init(loop: EventLoop, ringCapacity: Int = 1 << 20, directory: String = "/dev", logger: Logger) {
         self.loop = loop
         self.ringCapacity = ringCapacity
+        self.directory = directory
         self.logger = logger
     }
 
@@ -40,7 +43,7 @@ public final class ConsoleBook: @unchecked Sendable {
         for (key, failure) in failed where wanted[key] != failure.info { failed[key] = nil }
         for (key, info) in wanted where open[key] == nil && failed[key] == nil {
             do {
-                let console = try Console(info: info, loop: loop, ringCapacity: ringCapacity, logger: logger)
+                let console = try Console(info: info, loop: loop, ringCapacity: ringCapacity, directory: directory, logger: logger)
                 try console.start()
                 open[key] = console
                 console.whenGone { [weak self] in self?.forget(key, console) }
@@ -49,7 +52,7 @@ public final class ConsoleBook: @unchecked Sendable {
                     metadata: ["usb.device": "\(info.device)", "usb.interface": "\(info.interface)", "usb.console": "\(info.tty)",
                                "usb.console.driver": "\(info.driver)"])
             } catch {
-                failed[key] = (info, "cannot open /dev/\(info.tty): \(error)")
+                failed[key] = (info, "cannot open \(directory)/\(info.tty): \(error)")
                 logger.warning(
                     "cannot open a console",
                     metadata: ["usb.device": "\(info.device)", "usb.console": "\(info.tty)", "error": "\(error)"])

@@ -77,6 +77,9 @@ struct USBHTTPD: AsyncParsableCommand {
     @Option(help: "KiB of each serial console's output the daemon keeps, for clients that come late (the boot log) or fall behind.")
     var consoleBufferKb = 1024
 
+    @Option(help: "Where the serial consoles' tty nodes are: /dev, or the host's /dev mounted elsewhere in a container.")
+    var ttyDirectory = "/dev"
+
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.")
     var tlsCert: String?
 
@@ -236,7 +239,8 @@ struct USBHTTPD: AsyncParsableCommand {
             context: context, loop: loop, logger: Logger(label: "usbhttpd.usb"), policy: policy, usbfsBudget: budget,
             controlHoldLimit: maxControlHoldMs)
         // Serial consoles follow the devices shown: each opened as sysfs shows its tty.
-        let consoles = ConsoleBook(loop: loop, ringCapacity: consoleBufferKb << 10, logger: Logger(label: "usbhttpd.console"))
+        let consoles = ConsoleBook(
+            loop: loop, ringCapacity: consoleBufferKb << 10, directory: ttyDirectory, logger: Logger(label: "usbhttpd.console"))
         host.afterEachScan { devices in consoles.update(ConsoleFinder.consoles(devices: Set(devices.map(\.id)))) }
         try await host.startMonitoring(allowNetlink: hotplug == .netlink, allowInotify: hotplug != .polling)
 

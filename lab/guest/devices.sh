@@ -6,7 +6,8 @@
 #   dummy_udc.3  DFU lab gadget         1209:0010 runtime, 1209:0011 DFU mode, serial lab-dfu
 #                (lab/gadget/dfu-gadget.c, on gadgetfs)
 #   dummy_udc.4  free: another bus a gadget can be moved to (replug.py plug GADGET UDC)
-# plus whatever QEMU put on its emulated xHCI (keyboard, storage, audio, hub).
+# plus whatever QEMU put on its emulated xHCI (keyboard, storage, audio, hub, an FTDI serial
+# adapter whose other end is $LAB_RUN/ftdi.sock on the host).
 # Waits until every device is enumerated and configured.
 set -eu
 modprobe() { "$LAB_RUN/modprobe" "$@"; }
