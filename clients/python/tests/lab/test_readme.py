@@ -1,7 +1,9 @@
 """The READMEs run: each Python example of this client's README and of the project's, against
 the daemon in the lab (the bench's URL and token swapped for the lab's), except those that need
 what the lab has not got or never end: a firmware file (the DFU recipe), a cluster's DNS (the
-fleet), the endless event iterator and its gigabyte capture. Run in the lab's guest by
+fleet), the endless event iterator and its gigabyte capture, a console board at a fixed id (the
+consoles' example: Tests/LabTests/ConsoleLabTests.swift runs the same pyserial calls on the
+lab's console board). Run in the lab's guest by
 Tests/LabTests/PythonClientTests.swift; skipped elsewhere."""
 import contextlib
 import gc
@@ -16,7 +18,7 @@ URL = os.environ.get("USBHTTPD_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="needs the lab (USBHTTPD_URL)")
 READMES = [Path(__file__).parents[2] / "README.md", Path(__file__).parents[4] / "README.md"]
 BLOCKS = [block for readme in READMES for block in re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)]
-NOT_HERE = ("firmware.bin", "Fleet", "usb.events(")
+NOT_HERE = ("firmware.bin", "Fleet", "usb.events(", "usbhttpd://")
 RUNNABLE = [block for block in BLOCKS if not any(marker in block for marker in NOT_HERE)]
 
 
