@@ -193,11 +193,16 @@ public final class Console: @unchecked Sendable {
         if !isGone, events.contains(.output) { flush() }
     }
 
-    /// Reads everything the tty has into the ring, then wakes the readers once.
+    /// Reads what the tty has into the ring, then wakes the readers once. At most a quarter of
+    /// the ring (64 KiB at most) a turn: a board printing as fast as the tty goes would
+    /// otherwise be read for as long as it prints, and the ring pass over readers that never
+    /// had a turn of the loop to take their part (the watch is level-triggered: the rest is
+    /// read at the loop's next turn).
     private func drain() {
         var got = false
-        var buffer = [UInt8](repeating: 0, count: 16 << 10)
-        while !isGone {
+        var budget = max(4096, min(ring.capacity / 4, 64 << 10))
+        var buffer = [UInt8](repeating: 0, count: min(16 << 10, budget))
+        while !isGone, budget > 0 {
             let read: Terminal.Read
             do {
                 read = try buffer.withUnsafeMutableBytes { try terminal.read(into: $0) }
@@ -209,6 +214,7 @@ public final class Console: @unchecked Sendable {
             case .bytes(let count):
                 buffer.withUnsafeBytes { ring.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
                 got = true
+                budget -= count
             case .empty:
                 if got { for wake in readers.values { wake() } }
                 return
@@ -218,6 +224,7 @@ public final class Console: @unchecked Sendable {
                 return
             }
         }
+        if got { for wake in readers.values { wake() } }
     }
 
     /// Writes what is pending; watches for room while the tty takes no more.

@@ -21,10 +21,10 @@ import USBFakes
         let base = "/v1/devices/1-2/consoles/0"
     }
 
-    static func bench(boot: String = "") async throws -> Bench {
+    static func bench(boot: String = "", ring: Int = 4096) async throws -> Bench {
         let bench = FakeBench()
         let board = try PseudoTerminal()
-        let book = ConsoleBook(loop: bench.loop, ringCapacity: 4096, logger: Logger(label: "test"))
+        let book = ConsoleBook(loop: bench.loop, ringCapacity: ring, logger: Logger(label: "test"))
         book.update([ConsoleInfo(device: "1-2", interface: 0, tty: board.name, driver: "pty")])
         let server = try bench.server(consoles: book)
         let client = TestHTTPClient(port: Int(server.port))
@@ -134,6 +134,33 @@ import USBFakes
         #expect(problemMismatch(none, status: 404, code: "console-not-found") == nil)
         let other = try await b.client.get("/v1/devices/9-9/consoles")
         #expect(problemMismatch(other, status: 404, code: "device-not-found") == nil)
+        await b.server.shutdown()
+    }
+
+    /// The board printing as fast as the tty takes it: every byte reaches a WebSocket reader
+    /// that keeps up, in order, none lost in the daemon, though four times the ring (the
+    /// default 1 MiB) passes through it (the tty is read a bounded piece a turn of the loop,
+    /// so that readers have their turns in between).
+    @Test func aFloodPassesThroughTheDaemonWithNoByteLost() async throws {
+        let b = try await Self.bench(ring: 1 << 20)
+        let socket = try await TestWebSocket(port: Int(b.server.port), path: b.base + "/ws?from=end&write=false", protocols: "usbhttpd.console.1")
+        #expect(socket.status == 101)
+        #expect(await eventually { await Self.readers(b) == 1 })
+        let total = 4 << 20
+        let board = b.board
+        let printer = Thread {
+            var bytes = (0..<total).map { UInt8($0 % 251) }
+            board.print(bytes: &bytes)
+        }
+        printer.start()
+        var received: [UInt8] = []
+        received.reserveCapacity(total)
+        while received.count < total, let message = try await socket.message(within: 10) {
+            received += message
+        }
+        #expect(received.count == total)
+        let wrong = received.indices.first { received[$0] != UInt8($0 % 251) }
+        #expect(wrong == nil, "the first wrong byte: \(String(describing: wrong))")
         await b.server.shutdown()
     }
 
