@@ -128,6 +128,11 @@ import USBFakes
             let refused = try await b.client.request("PUT", b.base + "/line?" + query)
             #expect(problemMismatch(refused, status: 400, code: code) == nil, "\(query)")
         }
+        // The board reads nothing: the tty fills and takes no more; the rest is dropped.
+        let big = [UInt8](repeating: 0x41, count: 512 << 10)
+        let stuck = try await b.client.request("POST", b.base + "/input?timeout_ms=300", body: big)
+        #expect(problemMismatch(stuck, status: 504, code: "console-input-timeout") == nil)
+        #expect(stuck.text.contains("of 524288 bytes"), "\(stuck.text)")
         let noLines = try await b.client.request("PUT", b.base + "/modem")
         #expect(problemMismatch(noLines, status: 400, code: "missing-parameter") == nil)
         let none = try await b.client.request("POST", "/v1/devices/1-2/consoles/1/input", body: [1])
@@ -162,6 +167,45 @@ import USBFakes
         let wrong = received.indices.first { received[$0] != UInt8($0 % 251) }
         #expect(wrong == nil, "the first wrong byte: \(String(describing: wrong))")
         await b.server.shutdown()
+    }
+
+    /// A lease granted over the console's interface ends a writer that typed without it (as it
+    /// ends streams); a reader reads on. The lease's holder types again through it.
+    @Test func aLeaseGrantedLaterEndsTheTypingButNotTheReading() async throws {
+        let b = try await Self.bench()
+        let port = Int(b.server.port)
+        let writer = try await TestWebSocket(port: port, path: b.base + "/ws", protocols: "usbhttpd.console.1")
+        let reader = try await TestWebSocket(port: port, path: b.base + "/ws?write=false", protocols: "usbhttpd.console.1")
+        #expect(writer.status == 101 && reader.status == 101)
+        let lease = try await b.client.request("POST", "/v1/devices/1-2/leases?interface=0&ttl_ms=60000")
+        #expect(lease.status == 201 || lease.status == 200, "\(lease.text)")
+        let token = try lease.object()["token"] as? String ?? ""
+        #expect(await writer.closedByServer(within: 5), "the writer is cut")
+        b.board.print("still here\r\n")
+        #expect(try await reader.message() == Array("still here\r\n".utf8), "the reader reads on")
+        let refused = try await b.client.request("POST", b.base + "/input", body: [0x0d])
+        #expect(problemMismatch(refused, status: 423, code: "lease-held") == nil)
+        let typed = try await b.client.request("POST", b.base + "/input", body: [0x0d], headers: ["X-USB-Lease": token])
+        #expect(typed.status == 200, "\(typed.text)")
+        await b.server.shutdown()
+    }
+
+    /// A tty the daemon cannot open is listed with why, and its routes say so (503).
+    @Test func aConsoleTheDaemonCannotOpenIsListedUnavailable() async throws {
+        let bench = FakeBench()
+        let book = ConsoleBook(loop: bench.loop, ringCapacity: 4096, logger: Logger(label: "test"))
+        book.update([ConsoleInfo(device: "1-2", interface: 1, tty: "ttyACM99", driver: "cdc_acm")])
+        let server = try bench.server(consoles: book)
+        let client = TestHTTPClient(port: Int(server.port))
+        var console: [String: Any]?
+        #expect(await eventually {
+            console = ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first
+            return console?["state"] as? String == "unavailable"
+        })
+        #expect((console?["reason"] as? String)?.contains("ttyACM99") == true, "\(String(describing: console))")
+        let input = try await client.request("POST", "/v1/devices/1-2/consoles/1/input", body: [0x0d])
+        #expect(problemMismatch(input, status: 503, code: "console-unavailable") == nil)
+        await server.shutdown()
     }
 
     @Test func theWebSocketCarriesBothWaysAndOneWriterAtATime() async throws {

@@ -17,6 +17,8 @@ final class ConsoleSocket: WebSocketHandler, @unchecked Sendable {
     private let connection: WebSocketConnection
     /// The writer's name when this socket holds it, nil for a reader.
     private let writer: String?
+    /// The writer's place among the device's streams: a lease granted over the interface cuts it.
+    private let slot: StreamSlots.Slot?
     private var cursor: UInt64
     private var reader: UInt64?
     private var message: [UInt8] = []
@@ -24,17 +26,23 @@ final class ConsoleSocket: WebSocketHandler, @unchecked Sendable {
     private var pumping = false
     private var pumpAgain = false
 
-    init(console: Console, connection: WebSocketConnection, from: UInt64, writer: String?) {
+    init(console: Console, connection: WebSocketConnection, from: UInt64, writer: String?, slot: StreamSlots.Slot? = nil) {
         self.console = console
         self.connection = connection
         self.cursor = from
         self.writer = writer
+        self.slot = slot
     }
 
     /// Starts sending output (on the loop, once open).
     func start() {
         console.loop.preconditionInEventLoop()
         reader = console.follow { [weak self] in self?.pump() }
+        // The connection lets go of its handler (this socket) when it ends: the cycle through the
+        // slot's handler ends with it.
+        slot?.onCut { [connection, console] in
+            console.execute { _ in connection.close(.policyViolation, reason: "a lease now covers this console") }
+        }
         pump()
     }
 
@@ -94,5 +102,6 @@ final class ConsoleSocket: WebSocketHandler, @unchecked Sendable {
         if let reader { console.unfollow(reader) }
         reader = nil
         if let writer { console.releaseWriter(writer) }
+        slot?.release()
     }
 }

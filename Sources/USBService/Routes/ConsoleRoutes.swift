@@ -115,19 +115,20 @@ struct ConsoleRoutes: Sendable {
         let owner = "request \(call.request.request.id)"
         guard console.takeWriter(owner) else { throw ConsoleProblem.writerBusy(device: call.id, tty: console.info.tty) }
         defer { console.releaseWriter(owner) }
-        let typed = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        // true: all typed; false: the console went; a number: the timeout, and the bytes dropped.
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<(Bool, Int?), Never>) in
             let answer = OnceFlag()
-            console.type(bytes) { typed in if answer.take() { continuation.resume(returning: typed) } }
+            console.type(bytes) { typed in if answer.take() { continuation.resume(returning: (typed, nil)) } }
             console.loop.schedule(after: timeout) {
                 guard answer.take() else { return }
-                console.dropInput()
-                continuation.resume(returning: false)
+                continuation.resume(returning: (false, console.dropInput()))
             }
         }
-        guard typed else {
-            if console.isGone { throw ConsoleProblem.gone(device: call.id, tty: console.info.tty) }
-            throw ConsoleProblem.inputTimedOut(device: call.id, tty: console.info.tty, written: 0, of: bytes.count)
+        if let dropped = outcome.1 {
+            throw ConsoleProblem.inputTimedOut(
+                device: call.id, tty: console.info.tty, written: bytes.count - dropped, of: bytes.count)
         }
+        guard outcome.0 else { throw ConsoleProblem.gone(device: call.id, tty: console.info.tty) }
         return try .json(InputAnswer(written: bytes.count))
     }
 
@@ -191,11 +192,14 @@ struct ConsoleRoutes: Sendable {
     func socket(_ call: DeviceCall, _ input: (accept: String, from: Offset, write: Bool)) async throws -> HTTPResponse {
         let console = try context.console(call)
         var writer: String?
+        var slot: StreamSlots.Slot?
         if input.write {
             try context.checkLease(call.request, device: call.id, interface: call.pathNumber)
             let name = "websocket \(call.request.request.id)"
             guard console.takeWriter(name) else { throw ConsoleProblem.writerBusy(device: call.id, tty: console.info.tty) }
             writer = name
+            // A lease granted later over the interface ends the typing, as it ends streams.
+            slot = context.streamSlots.watch(device: call.id, interface: call.pathNumber, client: context.client(call.request))
         }
         let from = Self.resolve(input.from, console.ring)
         call.request.request.logger.info(
@@ -203,12 +207,13 @@ struct ConsoleRoutes: Sendable {
             metadata: ["usb.device": "\(call.id)", "usb.console": "\(console.info.tty)", "usb.console.writes": "\(writer != nil)"])
         // Let go of the writer if the client leaves before the socket opens.
         let release = WriterRelease(console: console, writer: writer)
-        let socketWriter = writer
+        let socketWriter = writer, socketSlot = slot
         return .webSocket(
             WebSocketUpgrade(accept: input.accept, subprotocol: ConsoleSocket.subprotocol, maxMessage: ConsoleSocket.maxMessage) {
                 connection in
                 release.handOver()
-                let socket = ConsoleSocket(console: console, connection: connection, from: from, writer: socketWriter)
+                let socket = ConsoleSocket(
+                    console: console, connection: connection, from: from, writer: socketWriter, slot: socketSlot)
                 socket.start()
                 return socket
             })

@@ -60,11 +60,12 @@ final class StreamSlots: Sendable {
         return slot
     }
 
-    /// A place among the streams of `device` that counts against no bound: for what a lease
-    /// must be able to cut but that other limits bound (a URB channel is a connection, bounded
-    /// by the connection limits). Given back by ``Slot/release()`` (or when dropped).
-    func watch(device: String, client: String = "") -> Slot {
-        let slot = Slot(slots: self, device: device, interface: nil, client: client, counted: false)
+    /// A place among the streams of `device` (on `interface`; nil: the whole device) that counts
+    /// against no bound: for what a lease must be able to cut but that other limits bound (a
+    /// URB channel, a console's writer: connections, bounded by the connection limits). Given
+    /// back by ``Slot/release()`` (or when dropped).
+    func watch(device: String, interface: UInt8? = nil, client: String = "") -> Slot {
+        let slot = Slot(slots: self, device: device, interface: interface, client: client, counted: false)
         live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
         return slot
     }
