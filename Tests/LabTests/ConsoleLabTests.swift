@@ -138,7 +138,13 @@ extension InTheLab {
                     "$LAB_RUN/modprobe" usbmon
                     mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
                     setsid cat /sys/kernel/debug/usb/usbmon/\(bus)u > "$TMPDIR/usbmon.txt" 2>&1 < /dev/null & echo $! > "$TMPDIR/usbmon.pid"
-                    sleep 0.2
+                    # Capturing once the board's own descriptor requests show (a loaded guest starts cat late).
+                    for i in $(seq 100); do
+                      lsusb -v -d 1209:0020 > /dev/null 2>&1 || true
+                      [ -s "$TMPDIR/usbmon.txt" ] && exit 0
+                      sleep 0.1
+                    done
+                    echo "usbmon captured nothing" >&2; exit 1
                     """)
                 let line = try await lab.daemon.request("PUT", "/v1/devices/\(id)/consoles/0/line?baud=74880&data_bits=7&parity=even&stop_bits=2")
                 #expect(line.status == 200, "\(line.text)")

@@ -17,7 +17,7 @@ extension InTheLab {
         let lab = try await Lab.shared.session()
         let lsusb = Lsusb(parsing: try await lab.run("lsusb -v 2>/dev/null"))
         let listed = try await devices(lab)
-        #expect(lsusb.devices.count == 15, "the lab plays 15 devices")
+        #expect(lsusb.devices.count == 16, "the lab plays 16 devices (lab/lab: EXPECT_DEVICES)")
         #expect(listed.count == lsusb.devices.count)
         for device in lsusb.devices {
             let entry = try #require(

@@ -190,6 +190,41 @@ import USBFakes
         await b.server.shutdown()
     }
 
+    /// A client that hangs up at each step lets go of what it held at once: a POST waiting for
+    /// a full tty (its input dropped, the writer free), a WebSocket writer before its handshake
+    /// was answered and after.
+    @Test func aClientThatHangsUpAtAnyStepLetsGoOfTheWriter() async throws {
+        let b = try await Self.bench()
+        let port = Int(b.server.port)
+        // The board reads nothing: a big POST waits for the tty, with a long timeout, and hangs up.
+        let poster = try RawConnection(port: port)
+        let big = [UInt8](repeating: 0x41, count: 512 << 10)
+        try poster.send("POST \(b.base)/input?timeout_ms=60000 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(big.count)\r\n\r\n")
+        try poster.send(bytes: big)
+        #expect(await eventually { await Self.writerHeld(b) == true })
+        poster.close()
+        #expect(await eventually(within: 5) { await Self.writerHeld(b) == false }, "let go at once, not after 60 s")
+        // A WebSocket writer that leaves during its handshake, and one that leaves after it.
+        let early = try RawConnection(port: port)
+        try early.send(
+            "GET \(b.base)/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: usbhttpd.console.1\r\n\r\n")
+        early.close()
+        var late: TestWebSocket?
+        #expect(await eventually {
+            late = try? await TestWebSocket(port: port, path: b.base + "/ws", protocols: "usbhttpd.console.1")
+            return late?.status == 101
+        }, "the early one's writer was let go")
+        late?.close()
+        #expect(await eventually { await Self.writerHeld(b) == false })
+        await b.server.shutdown()
+    }
+
+    static func writerHeld(_ b: Bench) async -> Bool? {
+        ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["writer_held"]
+            as? Bool
+    }
+
     /// A tty the daemon cannot open is listed with why, and its routes say so (503).
     @Test func aConsoleTheDaemonCannotOpenIsListedUnavailable() async throws {
         let bench = FakeBench()

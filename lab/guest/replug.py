@@ -99,7 +99,8 @@ def main(argv):
         print(json.dumps({"plugged": argv[2], "id": plug(argv[2], argv[3] if len(argv) > 3 else None)}))
     elif command == "bus":
         host = "/sys/devices/platform/" + argv[2].replace("dummy_udc", "dummy_hcd")
-        (root,) = [name for name in os.listdir(host) if name.startswith("usb")]
+        # usbN, the bus's root hub (not usbmon, which usbmon's module puts beside it)
+        (root,) = [name for name in os.listdir(host) if name.startswith("usb") and name[3:].isdigit()]
         print(json.dumps({"udc": argv[2], "bus": int(root[3:])}))
     elif command == "cycles":
         gadget, count = argv[2], int(argv[3])

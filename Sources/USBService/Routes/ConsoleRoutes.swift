@@ -115,14 +115,20 @@ struct ConsoleRoutes: Sendable {
         let owner = "request \(call.request.request.id)"
         guard console.takeWriter(owner) else { throw ConsoleProblem.writerBusy(device: call.id, tty: console.info.tty) }
         defer { console.releaseWriter(owner) }
-        // true: all typed; false: the console went; a number: the timeout, and the bytes dropped.
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<(Bool, Int?), Never>) in
-            let answer = OnceFlag()
-            console.type(bytes) { typed in if answer.take() { continuation.resume(returning: (typed, nil)) } }
-            console.loop.schedule(after: timeout) {
-                guard answer.take() else { return }
-                continuation.resume(returning: (false, console.dropInput()))
+        // true: all typed; false: the console went; a number: the timeout (or the client hung up),
+        // and the bytes dropped.
+        let wait = InputWait()
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<(Bool, Int?), Never>) in
+                console.execute { console in
+                    guard wait.start(continuation) else { return wait.finish { (false, console.dropInput()) } }
+                    console.type(bytes) { typed in wait.finish { (typed, nil) } }
+                    console.loop.schedule(after: timeout) { wait.finish { (false, console.dropInput()) } }
+                }
             }
+        } onCancel: {
+            // The client hung up: nobody reads the answer, the writer is let go at once.
+            console.execute { console in wait.cancel { (false, console.dropInput()) } }
         }
         if let dropped = outcome.1 {
             throw ConsoleProblem.inputTimedOut(
@@ -238,12 +244,31 @@ private final class WriterRelease: @unchecked Sendable {
     }
 }
 
-/// True once: the first of two answers wins.
-private final class OnceFlag: @unchecked Sendable {
-    private var taken = false
-    func take() -> Bool {
-        defer { taken = true }
-        return !taken
+/// A POST's wait for the tty to take its input: the first of the typing's end, the timeout and
+/// the client's hang-up answers it. Used on the console's loop only.
+private final class InputWait: @unchecked Sendable {
+    private var continuation: CheckedContinuation<(Bool, Int?), Never>?
+    private var answered = false
+    private var cancelled = false
+
+    /// Keeps the continuation; false if the client hung up before (answer at once then).
+    func start(_ continuation: CheckedContinuation<(Bool, Int?), Never>) -> Bool {
+        self.continuation = continuation
+        return !cancelled
+    }
+
+    /// Answers with `outcome`, made only by the first to finish (dropping the input ends the
+    /// typing's wait too, which must not answer first).
+    func finish(_ outcome: () -> (Bool, Int?)) {
+        guard !answered, let continuation else { return }
+        answered = true
+        continuation.resume(returning: outcome())
+    }
+
+    /// The client hung up: answers now if the wait began.
+    func cancel(_ outcome: () -> (Bool, Int?)) {
+        cancelled = true
+        finish(outcome)
     }
 }
 
