@@ -45,7 +45,10 @@ public enum SocketOwner {
         for (table, wanted) in tries {
             guard let text = readTable(table) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
-                guard let entry = entry(line), entry.local == wanted, remotePort == 0 || entry.remote.port == remotePort
+                // A closed connection's TIME_WAIT entry keeps its port for a minute, owned by no
+                // one (uid 0): a new socket on the same port is the one asked about.
+                guard let entry = entry(line), entry.state != timeWait, entry.local == wanted,
+                    remotePort == 0 || entry.remote.port == remotePort
                 else { continue }
                 return entry.uid
             }
@@ -55,12 +58,16 @@ public enum SocketOwner {
 
     /// One line of a table: "sl local rem st tx:rx tr:when retrnsmt uid timeout inode …",
     /// addresses as the kernel's hex words in host order, ports in hex.
-    static func entry(_ line: Substring) -> (local: Endpoint, remote: Endpoint, uid: UInt32)? {
+    static func entry(_ line: Substring) -> (local: Endpoint, remote: Endpoint, state: UInt8, uid: UInt32)? {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count > 7, let local = endpoint(fields[1]), let remote = endpoint(fields[2]), let uid = UInt32(fields[7])
+        guard fields.count > 7, let local = endpoint(fields[1]), let remote = endpoint(fields[2]),
+            let state = UInt8(fields[3], radix: 16), let uid = UInt32(fields[7])
         else { return nil }
-        return (local, remote, uid)
+        return (local, remote, state, uid)
     }
+
+    /// TCP_TIME_WAIT, as the tables print a connection's state.
+    static let timeWait: UInt8 = 0x06
 
     /// "0100007F:1F90" (127.0.0.1:8080 on a little-endian machine), or 32 hex digits for IPv6.
     static func endpoint(_ text: Substring) -> Endpoint? {

@@ -67,7 +67,11 @@ import TestSupport
             "   3: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 123456 1 0000000000000000 20 4 30 10 -1"
         let entry = try #require(SocketOwner.entry(line))
         #expect(entry.local == SocketOwner.Endpoint(address: [127, 0, 0, 1], port: 0xD431))
-        #expect(entry.remote.port == 8080 && entry.uid == 1000)
+        #expect(entry.remote.port == 8080 && entry.uid == 1000 && entry.state == 1)
+        // A TIME_WAIT entry of an earlier connection on the same port is no one's (uid 0).
+        let waiting = try #require(SocketOwner.entry(
+            "   4: 0100007F:D431 0100007F:1F91 06 00000000:00000000 03:00000F1C 00000000     0        0 0 3 0000000000000000"))
+        #expect(waiting.state == SocketOwner.timeWait && waiting.uid == 0)
         let v6 = try #require(SocketOwner.endpoint("00000000000000000000000001000000:1F90"))
         #expect(v6.address == [UInt8](repeating: 0, count: 15) + [1] && v6.isLoopback)
         #expect(SocketOwner.Endpoint(address: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 9], port: 1).isLoopback)
