@@ -50,22 +50,29 @@ class StreamEnded(UsbHttpdError):
 
 def problem_from(response: httpx.Response) -> ProblemError:
     """The exception for an error answer (call once its body has been read)."""
+    return problem_from_parts(response.status_code, response.reason_phrase, response.content, response.headers)
+
+
+def problem_from_parts(status: int, reason: str, content: bytes, headers: Any = None) -> ProblemError:
+    """The exception for an error answer given as its parts (a refused WebSocket handshake has
+    no response object): its problem document, or what can be said without one."""
     try:
-        body: Any = json.loads(response.content or b"{}")
+        body: Any = json.loads(content or b"{}")
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    code = str(body.get("code") or f"http-{response.status_code}")
-    title = str(body.get("title") or response.reason_phrase)
-    detail = str(body.get("detail") or response.text[:200])
-    transfer_status = response.headers.get("X-USB-Transfer-Status")
-    length = response.headers.get("X-USB-Actual-Length")
+    headers = headers or {}
+    code = str(body.get("code") or f"http-{status}")
+    title = str(body.get("title") or reason or code)
+    detail = str(body.get("detail") or content[:200].decode("utf-8", "replace"))
+    transfer_status = headers.get("X-USB-Transfer-Status")
+    length = headers.get("X-USB-Actual-Length")
     actual_length = int(length) if length and length.isdigit() else None
     if code == "usb-timeout":
         kind = TransferTimeout
-    elif response.status_code == 410:
+    elif status == 410:
         kind = DeviceGone
     else:
         kind = ProblemError
-    return kind(response.status_code, code, title, detail, body, transfer_status, actual_length)
+    return kind(status, code, title, detail, body, transfer_status, actual_length)

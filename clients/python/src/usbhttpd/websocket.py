@@ -7,7 +7,6 @@ awaited on one thread costs no thread switch.
 """
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -19,7 +18,7 @@ from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Mes
                             RejectData, Request, TextMessage)
 
 from .connection import tls_context
-from .errors import DeviceGone, ProblemError, UsbHttpdError
+from .errors import ProblemError, UsbHttpdError, problem_from_parts
 
 
 class WebSocketClient:
@@ -162,13 +161,7 @@ class WebSocketClient:
                 self._closed = "the daemon sent a text message"
 
 
+
 def rejected(status: int, body: bytes) -> ProblemError:
     """The problem a refused handshake answered with."""
-    try:
-        problem = json.loads(body or b"{}")
-    except ValueError:
-        problem = {}
-    code = str(problem.get("code") or f"http-{status}")
-    detail = str(problem.get("detail") or body[:200])
-    kind = DeviceGone if status == 410 else ProblemError
-    return kind(status, code, str(problem.get("title") or code), detail, problem)
+    return problem_from_parts(status, "", body)

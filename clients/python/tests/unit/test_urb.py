@@ -168,6 +168,16 @@ def test_a_daemon_without_the_channel_is_used_over_rest():
     assert device._over_channel() is None and device._no_channel
 
 
+def test_a_refused_handshake_is_its_problem_whatever_its_body():
+    for body, code, status in [(b'{"code": "console-writer-busy", "title": "busy"}', "console-writer-busy", 409),
+                               (b"[1, 2]", "http-409", 409), (b"not json", "http-410", 410)]:
+        daemon = StandIn(lambda message: [], reject=(status, body))
+        with pytest.raises(usbhttpd.ProblemError) as caught:
+            urb.Channel(f"http://127.0.0.1:{daemon.port}", "1-2")
+        assert caught.value.code == code and caught.value.status == status
+        assert isinstance(caught.value, usbhttpd.DeviceGone) == (status == 410)
+
+
 def test_a_channel_the_daemon_closed_says_so():
     daemon = StandIn(lambda message: [b"close"])
     channel = urb.Channel(f"http://127.0.0.1:{daemon.port}", "1-2")
