@@ -23,6 +23,8 @@ public final class Console: @unchecked Sendable {
     public private(set) var writer: String?
     /// Bytes written by the writer that the tty has not taken yet, and who waits for them.
     private var pending: [UInt8] = []
+    /// What each read of the tty goes into (kept: a read comes with every piece of output).
+    private var readBuffer = [UInt8](repeating: 0, count: 16 << 10)
     private var pendingStart = 0
     private var written: [(upTo: UInt64, done: @Sendable (Bool) -> Void)] = []
     /// Bytes handed to the tty so far (offsets for ``written``).
@@ -201,26 +203,25 @@ public final class Console: @unchecked Sendable {
     private func drain() {
         var got = false
         var budget = max(4096, min(ring.capacity / 4, 64 << 10))
-        var buffer = [UInt8](repeating: 0, count: min(16 << 10, budget))
-        while !isGone, budget > 0 {
+        reading: while !isGone, budget > 0 {
             let read: Terminal.Read
             do {
-                read = try buffer.withUnsafeMutableBytes { try terminal.read(into: $0) }
+                read = try readBuffer.withUnsafeMutableBytes {
+                    try terminal.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<min($0.count, budget)]))
+                }
             } catch {
                 close(reason: "read failed: \(error)")
                 return
             }
             switch read {
             case .bytes(let count):
-                buffer.withUnsafeBytes { ring.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                readBuffer.withUnsafeBytes { ring.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
                 got = true
                 budget -= count
             case .empty:
-                if got { for wake in readers.values { wake() } }
-                return
+                break reading
             case .gone:
-                if got { for wake in readers.values { wake() } }
-                close(reason: "its tty went away")
+                close(reason: "its tty went away")  // wakes every reader: what came is still theirs to read
                 return
             }
         }

@@ -44,18 +44,31 @@ public struct OutputRing: Sendable {
     /// the offset after them.
     public func read(from offset: UInt64, limit: Int = .max) -> (bytes: [UInt8], from: UInt64, next: UInt64) {
         let first = max(offset, start)
-        guard first < end else { return ([], min(first, end), max(min(first, end), min(offset, end))) }
-        let count = Int(min(UInt64(limit), end - first))
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(count)
-        var position = Int(first % UInt64(capacity))
-        var left = count
-        while left > 0 {
-            let run = min(left, capacity - position)
-            bytes.append(contentsOf: storage[position..<(position + run)])
-            left -= run
-            position = (position + run) % capacity
+        guard first < end else { return ([], end, end) }
+        let wanted = Int(min(UInt64(limit), end - first))
+        var from: UInt64 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, count in
+            (count, from) = copy(from: offset, into: UnsafeMutableRawBufferPointer(buffer))
         }
-        return (bytes, first, first + UInt64(count))
+        return (bytes, from, from + UInt64(bytes.count))
+    }
+
+    /// ``read(from:limit:)`` into `buffer` (as much as fits): how many bytes, and the offset they
+    /// begin at. No array is made (a streamed body's read).
+    public func copy(from offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, from: UInt64) {
+        let first = max(offset, start)
+        guard first < end else { return (0, end) }
+        let count = Int(min(UInt64(buffer.count), end - first))
+        var position = Int(first % UInt64(capacity))
+        var done = 0
+        storage.withUnsafeBytes { ring in
+            while done < count {
+                let run = min(count - done, capacity - position)
+                buffer.baseAddress!.advanced(by: done).copyMemory(from: ring.baseAddress!.advanced(by: position), byteCount: run)
+                done += run
+                position = (position + run) % capacity
+            }
+        }
+        return (count, first)
     }
 }

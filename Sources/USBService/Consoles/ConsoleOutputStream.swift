@@ -34,13 +34,13 @@ final class ConsoleOutputStream: HTTPBodyStream, @unchecked Sendable {
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTPStreamRead {
         console.loop.preconditionInEventLoop()
-        let (bytes, from, next) = console.ring.read(from: cursor, limit: min(buffer.count, left))
+        let room = UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(buffer.count, left)])
+        let (count, from) = console.ring.copy(from: cursor, into: room)
         lost += from - min(from, cursor)
-        cursor = next
-        if !bytes.isEmpty {
-            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
-            left -= bytes.count
-            return .bytes(bytes.count)
+        cursor = from + UInt64(count)
+        if count > 0 {
+            left -= count
+            return .bytes(count)
         }
         if left == 0 || !follow { return .end(trailers: trailers) }
         if console.isGone { return .fail(reason: "the console went away (its adapter was unplugged or its driver unbound)") }
