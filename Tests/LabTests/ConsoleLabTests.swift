@@ -71,6 +71,17 @@ extension InTheLab {
             return got
         }
 
+        /// One command typed over the console's WebSocket and the board's answer: all that came
+        /// until the answer and the next prompt.
+        static func talk(_ lab: LabSession, _ id: String, command: String, answer: String) async throws -> String {
+            let socket = try await TestWebSocket(
+                port: lab.daemonPort, path: "/v1/devices/\(id)/consoles/0/ws?from=end", protocols: "usbhttpd.console.1")
+            defer { socket.close() }
+            #expect(socket.status == 101)
+            try socket.send(Array((command + "\r").utf8))
+            return try await read(socket, until: answer + "\r\nboard> ")
+        }
+
         @Test func aLateClientReadsTheBootLogAndTalksToTheBoard() async throws {
             try await withBoard { lab, id in
                 #expect(await eventually { await Self.outputEnd(lab, id) == Self.boot.utf8.count })
@@ -81,17 +92,20 @@ extension InTheLab {
                 let log = try await lab.daemon.get("/v1/devices/\(id)/consoles/0/output")
                 #expect(log.status == 200 && log.text == Self.boot, "\(log.text)")
                 // An interactive session over the WebSocket: prompt, command, answer.
-                let socket = try await TestWebSocket(
-                    port: lab.daemonPort, path: "/v1/devices/\(id)/consoles/0/ws?from=end", protocols: "usbhttpd.console.1")
-                #expect(socket.status == 101)
-                try socket.send(Array("echo hello from the lab\r".utf8))
-                let answer = try await Self.read(socket, until: "hello from the lab\r\nboard> ")
+                let answer = try await Self.talk(lab, id, command: "echo hello from the lab", answer: "hello from the lab")
                 #expect(answer.contains("echo hello from the lab\r\nhello from the lab\r\nboard> "), "\(answer)")
-                // And over plain HTTP: a POST typed, its answer in the output after it.
+                // While a WebSocket types, a POST is refused; once it left, a POST is typed and its
+                // answer is in the output after it.
+                var holder: TestWebSocket?
+                #expect(await eventually {  // once the daemon saw the first socket go
+                    holder = try? await TestWebSocket(
+                        port: lab.daemonPort, path: "/v1/devices/\(id)/consoles/0/ws?from=end", protocols: "usbhttpd.console.1")
+                    return holder?.status == 101
+                })
                 let before = await Self.outputEnd(lab, id)
                 let typed = try await lab.post("/v1/devices/\(id)/consoles/0/input", body: Array("help\r".utf8))
                 #expect(typed.status == 409, "the WebSocket holds the writer: \(typed.text)")
-                socket.close()
+                holder?.close()
                 #expect(await eventually {
                     (try? await lab.post("/v1/devices/\(id)/consoles/0/input", body: Array("help\r".utf8)))?.status == 200
                 })

@@ -18,23 +18,19 @@ extension InTheLab {
                 return console?["state"] as? String == "open" && console?["driver"] as? String == "ftdi_sio"
             })
             // The daemon holds the tty: the board may print now, to nobody else.
-            let before = try await Self.end(lab, id)
+            let before = await ConsoleLabTests.outputEnd(lab, id)
+            #expect(before >= 0)
             let board = try ChildProcess(
                 "/usr/bin/python3", [LabSession.root.appendingPathComponent("lab/guest/board.py").path, "unix:\(run)/ftdi.sock"],
                 output: "\(run)/ftdi-board.log")
             defer { kill(board.pid, SIGKILL); _ = board.exitCode() }
             let boot = "U-Boot lab 2024.01 (usbhttpd)\r\nDRAM:  64 MiB\r\nLoading kernel from mmc 0:1 ...\r\nStarting kernel ...\r\nboard> "
-            #expect(await eventually { (try? await Self.end(lab, id)) == before + boot.utf8.count })
+            #expect(await eventually { await ConsoleLabTests.outputEnd(lab, id) == before + boot.utf8.count })
             let log = try await lab.daemon.get("/v1/devices/\(id)/consoles/0/output?from=\(before)")
             #expect(log.text == boot, "\(log.text)")
             // Talk to it over the WebSocket.
-            let socket = try await TestWebSocket(
-                port: lab.daemonPort, path: "/v1/devices/\(id)/consoles/0/ws?from=end", protocols: "usbhttpd.console.1")
-            #expect(socket.status == 101)
-            try socket.send(Array("echo through the FTDI chip\r".utf8))
-            let answer = try await ConsoleLabTests.read(socket, until: "through the FTDI chip\r\nboard> ")
+            let answer = try await ConsoleLabTests.talk(lab, id, command: "echo through the FTDI chip", answer: "through the FTDI chip")
             #expect(answer.contains("through the FTDI chip\r\nboard> "), "\(answer)")
-            socket.close()
             // The line and the modem lines, as the chip was told them.
             let line = try await lab.daemon.request("PUT", "/v1/devices/\(id)/consoles/0/line?baud=19200&data_bits=7&parity=odd&stop_bits=2")
             #expect(line.status == 200, "\(line.text)")
@@ -49,11 +45,6 @@ extension InTheLab {
                     && trace.contains(", value 0x202") && trace.contains(", value 0x100")
             }, "\(trace.suffix(2000))")
             // (SIO_SET_MODEM_CTRL: RTS raised is 0x0202, DTR lowered 0x0100, each its own request.)
-        }
-
-        static func end(_ lab: LabSession, _ id: String) async throws -> Int {
-            let console = (try await lab.daemon.get("/v1/devices/\(id)/consoles").object()["consoles"] as? [[String: Any]])?.first
-            return (console?["output"] as? [String: Any])?["end"] as? Int ?? -1
         }
     }
 }

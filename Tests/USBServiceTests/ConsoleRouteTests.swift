@@ -30,23 +30,23 @@ import USBFakes
         let client = TestHTTPClient(port: Int(server.port))
         // Opened (raw) before the board prints: a pseudo-terminal not yet opened would echo and
         // translate what it is sent.
-        #expect(await eventually {
-            ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["state"]
-                as? String == "open"
-        })
+        #expect(await eventually { await Self.console(client)?["state"] as? String == "open" })
+        let made = Bench(bench: bench, board: board, server: server, client: client)
         if !boot.isEmpty {
             board.print(boot)
-            #expect(await eventually {
-                ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
-                    .first.flatMap { ($0["output"] as? [String: Any])?["end"] as? Int } == boot.utf8.count
-            })
+            #expect(await eventually { await Self.outputEnd(made) == boot.utf8.count })
         }
-        return Bench(bench: bench, board: board, server: server, client: client)
+        return made
     }
 
-    static func readers(_ b: Bench) async -> Int? {
-        ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["readers"] as? Int
+    /// Device 1-2's first console, as GET …/consoles lists it.
+    static func console(_ client: TestHTTPClient) async -> [String: Any]? {
+        ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first
     }
+
+    static func readers(_ b: Bench) async -> Int? { await console(b.client)?["readers"] as? Int }
+
+    static func outputEnd(_ b: Bench) async -> Int? { (await console(b.client)?["output"] as? [String: Any])?["end"] as? Int }
 
     @Test func theListShowsEachConsoleWithItsLineAndOutput() async throws {
         let b = try await Self.bench(boot: "hello\r\n")
@@ -89,15 +89,9 @@ import USBFakes
         let connection = try RawConnection(port: Int(b.server.port))
         try connection.send("GET \(b.base)/output?follow=true&from=end HTTP/1.1\r\nHost: 127.0.0.1\r\nTE: trailers\r\n\r\n")
         // The follower is counted once its response started.
-        #expect(await eventually {
-            ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
-                .first?["readers"] as? Int == 1
-        })
+        #expect(await eventually { await Self.readers(b) == 1 })
         b.board.print("$ ")
-        #expect(await eventually {
-            ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?
-                .first.flatMap { ($0["output"] as? [String: Any])?["end"] as? Int } == 8
-        })
+        #expect(await eventually { await Self.outputEnd(b) == 8 })
         // A second follower that hangs up is no reader any more.
         let leaving = try RawConnection(port: Int(b.server.port))
         try leaving.send("GET \(b.base)/output?follow=true&from=end HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -220,10 +214,7 @@ import USBFakes
         await b.server.shutdown()
     }
 
-    static func writerHeld(_ b: Bench) async -> Bool? {
-        ((try? await b.client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first?["writer_held"]
-            as? Bool
-    }
+    static func writerHeld(_ b: Bench) async -> Bool? { await console(b.client)?["writer_held"] as? Bool }
 
     /// A tty the daemon cannot open is listed with why, and its routes say so (503).
     @Test func aConsoleTheDaemonCannotOpenIsListedUnavailable() async throws {
@@ -234,7 +225,7 @@ import USBFakes
         let client = TestHTTPClient(port: Int(server.port))
         var console: [String: Any]?
         #expect(await eventually {
-            console = ((try? await client.get("/v1/devices/1-2/consoles").object())?["consoles"] as? [[String: Any]])?.first
+            console = await Self.console(client)
             return console?["state"] as? String == "unavailable"
         })
         #expect((console?["reason"] as? String)?.contains("ttyACM99") == true, "\(String(describing: console))")
