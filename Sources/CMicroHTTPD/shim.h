@@ -62,6 +62,42 @@ static inline struct MHD_OptionItem usbhttpd_mhd_option_logger(MHD_LogCallback c
     return item;
 }
 
+/// The unescaping of the URL's path and query arguments (MHD_OPTION_UNESCAPE_CALLBACK): as
+/// libmicrohttpd's own MHD_http_unescape (each %XX decoded in place), except %00, which stays
+/// as its three characters. Decoded, a NUL ends the C string libmicrohttpd hands on, and the
+/// rest of the path with it: "/v1/devices/1-1/reset%00x" would reach the router as
+/// "/v1/devices/1-1/reset". Kept escaped, such a path matches no route.
+static inline int usbhttpd_mhd_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static inline size_t usbhttpd_mhd_unescape(void *cls, struct MHD_Connection *connection, char *text) {
+    (void)cls;
+    (void)connection;
+    char *read = text, *write = text;
+    while (*read) {
+        int high, low;
+        if (read[0] == '%' && (high = usbhttpd_mhd_hex(read[1])) >= 0 && (low = usbhttpd_mhd_hex(read[2])) >= 0
+            && (high | low) != 0) {
+            *write++ = (char)(high << 4 | low);
+            read += 3;
+        } else {
+            *write++ = *read++;
+        }
+    }
+    *write = 0;
+    return (size_t)(write - text);
+}
+
+/// See usbhttpd_mhd_option_notify_completed.
+static inline struct MHD_OptionItem usbhttpd_mhd_option_unescape(void) {
+    struct MHD_OptionItem item = { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)usbhttpd_mhd_unescape, NULL };
+    return item;
+}
+
 /// MHD_SIZE_UNKNOWN is a macro with a cast, which Swift does not import.
 static const uint64_t usbhttpd_mhd_size_unknown = MHD_SIZE_UNKNOWN;
 

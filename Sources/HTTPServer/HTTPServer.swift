@@ -76,6 +76,7 @@ public final class HTTPServer: Sendable {
                 usbhttpd_mhd_option_logger(mhdLog, cls),
                 usbhttpd_mhd_option_notify_completed(requestCompleted, cls),
                 usbhttpd_mhd_option_notify_connection(connectionNotify, cls),
+                usbhttpd_mhd_option_unescape(),
                 MHD_OptionItem(option: MHD_OPTION.SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(mutating: sockaddr)),
                 MHD_OptionItem(
                     option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
