@@ -77,18 +77,23 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
 
+        // The bench page: its files (the `files` folder: HTML, CSS, JavaScript, no build step)
+        // embedded at build time and served at `/`; the page uses the public API like any client.
+        .target(
+            name: "BenchPage", dependencies: ["HTTPServer", "HTTPRouting"], exclude: ["files"], plugins: ["Embed"]),
+
         // The service that joins them: the /v1 API (serving the openapi.yaml it was built with).
         .target(
             name: "USBService",
             dependencies: [
-                "HTTPServer", "HTTPRouting", "USB", "Consoles", "CGnuTLS", "LinuxSystem",
+                "HTTPServer", "HTTPRouting", "USB", "Consoles", "BenchPage", "CGnuTLS", "LinuxSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            plugins: ["EmbedOpenAPI"]),
+            plugins: ["Embed"]),
         .executableTarget(name: "embed-file"),
-        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["embed-file"]),
+        .plugin(name: "Embed", capability: .buildTool(), dependencies: ["embed-file"]),
 
         .executableTarget(
             name: "usbhttpd",
@@ -123,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "USBServiceTests",
             dependencies: [
-                "USBService", "HTTPRouting", "HTTPServer", "USB", "USBFakes", "EventLoop", "TestSupport", "Consoles",
+                "USBService", "HTTPRouting", "HTTPServer", "USB", "USBFakes", "EventLoop", "TestSupport", "Consoles", "BenchPage",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),

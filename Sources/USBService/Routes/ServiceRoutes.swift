@@ -22,11 +22,13 @@ struct ServiceRoutes: Sendable {
             headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.emitToBuffer())
     }
 
-    /// The openapi.yaml this binary was built with (embedded by the EmbedOpenAPI plugin).
+    /// The openapi.yaml this binary was built with (embedded by the Embed plugin).
     func openAPI(_ request: RoutedRequest) throws -> HTTPResponse {
         try request.query.allow(only: [])
-        return HTTPResponse(headers: ["Content-Type": "application/yaml"], body: Array(OpenAPIDocument.yaml.utf8))
+        return HTTPResponse(headers: ["Content-Type": "application/yaml"], body: Self.openAPIDocument)
     }
+
+    private static let openAPIDocument = Array((OpenAPIDocument.files["openapi.yaml"] ?? "").utf8)
 
     /// Liveness: the server answers (a body made once: probes call this often).
     func health(_ request: RoutedRequest) throws -> HTTPResponse {
