@@ -38,8 +38,8 @@ final class LeaseTable: Sendable {
     ) async throws(LeaseProblem) -> Lease {
         let (lease, ended) = try state.withLock { (state: inout State) throws(LeaseProblem) in
             let granted = try state.book.grant(
-                device: device, interface: interface, holder: holder, ttl: ttl, id: Self.random(8),
-                token: Self.random(24), now: Self.now, grace: grace)
+                device: device, interface: interface, holder: holder, ttl: ttl, id: Secret.hex(bytes: 8),
+                token: Secret.hex(bytes: 24), now: Self.now, grace: grace)
             schedule(&state, granted.lease.expires)
             return granted
         }
@@ -130,10 +130,5 @@ final class LeaseTable: Sendable {
                 $0.reaper.wakeAt = nil
             }
         }
-    }
-
-    private static func random(_ count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return hex((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }

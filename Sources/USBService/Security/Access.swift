@@ -12,6 +12,10 @@ enum Access: RouteRequirement, Equatable {
     /// use it at all, since every such page could hold connections of the per-address and
     /// total caps without anyone seeing (issue 24, class 4).
     case holding(Scope)
+    /// Anyone; a request that brings a token (or a WebSocket ticket) has it checked as for
+    /// this scope, so that the handler learns who it is (`GET /v1/whoami`: a page asks
+    /// whether it needs a token before it has one).
+    case optional(Scope)
 
     static let read = Access.scope(.read)
     static let transfer = Access.scope(.transfer)
@@ -22,7 +26,7 @@ enum Access: RouteRequirement, Equatable {
     var scope: Scope? {
         switch self {
         case .open: nil
-        case .scope(let scope), .holding(let scope): scope
+        case .scope(let scope), .holding(let scope), .optional(let scope): scope
         }
     }
 

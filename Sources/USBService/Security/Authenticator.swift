@@ -11,8 +11,12 @@ import HTTPServer
 /// tokens cannot be guessed at speed; a right one still goes through (someone flooding from a
 /// shared address, a NAT, must not lock out the ones who hold tokens: at least 16 characters,
 /// they are not guessed).
+///
+/// A browser's WebSocket cannot send the header: its handshake may offer a one-use ticket
+/// instead (``TicketBook``), which stands for the token it was issued to.
 struct Authenticator: RouteGuard {
     var tokens: TokenFile?
+    var tickets = TicketBook()
     var rateLimiter: RateLimiter?
     var failures = RateLimiter(perSecond: 1, burst: Authenticator.failureBurst)
     static let failureBurst = 10
@@ -21,11 +25,14 @@ struct Authenticator: RouteGuard {
         var admitted = request
         let head = request.request
         guard let needed = request.access.scope else { return request }  // open to anyone, never limited
+        if case .optional = request.access, head.headers["Authorization"] == nil, TicketBook.offered(in: head) == nil {
+            return request  // anonymous: the handler says what it may
+        }
         let address = "address \(head.remoteAddress)"
         if let tokens {
-            let entry: TokenFile.Entry
+            let entry: (name: String, scope: Scope)
             do {
-                entry = try Self.entry(head, in: tokens)
+                entry = try Self.entry(head, in: tokens, tickets: tickets)
             } catch {
                 if let wait = failures.exhausted(address) { throw AuthProblem.tooManyFailures(wait: wait) }
                 _ = failures.admit(address)
@@ -42,13 +49,21 @@ struct Authenticator: RouteGuard {
         return admitted
     }
 
-    private static func entry(_ head: HTTPRequest, in tokens: TokenFile) throws(AuthProblem) -> TokenFile.Entry {
+    private static func entry(
+        _ head: HTTPRequest, in tokens: TokenFile, tickets: TicketBook
+    ) throws(AuthProblem) -> (name: String, scope: Scope) {
+        if head.headers["Authorization"] == nil, let offered = TicketBook.offered(in: head) {
+            guard let ticket = tickets.redeem(offered), let name = ticket.name,
+                let entry = tokens.entries.first(where: { $0.name == name })
+            else { throw .invalidTicket }
+            return (entry.name, min(entry.scope, ticket.scope))
+        }
         guard let header = head.headers["Authorization"] else { throw .missing }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw .malformed }
         let token = parts[1].trimmingPrefix { $0 == " " }
         guard let entry = tokens.entry(for: Array(token.utf8)) else { throw .invalid }
-        return entry
+        return (entry.name, entry.scope)
     }
 }
 
@@ -57,13 +72,15 @@ enum AuthProblem: HTTPResponseError, Sendable {
     case missing
     case malformed
     case invalid
+    /// A WebSocket ticket that is unknown, used already, or expired.
+    case invalidTicket
     case insufficientScope(needed: Scope, name: String)
     case rateLimited(name: String, perSecond: Int, wait: Duration)
     case tooManyFailures(wait: Duration)
 
     var status: Int {
         switch self {
-        case .missing, .malformed, .invalid: 401
+        case .missing, .malformed, .invalid, .invalidTicket: 401
         case .insufficientScope: 403
         case .rateLimited, .tooManyFailures: 429
         }
@@ -73,6 +90,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
         switch self {
         case .missing, .malformed: "unauthorized"
         case .invalid: "invalid-token"
+        case .invalidTicket: "invalid-ticket"
         case .insufficientScope: "insufficient-scope"
         case .rateLimited, .tooManyFailures: "rate-limited"
         }
@@ -82,6 +100,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
         switch self {
         case .missing, .malformed: "Authentication required"
         case .invalid: "Invalid token"
+        case .invalidTicket: "Invalid ticket"
         case .insufficientScope: "Insufficient scope"
         case .rateLimited, .tooManyFailures: "Too many requests"
         }
@@ -92,6 +111,8 @@ enum AuthProblem: HTTPResponseError, Sendable {
         case .missing: "Send a bearer token: 'Authorization: Bearer <token>'."
         case .malformed: "The Authorization header must be 'Bearer <token>'."
         case .invalid: "This token is not one the daemon accepts."
+        case .invalidTicket:
+            "The WebSocket ticket offered is unknown, used already or expired: ask POST /v1/tickets for a new one."
         case .insufficientScope(let needed, let name):
             "The token '\(name)' does not have the '\(needed)' scope this request needs."
         case .rateLimited(let name, let perSecond, _):
@@ -104,7 +125,7 @@ enum AuthProblem: HTTPResponseError, Sendable {
     var headers: HTTPHeaders {
         switch self {
         case .missing, .malformed: ["WWW-Authenticate": "Bearer realm=\"usbhttpd\""]
-        case .invalid: ["WWW-Authenticate": "Bearer realm=\"usbhttpd\", error=\"invalid_token\""]
+        case .invalid, .invalidTicket: ["WWW-Authenticate": "Bearer realm=\"usbhttpd\", error=\"invalid_token\""]
         case .insufficientScope(let needed, _):
             ["WWW-Authenticate": "Bearer realm=\"usbhttpd\", error=\"insufficient_scope\", scope=\"\(needed)\""]
         case .rateLimited(_, _, let wait), .tooManyFailures(let wait):
