@@ -27,6 +27,8 @@ public protocol DeviceCatalog: Sendable {
     var changes: ChangeLog { get }
     /// Whether devices are followed (and by what), or why not.
     var readiness: (isReady: Bool, reason: String) { get async }
+    /// Calls `body` with a device's id each time one of its interfaces is claimed or released.
+    func afterClaimChange(_ body: @escaping @Sendable (String) -> Void)
 }
 
 extension DeviceCatalog {
@@ -34,6 +36,7 @@ extension DeviceCatalog {
     public func freshDevices() -> (generation: Int, devices: [USBDeviceInfo])? { nil }
     public func portDevice(hub: String, port: UInt8) async -> (id: String, shown: Bool)? { nil }
     public func devices(behind id: String, including: Bool) async -> [(id: String, shown: Bool)] { [] }
+    public func afterClaimChange(_ body: @escaping @Sendable (String) -> Void) {}
 }
 
 extension USBHost: DeviceCatalog {}

@@ -48,6 +48,7 @@ public actor USBHost {
     var reenumerationTimer: Task<Void, Never>?
     /// Told the devices shown after each scan, on the host's thread (``afterEachScan(_:)``).
     private nonisolated let scanWatchers = Mutex<[@Sendable ([USBDeviceInfo]) -> Void]>([])
+    private nonisolated let claimWatchers = Mutex<[@Sendable (String) -> Void]>([])
     /// The device list as the last scan left it, and whether anything may have changed since:
     /// readable from any thread (``freshDevices()``).
     private nonisolated let listing = Mutex(Listing())
@@ -284,6 +285,16 @@ public actor USBHost {
         scanWatchers.withLock { $0.append(body) }
     }
 
+    /// Calls `body` with a device's id each time one of its interfaces is claimed or released
+    /// (on the loop, inside the session: `body` must only take note).
+    public nonisolated func afterClaimChange(_ body: @escaping @Sendable (String) -> Void) {
+        claimWatchers.withLock { $0.append(body) }
+    }
+
+    private nonisolated func tellClaimWatchers(_ id: String) {
+        for watcher in claimWatchers.withLock({ $0 }) { watcher(id) }
+    }
+
     /// Rereads one device only, unless it came, went or changed: then a whole scan.
     private func refresh(id: String) {
         if !roster.update(id: id, SysfsDevice(name: id, root: sysfsRoot)) { refresh() }
@@ -332,7 +343,8 @@ public actor USBHost {
         let session = try DeviceSession(
             io: handle, id: id, address: entry.sysfs.address, configurations: entry.info.configurations,
             activeConfiguration: entry.sysfs.activeConfiguration, loop: loop, budget: usbfsBudget, info: entry.info,
-            controlHoldLimit: controlHoldLimit)
+            controlHoldLimit: controlHoldLimit,
+            claimsChanged: { [weak self] id in self?.tellClaimWatchers(id) })
         if let stale = sessions[id]?.session { Task { await stale.close() } }
         sessions[id] = (entry.sysfs.address, session)
         logger.debug("device opened", metadata: ["usb.device": "\(id)"])

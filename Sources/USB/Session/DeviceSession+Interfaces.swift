@@ -22,6 +22,7 @@ extension DeviceSession {
         let claim = DeviceState.Claim(
             interface: number, altSetting: altSetting ?? 0, kernelDriverDetached: detached, owner: owner)
         state.claimed(claim)
+        claimsChanged?(id)
         return claim
     }
 
@@ -33,7 +34,10 @@ extension DeviceSession {
         try await ready()
         leftovers = [:]
         _ = try state.claim(number)
-        defer { state.released(number) }
+        defer {
+            state.released(number)
+            claimsChanged?(id)
+        }
         let io = io
         try await blocking { () throws(USBError) in
             guard !reattach else { return try io.releaseInterface(number) }
@@ -53,7 +57,10 @@ extension DeviceSession {
         // Checked after the wait, with nothing blocking: the release below starts at once.
         guard state.claims[number]?.owner == owner else { return false }
         leftovers = [:]
-        defer { state.released(number) }
+        defer {
+            state.released(number)
+            claimsChanged?(id)
+        }
         let io = io
         try await blocking { () throws(USBError) in try io.releaseInterface(number) }
         return true

@@ -46,6 +46,9 @@ public actor DeviceSession {
         var bytes: [UInt8]
         var reader: String
     }
+    /// Told this session's id each time an interface is claimed or released (``USBHost``
+    /// passes its watchers: the event stream's `activity`).
+    nonisolated let claimsChanged: (@Sendable (String) -> Void)?
     /// Streams of this device, cancelled when the session closes.
     var streams: [ObjectIdentifier: WeakStream] = [:]
     /// A blocking call runs on the worker; who waits for it to end.
@@ -71,9 +74,10 @@ public actor DeviceSession {
     public init(
         io: any DeviceIO, id: String, address: UInt8, configurations: [ConfigurationDescriptor],
         activeConfiguration: UInt8?, loop: EventLoop, budget: UsbfsBudget = .unlimited, info: USBDeviceInfo? = nil,
-        controlHoldLimit: Int = 5000
+        controlHoldLimit: Int = 5000, claimsChanged: (@Sendable (String) -> Void)? = nil
     ) throws(USBError) {
         self.id = id
+        self.claimsChanged = claimsChanged
         self.controlQueue = ControlQueue(loop: loop, holdLimit: controlHoldLimit)
         self.infoBox = Mutex(info)
         self.address = address
@@ -134,6 +138,7 @@ public actor DeviceSession {
             for number in claimed { try? io.releaseInterface(number) }
         }
         for number in claimed { state.released(number) }
+        if !claimed.isEmpty { claimsChanged?(id) }
     }
 
     /// Transfers in flight now.

@@ -8,22 +8,28 @@ import USB
 final class DeviceEventStream: HTTPBodyStream, Sendable {
     private let log: ChangeLog
     private let keepAlive: Duration
+    /// Leases, claims and streams, when the client asked for them (`activity=true`).
+    private let activity: ActivityLog?
     private struct State {
         var feed: EventFeed
         var keepAliveDue = false
         var follower: UInt64?
+        var activityFollower: Int?
+        var activityCursor: Int
         var timer: Task<Void, Never>?
     }
     private let state: Mutex<State>
 
-    init(log: ChangeLog, feed: EventFeed, keepAlive: Duration) {
+    init(log: ChangeLog, feed: EventFeed, keepAlive: Duration, activity: ActivityLog? = nil) {
         self.log = log
         self.keepAlive = keepAlive
-        self.state = Mutex(State(feed: feed))
+        self.activity = activity
+        self.state = Mutex(State(feed: feed, activityCursor: activity?.latest ?? 0))
     }
 
     func start(wake: @escaping @Sendable () -> Void) {
         let follower = log.follow(wake)
+        let activityFollower = activity?.follow(wake)
         let timer = Task { [weak self, keepAlive] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: keepAlive)
@@ -34,6 +40,7 @@ final class DeviceEventStream: HTTPBodyStream, Sendable {
         }
         state.withLock {
             $0.follower = follower
+            $0.activityFollower = activityFollower
             $0.timer = timer
         }
     }
@@ -47,6 +54,11 @@ final class DeviceEventStream: HTTPBodyStream, Sendable {
                     let (latest, devices) = log.snapshot()
                     state.feed.resync(reason: "fell behind: changes were dropped", latest: latest, devices: devices)
                 }
+                if let activity {
+                    let (entries, latest) = activity.entries(after: state.activityCursor)
+                    state.activityCursor = latest
+                    state.feed.take(activity: entries)
+                }
             }
             if state.feed.pending.isEmpty && state.keepAliveDue { state.feed.keepAlive() }
             state.keepAliveDue = false
@@ -56,8 +68,9 @@ final class DeviceEventStream: HTTPBodyStream, Sendable {
     }
 
     func close() {
-        let (follower, timer) = state.withLock { ($0.follower, $0.timer) }
+        let (follower, activityFollower, timer) = state.withLock { ($0.follower, $0.activityFollower, $0.timer) }
         timer?.cancel()
         if let follower { log.unfollow(follower) }
+        if let activityFollower { activity?.unfollow(activityFollower) }
     }
 }

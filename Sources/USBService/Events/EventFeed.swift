@@ -49,6 +49,17 @@ struct EventFeed: Sendable {
         }
     }
 
+    /// One `activity` event per entry (``ActivityLog``). No `id`: a stream resumes by its
+    /// device changes; a follower that resumes asks again for what it shows.
+    mutating func take(activity entries: [ActivityLog.Entry]) {
+        for entry in entries where entry.kind == .all || filter.id == nil || filter.id == entry.device {
+            let json = (try? JSON.line(entry)) ?? Array("{}".utf8)
+            pending += Array("event: activity\ndata: ".utf8)
+            pending += json
+            pending += Array("\n\n".utf8)
+        }
+    }
+
     /// A comment line that keeps idle connections (and proxies) from timing out.
     mutating func keepAlive() {
         pending += Array(": keep-alive\n\n".utf8)

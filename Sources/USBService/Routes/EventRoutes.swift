@@ -2,7 +2,8 @@ import HTTPRouting
 import HTTPServer
 import USB
 
-/// `/v1/events` (arrivals and removals as Server-Sent Events) and `/v1/wait` (until a
+/// `/v1/events` (arrivals and removals as Server-Sent Events; with `activity=true`, leases,
+/// claims and streams changing too) and `/v1/wait` (until a
 /// matching device is present, or absent).
 struct EventRoutes: Sendable {
     let context: RouteContext
@@ -18,9 +19,10 @@ struct EventRoutes: Sendable {
     }
 
     func events(_ request: RoutedRequest) async throws -> HTTPResponse {
-        let filter = try DeviceFilter(query: request.query, others: ["keepalive_ms", "present", "last_event_id"])
+        let filter = try DeviceFilter(query: request.query, others: ["keepalive_ms", "present", "last_event_id", "activity"])
         let keepAlive = try request.query.integer("keepalive_ms", in: Self.keepAliveRange) ?? 15_000
         let present = try request.query.boolean("present") ?? false
+        let activity = try request.query.boolean("activity") ?? false
         let log = context.catalog.changes
         // A scan now, so that the stream starts from what is plugged in at this moment.
         _ = try await context.devices()
@@ -41,7 +43,8 @@ struct EventRoutes: Sendable {
         } else if present {
             feed.present(latest: latest, devices: devices)
         }
-        let stream = DeviceEventStream(log: log, feed: feed, keepAlive: .milliseconds(keepAlive))
+        let stream = DeviceEventStream(
+            log: log, feed: feed, keepAlive: .milliseconds(keepAlive), activity: activity ? context.activity : nil)
         return .streaming(
             stream, headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"])
     }

@@ -23,6 +23,10 @@ struct RouteContext: Sendable {
     var consoles: ConsoleBook? = nil
     /// The whole device list's JSON, while the list does not change.
     let listingCache = ListingCache()
+    /// One-use WebSocket tickets (`POST /v1/tickets`), taken by the ``Authenticator``.
+    let tickets = TicketBook()
+    /// Leases, claims and streams changing: told to the event stream's `activity` events.
+    var activity = ActivityLog()
 
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.

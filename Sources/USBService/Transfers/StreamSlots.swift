@@ -28,7 +28,14 @@ final class StreamSlots: Sendable {
         weak var slot: Slot?
     }
 
-    init(perDevice: Int, perClientOnDevice: Int = .max, perClient: Int = .max, total: Int) {
+    /// Told a device and its streams open now, each time one starts or ends.
+    private let changed: (@Sendable (_ device: String, _ open: Int) -> Void)?
+
+    init(
+        perDevice: Int, perClientOnDevice: Int = .max, perClient: Int = .max, total: Int,
+        changed: (@Sendable (_ device: String, _ open: Int) -> Void)? = nil
+    ) {
+        self.changed = changed
         self.perDevice = perDevice
         self.perClientOnDevice = perClientOnDevice
         self.perClient = perClient
@@ -38,7 +45,7 @@ final class StreamSlots: Sendable {
     /// A slot for a stream of `client` on `device`'s `interface` (nil: not known), given back
     /// by ``Slot/release()`` (or when dropped).
     func acquire(device: String, interface: UInt8? = nil, client: String = "") throws(TooManyStreams) -> Slot {
-        try open.withLock { (open: inout Open) throws(TooManyStreams) in
+        let onDevice = try open.withLock { (open: inout Open) throws(TooManyStreams) -> Int in
             let pair = Pair(client: client, device: device)
             guard open.all < total else { throw TooManyStreams(device: device, limit: total, bound: .total) }
             guard open.devices[device, default: 0] < perDevice else {
@@ -54,9 +61,11 @@ final class StreamSlots: Sendable {
             open.devices[device, default: 0] += 1
             open.clients[client, default: 0] += 1
             open.pairs[pair, default: 0] += 1
+            return open.devices[device, default: 0]
         }
         let slot = Slot(slots: self, device: device, interface: interface, client: client, counted: true)
         live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
+        changed?(device, onDevice)
         return slot
     }
 
@@ -88,12 +97,14 @@ final class StreamSlots: Sendable {
     fileprivate func release(_ device: String, client: String, slot: ObjectIdentifier, counted: Bool) {
         live.withLock { _ = $0.removeValue(forKey: slot) }
         guard counted else { return }
-        open.withLock { open in
+        let onDevice = open.withLock { open in
             open.all -= 1
             Self.decrement(&open.devices, device)
             Self.decrement(&open.clients, client)
             Self.decrement(&open.pairs, Pair(client: client, device: device))
+            return open.devices[device, default: 0]
         }
+        changed?(device, onDevice)
     }
 
     /// Counts one less for `key`, forgetting it at 0 (so that the maps hold only what is open).
