@@ -1,3 +1,4 @@
+import BenchPage
 import Consoles
 import HTTPRouting
 import HTTPServer
@@ -20,12 +21,17 @@ public enum API {
         node: String? = nil, consoles: ConsoleBook? = nil
     ) -> Router {
         let logger = Logger(label: "usbhttpd.api")
+        // Leases, claims and streams changing, for the event stream's `activity` events.
+        let activity = ActivityLog()
         let streamSlots = StreamSlots(
             perDevice: limits.maxStreamsPerDevice, perClientOnDevice: limits.maxClientStreamsPerDevice,
-            perClient: limits.maxStreamsPerClient, total: limits.maxStreams)
+            perClient: limits.maxStreamsPerClient, total: limits.maxStreams,
+            changed: { activity.note(.stream, device: $0, streams: $1) })
         let leases = LeaseTable { lease, why in
+            activity.note(.lease, device: lease.device)
             await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)
         }
+        catalog.afterClaimChange { activity.note(.claim, device: $0) }
         // A leased device that leaves keeps its lease for the lease's grace only.
         let changes = catalog.changes
         _ = changes.follow { [weak leases] in
@@ -35,6 +41,7 @@ public enum API {
             catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
             logger: logger, node: node)
         context.consoles = consoles
+        context.activity = activity
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)
@@ -46,10 +53,13 @@ public enum API {
         LeaseRoutes(context: context).register(in: &router)
         URBRoutes(context: context).register(in: &router)
         ConsoleRoutes(context: context).register(in: &router)
+        CallerRoutes(context: context).register(in: &router)
+        // The bench page's files hold no data (the page asks the API for it, with its token).
+        BenchPage.register(in: &router, requires: Access.open)
         router.guards = [
             OriginGuard(origins: origins),
             HeadGuard(),
-            Authenticator(tokens: tokens, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil }),
+            Authenticator(tokens: tokens, tickets: context.tickets, rateLimiter: rateLimit.flatMap { $0 > 0 ? RateLimiter(perSecond: $0) : nil }),
         ]
         if !origins.origins.isEmpty { router.crossOrigin = CrossOrigin(origins: origins) }
         return router

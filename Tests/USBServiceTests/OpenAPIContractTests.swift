@@ -1,6 +1,7 @@
 import Foundation
 import HTTPRouting
 import HTTPServer
+import BenchPage
 import Testing
 import USB
 @testable import USBService
@@ -55,7 +56,8 @@ import USB
             USBProblem.ambiguousSerial("x", ids: ["1-1", "1-2"]), USBProblem.rootHub("usb1", action: "reset"),
             WaitProblem(wantedPresent: true, timeoutMilliseconds: 1, matching: []),
             WaitProblem(wantedPresent: false, timeoutMilliseconds: 1, matching: ["1-1"]),
-            NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid,
+            NotReadyProblem(reason: "x"), AuthProblem.missing, AuthProblem.invalid, AuthProblem.invalidTicket,
+            PageProblem.notFound("x"),
             AuthProblem.insufficientScope(needed: .admin, name: "x"),
             AuthProblem.rateLimited(name: "x", perSecond: 1, wait: .seconds(1)),
             TooManyStreams(device: "1-1", limit: 8, bound: .device), LeaseProblem.notFound("x"),
