@@ -100,13 +100,37 @@ struct LabSession: Sendable {
         try await waitFor("the lab's agent", seconds: 240, process: process, log: logPath) {
             (try? await session.agent.request("GET", "/ping", timeout: 2))?.status == 200
         }
-        let binary = daemonBinary
-        _ = try await session.run(
-            "setsid \(binary) --host 0.0.0.0 --insecure --expose-risky-devices --port 8080 --log-level debug > \"$TMPDIR/usbhttpd.log\" 2>&1 &")
+        _ = try await session.run(sharedDaemonStart)
         try await waitFor("usbhttpd in the lab", seconds: 60, process: process, log: logPath) {
             (try? await session.daemon.request("GET", "/v1/devices", timeout: 5))?.status == 200
         }
         return session
+    }
+
+    /// How the lab's shared daemon starts (on 8080, no tokens, the devices a test may need).
+    static var sharedDaemonStart: String {
+        "setsid \(daemonBinary) --host 0.0.0.0 --insecure --expose-risky-devices --port 8080 --log-level debug > \"$TMPDIR/usbhttpd.log\" 2>&1 &"
+    }
+
+    /// Runs `body` with another daemon on 8080 in the shared one's place (started by `start`, a
+    /// shell command; stopped after, whatever `body` did), then the shared one again.
+    func withDaemon(started start: String, _ body: () async throws -> Void) async throws {
+        _ = try await run("pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done")
+        var failure: (any Error)?
+        do {
+            _ = try await run(start)
+            try await body()
+        } catch {
+            failure = error
+        }
+        _ = try await run("pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done")
+        _ = try await run(Self.sharedDaemonStart)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while (try? await daemon.request("GET", "/v1/devices", timeout: 5))?.status != 200 {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the shared daemon did not come back") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if let failure { throw failure }
     }
 
     /// The daemon's log in the guest.
