@@ -26,7 +26,7 @@ public enum API {
         let streamSlots = StreamSlots(
             perDevice: limits.maxStreamsPerDevice, perClientOnDevice: limits.maxClientStreamsPerDevice,
             perClient: limits.maxStreamsPerClient, total: limits.maxStreams,
-            changed: { activity.note(.stream, device: $0, streams: $1) })
+            changed: { activity.note(.stream, device: $0, streams: $1, bytesPerSecond: $2) })
         let leases = LeaseTable { lease, why in
             activity.note(.lease, device: lease.device)
             await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)

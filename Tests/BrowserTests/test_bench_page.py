@@ -203,20 +203,45 @@ def test_a_transfer_token_leases_claims_and_releases_from_the_page(browser):
     sign_in(browser, TOKENS["admin"])
 
 
+def test_a_running_stream_shows_with_its_throughput(browser):
+    device = device_id("lab-sourcesink")
+    auth = {"Authorization": f"Bearer {TOKENS['transfer']}"}
+    assert api("POST", f"/v1/devices/{device}/interfaces/0/claim", TOKENS["transfer"])[0] == 200
+    stream = subprocess.Popen(
+        ["curl", "-sSN", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H",
+         f"Authorization: {auth['Authorization']}", f"{URL}/v1/devices/{device}/endpoints/129/stream?duration_ms=6000"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        shown = lambda: rows(browser)["lab-sourcesink"]["text"]
+        wait_for(lambda: "1 stream · " in shown() and ("kB/s" in shown() or "MB/s" in shown()),
+                 "the stream and its throughput", 6)
+        assert "1 stream open" in browser.find_element(By.ID, "events").text
+    finally:
+        answer = stream.communicate(timeout=30)[0]
+    status, size = answer.split()
+    assert status == "200" and int(size) > 0, answer
+    wait_for(lambda: "stream" not in rows(browser)["lab-sourcesink"]["text"], "the stream's end")
+    assert api("DELETE", f"/v1/devices/{device}/interfaces/0/claim", TOKENS["transfer"])[0] == 200
+    assert console_errors(browser) == []
+
+
 def test_a_devices_html_strings_show_as_text(browser):
     serial = '<img src=x onerror="window.__pwned=1">'
     product = "<script>window.__pwned=2</script>"
     manufacturer = '"><svg onload=window.__pwned=3><b>bold</b>'
+    # A function no other lab gadget uses: a function's string ids are the module's, shared by
+    # its instances, and binding a second gadget with Loopback would renumber the lab's
+    # loopback gadget's interface string (lsusb then reads "(error)" for it).
     g = "/sys/kernel/config/usb_gadget/hostile"
     guest(f"""set -e
-        "$LAB_RUN/modprobe" usb_f_ss_lb
+        "$LAB_RUN/modprobe" usb_f_serial
         mkdir -p {g}/strings/0x409 {g}/configs/c.1
         echo 0x1209 > {g}/idVendor; echo 0x0031 > {g}/idProduct
         printf '%s' {shlex.quote(serial)} > {g}/strings/0x409/serialnumber
         printf '%s' {shlex.quote(product)} > {g}/strings/0x409/product
         printf '%s' {shlex.quote(manufacturer)} > {g}/strings/0x409/manufacturer
-        [ -d {g}/functions/Loopback.hostile ] || mkdir {g}/functions/Loopback.hostile
-        [ -e {g}/configs/c.1/Loopback.hostile ] || ln -s {g}/functions/Loopback.hostile {g}/configs/c.1/
+        [ -d {g}/functions/gser.hostile ] || mkdir {g}/functions/gser.hostile
+        [ -e {g}/configs/c.1/gser.hostile ] || ln -s {g}/functions/gser.hostile {g}/configs/c.1/
         for other in /sys/kernel/config/usb_gadget/*; do
           [ "$(cat $other/UDC)" = dummy_udc.4 ] && echo "" > $other/UDC
         done
@@ -232,7 +257,7 @@ def test_a_devices_html_strings_show_as_text(browser):
         assert no_csp_violations(browser)
         assert console_errors(browser) == []
     finally:
-        guest(f'echo "" > {g}/UDC; rm {g}/configs/c.1/Loopback.hostile; rmdir {g}/functions/Loopback.hostile '
+        guest(f'echo "" > {g}/UDC; rm {g}/configs/c.1/gser.hostile; rmdir {g}/functions/gser.hostile '
               f"{g}/configs/c.1 {g}/strings/0x409 {g}")
     wait_for(lambda: serial not in rows(browser), "the hostile device leaves")
 

@@ -3,6 +3,7 @@ import HTTPRouting
 import HTTPServer
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import USBService
 
@@ -51,13 +52,30 @@ import Testing
 
     @Test func streamSlotsTellWhatIsOpenOnTheDevice() throws {
         let told = Mutex<[String]>([])
-        let slots = StreamSlots(perDevice: 4, total: 8) { device, open in told.withLock { $0.append("\(device):\(open)") } }
+        let slots = StreamSlots(perDevice: 4, total: 8) { device, open, _ in told.withLock { $0.append("\(device):\(open)") } }
         let first = try slots.acquire(device: "1-1")
         let second = try slots.acquire(device: "1-1")
         first.release()
         _ = slots.watch(device: "1-1")  // a watch counts against nothing and is not a stream
         second.release()
         #expect(told.withLock { $0 } == ["1-1:1", "1-1:2", "1-1:1", "1-1:0"])
+    }
+
+    /// While a metered stream is open its device's throughput is told every `reportEvery` (from
+    /// its probe, read on the loop), and the reports stop once it is closed.
+    @Test func meteredStreamsReportTheirThroughputUntilTheyEnd() async throws {
+        let told = Mutex<[(open: Int, rate: Int?)]>([])
+        let slots = StreamSlots(perDevice: 4, total: 8, reportEvery: 20) { _, open, rate in
+            told.withLock { $0.append((open, rate)) }
+        }
+        let moved = Atomic<Int>(0)
+        let slot = try slots.acquire(device: "1-1")
+        slot.meter(on: FakeBench.loop) { moved.add(100_000, ordering: .relaxed).newValue }
+        #expect(await eventually { told.withLock { $0.contains { ($0.rate ?? 0) > 0 } } }, "a rate is told")
+        #expect(told.withLock { $0.allSatisfy { $0.open == 1 } })
+        slot.release()
+        #expect(told.withLock { $0.last?.open } == 0, "the end is told at once")
+        #expect(await eventually { !slots.reporting }, "the reports stop")
     }
 
     /// A lease taken through the route is an `activity` event of a stream that asked for them

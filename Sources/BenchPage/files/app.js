@@ -171,8 +171,11 @@ function activity(entry) {
     if (entry.device) loadClaims(entry.device); else state.claims.clear();
   }
   if (entry.kind === "stream") {
-    state.streams.set(entry.device, entry.streams || 0);
+    const before = state.streams.get(entry.device) || { open: 0 };
+    // Reports while streams run carry their throughput; a stream starting or ending carries none.
+    state.streams.set(entry.device, { open: entry.streams || 0, rate: entry.bytes_per_second ?? before.rate });
     renderDevices();
+    if (before.open === (entry.streams || 0)) return; // a throughput report: not an event
   }
   if (entry.kind !== "all") logEvent(entry.kind, `${entry.device}: ${describe(entry)}`);
 }

@@ -43,7 +43,7 @@ export function renderDevices() {
     shown++;
     const leases = state.leases.filter((l) => l.device === d.id);
     const claims = state.claims.get(d.id) || [];
-    const streams = state.streams.get(d.id) || 0;
+    const streams = state.streams.get(d.id) || { open: 0 };
     const row = el("li", { role: "treeitem", "aria-level": d.port_path.length, "aria-selected": d.id === state.selected },
       el("button", {
         type: "button", class: "device", dataset: { id: d.id },
@@ -56,7 +56,8 @@ export function renderDevices() {
         el("span", { class: "speed" }, d.speed),
         leases.length ? el("span", { class: "badge lease" }, `leased · ${leases.map((l) => l.holder).join(", ")}`) : null,
         claims.length ? el("span", { class: "badge claim" }, `claimed ${claims.map((c) => c.interface).join(",")}`) : null,
-        streams ? el("span", { class: "badge stream" }, `${streams} stream${streams === 1 ? "" : "s"}`) : null,
+        streams.open ? el("span", { class: "badge stream" },
+          `${streams.open} stream${streams.open === 1 ? "" : "s"}${streams.rate === undefined ? "" : ` · ${rate(streams.rate)}`}`) : null,
       ));
     row.classList.add(`depth-${Math.min(d.port_path.length, 7)}`);
     list.append(row);
@@ -66,6 +67,12 @@ export function renderDevices() {
     const again = list.querySelector(`button[data-id="${CSS.escape(focused)}"]`);
     if (again) again.focus();
   }
+}
+
+function rate(bytesPerSecond) {
+  const units = [["GB/s", 1e9], ["MB/s", 1e6], ["kB/s", 1e3]];
+  for (const [unit, size] of units) if (bytesPerSecond >= size) return `${(bytesPerSecond / size).toFixed(1)} ${unit}`;
+  return `${bytesPerSecond} B/s`;
 }
 
 function comparePorts(a, b) {

@@ -10,7 +10,7 @@ export const state = {
   devices: new Map(),     // id -> summary
   details: new Map(),     // id -> GET /v1/devices/{id}
   claims: new Map(),      // id -> [claim]
-  streams: new Map(),     // id -> streams open
+  streams: new Map(),     // id -> { open, rate }: streams open, bytes a second
   leases: [],             // GET /v1/leases
   leaseTokens: JSON.parse(sessionStorage.getItem(LEASES_KEY) || "{}"), // lease id -> its token
   selected: null,

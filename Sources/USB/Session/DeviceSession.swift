@@ -26,7 +26,7 @@ public actor DeviceSession {
     private nonisolated let infoBox: Mutex<USBDeviceInfo?>
     /// What the session does to the device with: libusb (``USBDeviceHandle``), or a fake in tests.
     public nonisolated let io: any DeviceIO
-    nonisolated let loop: EventLoop
+    public nonisolated let loop: EventLoop
     /// Where blocking libusb calls run.
     nonisolated let worker: EventLoop
     /// The daemon's share of usbfs memory, which every URB and stream buffer counts against.

@@ -1,7 +1,8 @@
 import Synchronization
 
 /// What changes on a device besides its coming and going: a lease taken or ended, an interface
-/// claimed or released, a stream started or ended. Shown as `activity` events by
+/// claimed or released, a stream started or ended (and, while streams run, their throughput
+/// about once a second). Shown as `activity` events by
 /// `GET /v1/events?activity=true` (the bench page follows them instead of asking again and
 /// again). Each entry names the device and what changed; a follower asks again for what it
 /// shows (the leases, the device). The last ``kept`` entries are kept: a follower that falls
@@ -18,6 +19,8 @@ final class ActivityLog: Sendable {
         var sequence: Int
         /// Streams open on the device after the change (kind `stream`).
         var streams: Int?
+        /// While streams run, about once a second: the bytes a second they move (kind `stream`).
+        var bytesPerSecond: Int?
     }
     static let kept = 256
 
@@ -30,10 +33,11 @@ final class ActivityLog: Sendable {
     private let state = Mutex(State())
 
     /// Records that `kind` changed on `device` and wakes every follower.
-    func note(_ kind: Kind, device: String, streams: Int? = nil) {
+    func note(_ kind: Kind, device: String, streams: Int? = nil, bytesPerSecond: Int? = nil) {
         let followers = state.withLock { state in
             state.latest += 1
-            state.entries.append(Entry(kind: kind, device: device, sequence: state.latest, streams: streams))
+            state.entries.append(
+                Entry(kind: kind, device: device, sequence: state.latest, streams: streams, bytesPerSecond: bytesPerSecond))
             if state.entries.count > Self.kept { state.entries.removeFirst(state.entries.count - Self.kept) }
             return Array(state.followers.values)
         }

@@ -107,6 +107,7 @@ struct StreamRoutes: Sendable {
                 logger: logger)
         }
         slot.onCut { stream.cancel() }
+        slot.meter(on: session.loop) { body.received }
         body.attach(UploadSink(stream: stream, body: body))
         let outcome = await withTaskCancellationHandler { await stream.outcome() } onCancel: { stream.cancel() }
         if outcome.cancelled {
@@ -203,6 +204,7 @@ struct StreamRoutes: Sendable {
         // The stream logs after its request's task (a lease cut comes in another request's): its
         // lines carry the request's metadata themselves.
         let logger = request.request.boundLogger.with("usb.device", .string(session.id))
+        slot.meter(on: session.loop) { stream.statistics.bytes }
         // A lease granted over this stream cuts it: the client sees an incomplete body.
         slot.onCut { [logger] in
             logger.notice("stream cut: a lease now covers its interface")

@@ -1,3 +1,4 @@
+import EventLoop
 import HTTPServer
 import Synchronization
 
@@ -28,14 +29,23 @@ final class StreamSlots: Sendable {
         weak var slot: Slot?
     }
 
-    /// Told a device and its streams open now, each time one starts or ends.
-    private let changed: (@Sendable (_ device: String, _ open: Int) -> Void)?
+    /// Told a device and its streams open now, each time one starts or ends; and while metered
+    /// streams run, every ``reportEvery`` milliseconds, with the bytes a second they move.
+    private let changed: (@Sendable (_ device: String, _ open: Int, _ bytesPerSecond: Int?) -> Void)?
+    let reportEvery: Int
+    /// The metered streams' last samples, while a report is scheduled.
+    private let report = Mutex<(running: Bool, last: [ObjectIdentifier: Sample])>((false, [:]))
+    private struct Sample {
+        var bytes: Int
+        var at: ContinuousClock.Instant
+    }
 
     init(
-        perDevice: Int, perClientOnDevice: Int = .max, perClient: Int = .max, total: Int,
-        changed: (@Sendable (_ device: String, _ open: Int) -> Void)? = nil
+        perDevice: Int, perClientOnDevice: Int = .max, perClient: Int = .max, total: Int, reportEvery: Int = 1000,
+        changed: (@Sendable (_ device: String, _ open: Int, _ bytesPerSecond: Int?) -> Void)? = nil
     ) {
         self.changed = changed
+        self.reportEvery = reportEvery
         self.perDevice = perDevice
         self.perClientOnDevice = perClientOnDevice
         self.perClient = perClient
@@ -65,7 +75,7 @@ final class StreamSlots: Sendable {
         }
         let slot = Slot(slots: self, device: device, interface: interface, client: client, counted: true)
         live.withLock { $0[ObjectIdentifier(slot)] = WeakSlot(slot: slot) }
-        changed?(device, onDevice)
+        changed?(device, onDevice, nil)
         return slot
     }
 
@@ -104,7 +114,53 @@ final class StreamSlots: Sendable {
             Self.decrement(&open.pairs, Pair(client: client, device: device))
             return open.devices[device, default: 0]
         }
-        changed?(device, onDevice)
+        changed?(device, onDevice, nil)
+    }
+
+    /// Whether reports are scheduled (while metered streams are open, and one period after).
+    var reporting: Bool { report.withLock { $0.running } }
+
+    /// Starts the reports on `loop` (where the metered streams run) unless they run already.
+    fileprivate func metered(on loop: EventLoop) {
+        let start = report.withLock { report in
+            defer { report.running = true }
+            return !report.running
+        }
+        if start { loop.schedule(after: reportEvery) { [weak self] in self?.tick(on: loop) } }
+    }
+
+    /// One report: each device's metered streams and the bytes a second they moved since the
+    /// last (on the loop: a probe reads its stream there). Stops when none is left.
+    private func tick(on loop: EventLoop) {
+        let metered = live.withLock { $0.values.compactMap(\.slot) }.filter(\.isMetered)
+        let now = ContinuousClock.now
+        let samples = metered.compactMap { slot in slot.bytesMoved().map { (slot, Sample(bytes: $0, at: now)) } }
+        let rates: [String: Double]? = report.withLock { report in
+            guard !samples.isEmpty else {
+                report = (false, [:])
+                return nil
+            }
+            var rates: [String: Double] = [:]
+            var next: [ObjectIdentifier: Sample] = [:]
+            for (slot, sample) in samples {
+                let key = ObjectIdentifier(slot)
+                next[key] = sample
+                // A stream's first sample has no rate yet: it counts from the next.
+                guard let last = report.last[key], sample.at > last.at else { continue }
+                rates[slot.device, default: 0] += Double(sample.bytes - last.bytes) / Self.seconds(sample.at - last.at)
+            }
+            report.last = next
+            return rates
+        }
+        guard let rates else { return }
+        for (device, rate) in rates.sorted(by: { $0.key < $1.key }) {
+            changed?(device, open.withLock { $0.devices[device, default: 0] }, Int(rate))
+        }
+        loop.schedule(after: reportEvery) { [weak self] in self?.tick(on: loop) }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Counts one less for `key`, forgetting it at 0 (so that the maps hold only what is open).
@@ -122,6 +178,8 @@ final class StreamSlots: Sendable {
         /// It counts against the bounds (a stream's), or only watches for cuts (``StreamSlots/watch(device:client:)``).
         let counted: Bool
         private let released = Atomic(false)
+        /// How many bytes the stream has moved so far (``meter(on:_:)``), read on its loop.
+        private let probe = Mutex<(@Sendable () -> Int)?>(nil)
         private let cutState = Mutex<(cut: Bool, handler: (@Sendable () -> Void)?)>((false, nil))
 
         fileprivate init(slots: StreamSlots, device: String, interface: UInt8?, client: String, counted: Bool) {
@@ -131,6 +189,17 @@ final class StreamSlots: Sendable {
             self.interface = interface
             self.client = client
         }
+
+        /// Reports the stream's throughput (activity events) from `probe`, which says how many
+        /// bytes it has moved so far, called on `loop` about once a second while it is open.
+        func meter(on loop: EventLoop, _ probe: @escaping @Sendable () -> Int) {
+            self.probe.withLock { $0 = probe }
+            slots.metered(on: loop)
+        }
+
+        var isMetered: Bool { counted && !released.load(ordering: .acquiring) && probe.withLock { $0 != nil } }
+
+        fileprivate func bytesMoved() -> Int? { probe.withLock { $0 }?() }
 
         /// Whether a lease has cut this stream.
         var isCut: Bool { cutState.withLock { $0.cut } }
