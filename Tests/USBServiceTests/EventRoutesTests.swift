@@ -21,18 +21,6 @@ import USB
             to: HTTPRequest(method: method, path: path, query: query.map { (name: $0.0, value: $0.1) }, headers: headers))
     }
 
-    /// Everything the stream has now, as text.
-    func drain(_ stream: any HTTPBodyStream) -> String {
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 100)
-        while true {
-            let result = buffer.withUnsafeMutableBytes { stream.read(into: $0) }
-            guard case .bytes(let count) = result else { break }
-            bytes += buffer.prefix(count)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     @Test func theFeedWritesServerSentEvents() {
         let log = ChangeLog(instance: "cafe")
         let change = log.append(.added, Self.keyboard)
