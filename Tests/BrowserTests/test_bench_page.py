@@ -211,7 +211,16 @@ def test_a_transfer_token_leases_claims_and_releases_from_the_page(browser):
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#detail pre.hex").text.startswith("0000  12 01 00 02"),
              "the device descriptor's bytes")
     assert console_errors(browser) == []
+
+    # The admin is offered a reset, and it is made.
     sign_in(browser, TOKENS["admin"])
+    open_device(browser, "lab-loopback")
+    click("Reset")
+    device = rows(browser)["lab-loopback"]["id"]
+    wait_for(lambda: f"done POST /v1/devices/{device}/reset" in browser.find_element(By.ID, "events").text,
+             "the reset is made", 20)
+    wait_for(lambda: "lab-loopback" in rows(browser), "the reset device is listed")
+    assert console_errors(browser) == []
 
 
 def test_a_running_stream_shows_with_its_throughput(browser):

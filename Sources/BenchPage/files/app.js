@@ -79,13 +79,20 @@ async function connect() {
       headers: headers({ Accept: "text/event-stream" }), signal: controller.signal, cache: "no-store",
     });
     if (!response.ok) throw new Problem(response.status, await response.json().catch(() => null));
+    // What a daemon that went away held is gone with it: asked again as events say.
+    state.claims.clear();
+    state.streams.clear();
     await Promise.all([loadDevices(), leasesChanged()]);
     setLink(true, "live");
     logEvent("link", "connected to the daemon");
     await follow(response.body.getReader(), controller);
   } catch (error) {
     if (state.stream !== controller) return; // replaced by a newer one
-    if (error instanceof Problem && error.status === 401) { setLink(false, "token needed"); return; }
+    if (error instanceof Problem && error.status === 401) {
+      setLink(false, "token needed");
+      needToken(error.message);
+      return;
+    }
     // A fetch that failed or was cut is the network's (TypeError) or the watchdog's (AbortError).
     if (!(error instanceof TypeError || error instanceof Problem || error.name === "AbortError")) {
       console.error("bench page:", error);
@@ -172,10 +179,12 @@ function activity(entry) {
   }
   if (entry.kind === "stream") {
     const before = state.streams.get(entry.device) || { open: 0 };
-    // Reports while streams run carry their throughput; a stream starting or ending carries none.
-    state.streams.set(entry.device, { open: entry.streams || 0, rate: entry.bytes_per_second ?? before.rate });
+    const open = entry.streams || 0;
+    // Reports while streams run carry their throughput; a stream starting or ending carries none
+    // (the rate shown is then the next report's).
+    state.streams.set(entry.device, { open, rate: entry.bytes_per_second ?? (before.open === open ? before.rate : undefined) });
     renderDevices();
-    if (before.open === (entry.streams || 0)) return; // a throughput report: not an event
+    if (before.open === open) return; // a throughput report: not an event
   }
   if (entry.kind !== "all") logEvent(entry.kind, `${entry.device}: ${describe(entry)}`);
 }
@@ -184,7 +193,6 @@ function describe(entry) {
   if (entry.kind === "stream") return `${entry.streams} stream${entry.streams === 1 ? "" : "s"} open`;
   return entry.kind === "lease" ? "lease changed" : "claims changed";
 }
-
 
 // Leases changed: the list, and what shows them on devices.
 async function leasesChanged() {

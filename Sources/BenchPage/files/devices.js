@@ -11,7 +11,8 @@ export async function loadDevices() {
   if (state.selected) renderDetail();
 }
 
-
+// Asks the daemon what it holds of a device (which opens the device: asked only when an
+// interface is claimed through usbfs, or an event says its claims changed).
 export async function loadClaims(id) {
   try {
     state.claims.set(id, (await api("GET", `/v1/devices/${id}/claims`)).claims);
@@ -21,7 +22,6 @@ export async function loadClaims(id) {
   renderDevices();
   if (state.selected === id) renderDetail();
 }
-
 
 // ---- The device tree ---------------------------------------------------------------------
 
@@ -44,7 +44,7 @@ export function renderDevices() {
     const leases = state.leases.filter((l) => l.device === d.id);
     const claims = state.claims.get(d.id) || [];
     const streams = state.streams.get(d.id) || { open: 0 };
-    const row = el("li", { role: "treeitem", "aria-level": d.port_path.length, "aria-selected": d.id === state.selected },
+    const row = el("li", { role: "treeitem", "aria-level": d.port_path.length + 1, "aria-selected": d.id === state.selected },
       el("button", {
         type: "button", class: "device", dataset: { id: d.id },
         on: { click: () => select(d.id), keydown: moveFocus },
@@ -101,7 +101,6 @@ function select(id) {
   state.selected = id;
   renderDevices();
   renderDetail();
-  loadClaims(id);
 }
 
 export async function renderDetail() {
@@ -117,6 +116,9 @@ export async function renderDetail() {
     try {
       detail = await api("GET", `/v1/devices/${id}`);
       state.details.set(id, detail);
+      // An interface bound to usbfs is claimed (by this daemon or another program): by whom?
+      const usbfs = detail.configurations.some((c) => c.interfaces.some((i) => i.driver === "usbfs"));
+      if (usbfs && !state.claims.has(id)) loadClaims(id);
     } catch (error) {
       box.replaceChildren(el("p", { class: "error" }, error.message));
       return;
