@@ -154,6 +154,7 @@ struct LeaseBook: Sendable {
     }
 }
 
+/// A duration in seconds, as a Double: lease times, the rate limiter's buckets, stream rates.
 extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components

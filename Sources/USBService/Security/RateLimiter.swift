@@ -48,9 +48,7 @@ final class RateLimiter: Sendable {
         let capacity = Double(burst)
         return state.withLock { state -> Duration? in
             var bucket = state.buckets[key] ?? Bucket(level: capacity, updated: now)
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.level = min(capacity, bucket.level + max(seconds, 0) * rate)
+            bucket.level = min(capacity, bucket.level + max((now - bucket.updated).seconds, 0) * rate)
             bucket.updated = now
             guard bucket.level >= 1 else {
                 state.buckets[key] = bucket
@@ -69,10 +67,6 @@ final class RateLimiter: Sendable {
 
     /// Drops the buckets that would be full by now: they hold no state.
     private static func forgetFull(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant, rate: Double, capacity: Double) {
-        buckets = buckets.filter { _, bucket in
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            return bucket.level + seconds * rate < capacity
-        }
+        buckets = buckets.filter { _, bucket in bucket.level + (now - bucket.updated).seconds * rate < capacity }
     }
 }

@@ -132,10 +132,13 @@ final class StreamSlots: Sendable {
     /// One report: each device's metered streams and the bytes a second they moved since the
     /// last (on the loop: a probe reads its stream there). Stops when none is left.
     private func tick(on loop: EventLoop) {
-        let metered = live.withLock { $0.values.compactMap(\.slot) }.filter(\.isMetered)
-        let now = ContinuousClock.now
-        let samples = metered.compactMap { slot in slot.bytesMoved().map { (slot, Sample(bytes: $0, at: now)) } }
+        // Sampled under the report's lock: a stream metered meanwhile finds the reports either
+        // still running (and is in this sample) or stopped (and starts them again).
         let rates: [String: Double]? = report.withLock { report in
+            let now = ContinuousClock.now
+            let samples = live.withLock { $0.values.compactMap(\.slot) }.filter(\.isMetered).compactMap { slot in
+                slot.bytesMoved().map { (slot, Sample(bytes: $0, at: now)) }
+            }
             guard !samples.isEmpty else {
                 report = (false, [:])
                 return nil
@@ -147,7 +150,7 @@ final class StreamSlots: Sendable {
                 next[key] = sample
                 // A stream's first sample has no rate yet: it counts from the next.
                 guard let last = report.last[key], sample.at > last.at else { continue }
-                rates[slot.device, default: 0] += Double(sample.bytes - last.bytes) / Self.seconds(sample.at - last.at)
+                rates[slot.device, default: 0] += Double(sample.bytes - last.bytes) / (sample.at - last.at).seconds
             }
             report.last = next
             return rates
@@ -157,10 +160,6 @@ final class StreamSlots: Sendable {
             changed?(device, open.withLock { $0.devices[device, default: 0] }, Int(rate))
         }
         loop.schedule(after: reportEvery) { [weak self] in self?.tick(on: loop) }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Counts one less for `key`, forgetting it at 0 (so that the maps hold only what is open).
