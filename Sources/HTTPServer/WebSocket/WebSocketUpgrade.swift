@@ -38,10 +38,16 @@ public struct WebSocketUpgrade: Sendable {
         guard let key = request.headers["Sec-WebSocket-Key"]?.trimmed, Base64.decode(key)?.count == 16 else {
             throw .key
         }
-        let offered = request.headers.fields.filter { HTTPHeaders.sameName($0.name, "Sec-WebSocket-Protocol") }
-            .flatMap { $0.value.split(separator: ",").map { $0.trimmed } }
-        guard offered.contains(subprotocol) else { throw .subprotocol(wanted: subprotocol) }
+        guard offeredSubprotocols(request).contains(subprotocol) else { throw .subprotocol(wanted: subprotocol) }
         return acceptValue(key: key)
+    }
+
+    /// The subprotocols a handshake offers (every `Sec-WebSocket-Protocol` field, comma
+    /// separated), in order; none unless it asks to upgrade to a WebSocket.
+    public static func offeredSubprotocols(_ request: HTTPRequest) -> [String] {
+        guard tokens(request, "Upgrade").contains("websocket") else { return [] }
+        return request.headers.fields.filter { HTTPHeaders.sameName($0.name, "Sec-WebSocket-Protocol") }
+            .flatMap { $0.value.split(separator: ",").map { $0.trimmed } }
     }
 
     /// base64(SHA-1(key + the RFC's GUID)).

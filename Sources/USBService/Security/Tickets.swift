@@ -53,14 +53,8 @@ final class TicketBook: Sendable {
 
     /// The ticket a WebSocket handshake offers among its subprotocols, if any.
     static func offered(in request: HTTPRequest) -> String? {
-        guard request.headers["Upgrade"]?.lowercased() == "websocket" else { return nil }
-        for field in request.headers where HTTPHeaders.sameName(field.name, "Sec-WebSocket-Protocol") {
-            for offer in field.value.split(separator: ",") {
-                let value = offer.filter { $0 != " " && $0 != "\t" }
-                if value.hasPrefix(subprotocolPrefix) { return String(value.dropFirst(subprotocolPrefix.count)) }
-            }
-        }
-        return nil
+        WebSocketUpgrade.offeredSubprotocols(request).first { $0.hasPrefix(subprotocolPrefix) }
+            .map { String($0.dropFirst(subprotocolPrefix.count)) }
     }
 }
 
