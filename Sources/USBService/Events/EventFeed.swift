@@ -53,10 +53,7 @@ struct EventFeed: Sendable {
     /// device changes; a follower that resumes asks again for what it shows.
     mutating func take(activity entries: [ActivityLog.Entry]) {
         for entry in entries where entry.kind == .all || filter.id == nil || filter.id == entry.device {
-            let json = (try? JSON.line(entry)) ?? Array("{}".utf8)
-            pending += Array("event: activity\ndata: ".utf8)
-            pending += json
-            pending += Array("\n\n".utf8)
+            event("activity", id: nil, data: entry)
         }
     }
 
@@ -74,9 +71,11 @@ struct EventFeed: Sendable {
         return count
     }
 
-    private mutating func event(_ name: String, id: UInt64, data: some Encodable) {
+    /// One event: its `id` line (none for an event a stream does not resume by), name and data.
+    private mutating func event(_ name: String, id: UInt64?, data: some Encodable) {
         let json = (try? JSON.line(data)) ?? Array("{}".utf8)
-        pending += Array("id: \(EventID(instance: instance, sequence: id).text)\nevent: \(name)\ndata: ".utf8)
+        if let id { pending += Array("id: \(EventID(instance: instance, sequence: id).text)\n".utf8) }
+        pending += Array("event: \(name)\ndata: ".utf8)
         pending += json
         pending += Array("\n\n".utf8)
     }
