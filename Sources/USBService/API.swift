@@ -27,10 +27,11 @@ public enum API {
             perDevice: limits.maxStreamsPerDevice, perClientOnDevice: limits.maxClientStreamsPerDevice,
             perClient: limits.maxStreamsPerClient, total: limits.maxStreams,
             changed: { activity.note(.stream, device: $0, streams: $1, bytesPerSecond: $2) })
-        let leases = LeaseTable { lease, why in
-            activity.note(.lease, device: lease.device)
-            await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)
-        }
+        let leases = LeaseTable(
+            end: { lease, why in
+                await LeaseRoutes.end(lease, why: why, catalog: catalog, streamSlots: streamSlots, logger: logger)
+            },
+            changed: { activity.note(.lease, device: $0) })
         catalog.afterClaimChange { activity.note(.claim, device: $0) }
         // A leased device that leaves keeps its lease for the lease's grace only.
         let changes = catalog.changes
@@ -38,10 +39,9 @@ public enum API {
             leases?.devicesPresent(Set(changes.snapshot().devices.map(\.id)))
         }
         var context = RouteContext(
-            catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, policy: policy, tokens: tokens,
-            logger: logger, node: node)
+            catalog: catalog, limits: limits, streamSlots: streamSlots, leases: leases, activity: activity, policy: policy,
+            tokens: tokens, logger: logger, node: node)
         context.consoles = consoles
-        context.activity = activity
         var router = Router()
         DeviceRoutes(context: context).register(in: &router)
         InterfaceRoutes(context: context).register(in: &router)

@@ -27,8 +27,20 @@ final class LeaseTable: Sendable {
     }
     private let state = Mutex(State())
     private let end: End
+    /// Told the device of every lease granted, renewed, released or ended (the event stream's
+    /// `activity`).
+    private let changed: @Sendable (_ device: String) -> Void
 
-    init(end: @escaping End = { _, _ in }) { self.end = end }
+    init(end: @escaping End = { _, _ in }, changed: @escaping @Sendable (_ device: String) -> Void = { _ in }) {
+        self.changed = changed
+        self.end = end
+    }
+
+    /// Ends `lease` (``end``), once it is out of the book.
+    private func ended(_ lease: Lease, _ why: Ending) async {
+        changed(lease.device)
+        await end(lease, why)
+    }
 
     private static var now: LeaseBook.Now { LeaseBook.Now(instant: .now, unix: Date().timeIntervalSince1970) }
 
@@ -43,7 +55,8 @@ final class LeaseTable: Sendable {
             schedule(&state, granted.lease.expires)
             return granted
         }
-        for old in ended { await end(old, Self.ending(of: old)) }
+        for old in ended { await self.ended(old, Self.ending(of: old)) }
+        changed(lease.device)
         return lease
     }
 
@@ -59,19 +72,23 @@ final class LeaseTable: Sendable {
 
     /// Extends lease `id` to `ttl` from now, for the holder of its token.
     func renew(id: String, token: String?, ttl: Duration) throws(LeaseProblem) -> Lease {
-        try state.withLock { (state: inout State) throws(LeaseProblem) in
+        let lease = try state.withLock { (state: inout State) throws(LeaseProblem) in
             let lease = try state.book.renew(id: id, token: token, ttl: ttl, now: Self.now)
             // Renewed shorter, it ends sooner: the reaper must wake by then, not at the old end.
             schedule(&state, lease.expires)
             return lease
         }
+        changed(lease.device)
+        return lease
     }
 
     /// Ends lease `id` for the holder of its token; its claims stay the holder's.
     func release(id: String, token: String?) throws(LeaseProblem) -> Lease {
-        try state.withLock { (state: inout State) throws(LeaseProblem) in
+        let lease = try state.withLock { (state: inout State) throws(LeaseProblem) in
             try state.book.release(id: id, token: token, now: .now)
         }
+        changed(lease.device)
+        return lease
     }
 
     /// Ends lease `id` whoever holds it (an admin's call): its streams are cut and its claims released.
@@ -79,7 +96,7 @@ final class LeaseTable: Sendable {
         let lease = try state.withLock { (state: inout State) throws(LeaseProblem) in
             try state.book.release(id: id, token: nil, force: true, now: .now)
         }
-        await end(lease, .endedByAdmin)
+        await ended(lease, .endedByAdmin)
         return lease
     }
 
@@ -112,7 +129,7 @@ final class LeaseTable: Sendable {
     private func reap() async {
         while true {
             let expired = state.withLock { $0.book.takeExpired(now: .now) }
-            for lease in expired { await end(lease, Self.ending(of: lease)) }
+            for lease in expired { await ended(lease, Self.ending(of: lease)) }
             let sleeper = state.withLock { state -> Task<Void, Never>? in
                 guard let next = state.book.nextExpiry else {
                     state.reaper = Reaper()

@@ -50,7 +50,6 @@ struct LeaseRoutes: Sendable {
             grace: .milliseconds(grace))
         // Streams already running on what the lease covers were started without its token: they end.
         let cut = context.streamSlots.cut(device: session.id, interface: interface)
-        context.activity.note(.lease, device: session.id)
         request.request.logger.info(
             "lease granted",
             metadata: [
@@ -70,7 +69,6 @@ struct LeaseRoutes: Sendable {
         let ttl = try Self.ttl(request)
         let lease = try context.leases.renew(
             id: request.parameters["lease"] ?? "", token: request.request.headers["X-USB-Lease"], ttl: ttl)
-        context.activity.note(.lease, device: lease.device)
         return try .json(LeaseModel(lease, withToken: false))
     }
 
@@ -85,7 +83,6 @@ struct LeaseRoutes: Sendable {
             return try .json(LeaseModel(lease, withToken: false))
         }
         let lease = try context.leases.release(id: id, token: request.request.headers["X-USB-Lease"])
-        context.activity.note(.lease, device: lease.device)
         request.request.logger.info("lease released", metadata: ["usb.lease": "\(lease.id)"])
         return try .json(LeaseModel(lease, withToken: false))
     }

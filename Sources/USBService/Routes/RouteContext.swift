@@ -12,6 +12,8 @@ struct RouteContext: Sendable {
     /// The streams open now (bounded by `limits`).
     let streamSlots: StreamSlots
     let leases: LeaseTable
+    /// Leases, claims and streams changing: told to the event stream's `activity` events.
+    let activity: ActivityLog
     /// Which interfaces of a shown device may be used (``DevicePolicy/access(toInterfaceClass:subclass:protocol:)``).
     let policy: DevicePolicy
     /// The token file, for the scope a request holds (nil: no tokens, every request may all).
@@ -25,8 +27,7 @@ struct RouteContext: Sendable {
     let listingCache = ListingCache()
     /// One-use WebSocket tickets (`POST /v1/tickets`), taken by the ``Authenticator``.
     let tickets = TicketBook()
-    /// Leases, claims and streams changing: told to the event stream's `activity` events.
-    var activity = ActivityLog()
+
 
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.
