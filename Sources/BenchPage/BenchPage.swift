@@ -32,35 +32,38 @@ public enum BenchPage {
         ("Cache-Control", "no-cache"),
     ]
 
-    /// One embedded file, ready to send.
+    /// One embedded file, its answers made once: the whole file, and 304 for a client that has it.
     struct File: Sendable {
-        let body: [UInt8]
-        let contentType: String
         let etag: String
+        let whole: HTTPResponse
+        let unchanged: HTTPResponse
+
+        init(name: String, text: String) {
+            let body = Array(text.utf8)
+            etag = BenchPage.etag(of: body)
+            var headers = HTTPHeaders()
+            for (field, value) in securityHeaders { headers.set(field, value) }
+            headers.set("ETag", etag)
+            unchanged = HTTPResponse(status: 304, headers: headers)
+            headers.set("Content-Type", contentType(of: name))
+            whole = HTTPResponse(headers: headers, body: body)
+        }
     }
 
-    /// The embedded files by name, each made once.
+    /// The embedded files by name.
     static let files: [String: File] = PageFiles.files.reduce(into: [:]) { files, entry in
-        let body = Array(entry.value.utf8)
-        files[entry.key] = File(body: body, contentType: contentType(of: entry.key), etag: etag(of: body))
+        files[entry.key] = File(name: entry.key, text: entry.value)
     }
 
     /// The page's total size in bytes (its weight, as sent without compression).
-    public static var weight: Int { files.values.reduce(0) { $0 + $1.body.count } }
+    public static var weight: Int { files.values.reduce(0) { $0 + $1.whole.body.count } }
 
     static func answer(_ request: RoutedRequest, file name: String) throws -> HTTPResponse {
         try request.query.allow(only: [])
         guard let file = files[name] else { throw PageProblem.notFound(name) }
-        var headers = HTTPHeaders()
-        for (field, value) in securityHeaders { headers.set(field, value) }
-        headers.set("ETag", file.etag)
-        if let match = request.request.headers["If-None-Match"],
-            match.split(separator: ",").map({ $0.filter { $0 != " " } }).contains(file.etag)
-        {
-            return HTTPResponse(status: 304, headers: headers)
-        }
-        headers.set("Content-Type", file.contentType)
-        return HTTPResponse(headers: headers, body: file.body)
+        let match = request.request.headers["If-None-Match"]
+        let unchanged = match?.split(separator: ",").map({ $0.filter { $0 != " " } }).contains(file.etag) ?? false
+        return unchanged ? file.unchanged : file.whole
     }
 
     static func contentType(of name: String) -> String {
