@@ -14,7 +14,7 @@ for path in arguments[3...] {
     let name = URL(fileURLWithPath: path).lastPathComponent
     // Enough #s that neither the literal's end nor an escape can occur in the text.
     var hashes = "#"
-    while text.contains("\"\"\"" + hashes) || text.contains("\\" + hashes) || text.contains("\"" + hashes) {
+    while text.contains("\"\"\"" + hashes) || text.contains("\\" + hashes) {
         hashes += "#"
     }
     entries.append(
