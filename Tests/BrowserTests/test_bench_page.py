@@ -261,7 +261,7 @@ def test_a_console_opened_from_the_page_through_a_ticket(browser):
 
 
 def test_the_page_says_when_the_daemon_goes_away_and_recovers(browser, figures):
-    guest("pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done")
+    guest(os.environ["PAGE_DAEMON_STOP"])
     wait_for(lambda: "unreachable" in link(browser), "the page says the daemon is gone", 20)
     assert "offline" in browser.find_element(By.TAG_NAME, "body").get_attribute("class")
     started = time.monotonic()

@@ -31,6 +31,7 @@ extension InTheLab {
                 #expect(await eventually { (try? await lab.daemon.request("GET", "/healthz", timeout: 5))?.status == 200 })
                 let environment = [
                     "PAGE_URL=\(lab.daemon.base)", "LAB_AGENT=\(lab.agent.base)", "PAGE_DAEMON_START=\(start)",
+                    "PAGE_DAEMON_STOP=\(LabSession.stopDaemons)",
                     "PAGE_ADMIN_TOKEN=\(tokens["admin"]!)", "PAGE_TRANSFER_TOKEN=\(tokens["transfer"]!)",
                     "PAGE_READ_TOKEN=\(tokens["read"]!)", "PYTHONDONTWRITEBYTECODE=1",
                 ] + ["PAGE_SHOTS", "PAGE_FIGURES", "PATH", "HOME"].compactMap { name in

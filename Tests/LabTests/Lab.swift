@@ -115,7 +115,7 @@ struct LabSession: Sendable {
     /// Runs `body` with another daemon on 8080 in the shared one's place (started by `start`, a
     /// shell command; stopped after, whatever `body` did), then the shared one again.
     func withDaemon(started start: String, _ body: () async throws -> Void) async throws {
-        _ = try await run("pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done")
+        _ = try await run(Self.stopDaemons)
         var failure: (any Error)?
         do {
             _ = try await run(start)
@@ -123,15 +123,15 @@ struct LabSession: Sendable {
         } catch {
             failure = error
         }
-        _ = try await run("pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done")
+        _ = try await run(Self.stopDaemons)
         _ = try await run(Self.sharedDaemonStart)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while (try? await daemon.request("GET", "/v1/devices", timeout: 5))?.status != 200 {
-            guard ContinuousClock.now < deadline else { throw TestFailure("the shared daemon did not come back") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        guard await eventually(within: 60, { (try? await daemon.request("GET", "/v1/devices", timeout: 5))?.status == 200 })
+        else { throw TestFailure("the shared daemon did not come back") }
         if let failure { throw failure }
     }
+
+    /// Stops every daemon in the guest and waits until none runs (a guest shell command).
+    static let stopDaemons = "pkill -x usbhttpd; for i in $(seq 100); do pgrep -x usbhttpd >/dev/null || break; sleep 0.1; done"
 
     /// The daemon's log in the guest.
     func daemonLog() async throws -> String { try await run("cat \"$TMPDIR/usbhttpd.log\"") }
