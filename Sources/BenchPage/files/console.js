@@ -23,6 +23,7 @@ export async function openConsole(id, number) {
   const socket = new WebSocket(`${scheme}//${location.host}/v1/devices/${id}/consoles/${number}/ws?from=start&write=${write}`, protocols);
   socket.binaryType = "arraybuffer";
   const decoder = new TextDecoder();
+  let shown = 0; // characters in the pane (counted, not read back from the DOM each message)
   state.console = { socket, id, number };
   $("console-state").textContent = "opening…";
   $("console-input").disabled = !write;
@@ -30,8 +31,13 @@ export async function openConsole(id, number) {
   socket.addEventListener("message", (event) => {
     const output = $("console-output");
     const text = typeof event.data === "string" ? event.data : decoder.decode(event.data, { stream: true });
-    output.append(document.createTextNode(text.replace(/\r\n/g, "\n").replace(ESCAPES, "")));
-    if (output.textContent.length > 200000) output.textContent = output.textContent.slice(-100000);
+    const clean = text.replace(/\r\n/g, "\n").replace(ESCAPES, "");
+    output.append(document.createTextNode(clean));
+    shown += clean.length;
+    if (shown > 200000) {
+      output.textContent = output.textContent.slice(-100000);
+      shown = output.textContent.length;
+    }
     output.scrollTop = output.scrollHeight;
   });
   socket.addEventListener("close", (event) => {

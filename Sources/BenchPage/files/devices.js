@@ -127,7 +127,7 @@ export async function renderDetail() {
   }
   const leases = state.leases.filter((l) => l.device === id);
   const claims = state.claims.get(id) || [];
-  const mine = leases.find((l) => state.leaseTokens[l.id]);
+  const mine = myLease(id);
   box.replaceChildren(...[
     el("h3", {}, name(summary), " ", el("span", { class: "muted" }, id)),
     el("dl", { class: "facts" },
@@ -220,14 +220,15 @@ function hexDump(bytes) {
 
 // ---- Actions -------------------------------------------------------------------------------
 
-function leaseFor(id) {
-  const lease = state.leases.find((l) => l.device === id && state.leaseTokens[l.id]);
-  return lease && state.leaseTokens[lease.id];
+// The lease this tab holds on device `id` (it took it, and keeps its token), if any.
+function myLease(id) {
+  return state.leases.find((l) => l.device === id && state.leaseTokens[l.id]);
 }
 
 async function act(method, path, id) {
+  const mine = myLease(id);
   try {
-    await api(method, path, { lease: leaseFor(id) });
+    await api(method, path, { lease: mine && state.leaseTokens[mine.id] });
     logEvent("done", `${method} ${path}`);
   } catch (error) {
     logEvent("error", `${method} ${path}: ${error.message}`);

@@ -5,6 +5,10 @@ import { state, api, can, rememberLease } from "./session.js";
 export async function loadLeases() {
   try {
     state.leases = (await api("GET", "/v1/leases")).leases;
+    // The tokens of leases that ended (ran out, or an admin ended them) are of no more use.
+    for (const id of Object.keys(state.leaseTokens)) {
+      if (!state.leases.some((lease) => lease.id === id)) rememberLease(id, null);
+    }
   } catch (error) {
     logEvent("error", `leases: ${error.message}`);
   }
