@@ -107,5 +107,29 @@ extension InTheLab {
             _ = try await lab.vendor(id, "out", request: 0x5b, data: data)
             #expect(try await lab.vendor(id, "in", request: 0x5c, length: 4).body == data)
         }
+    
+        /// A reset by the daemon or by another program is not an unplug: no event, the same
+        /// address after. (While a port resets, sysfs `devnum` reads 0 for a few
+        /// milliseconds; a read in that window is HotplugTests' `aDeviceBeingResetKeepsItsAddress`,
+        /// over a fake sysfs: in the lab, 200 reads during 20 resets never hit it.)
+        @Test func aResetIsNotAnUnplug() async throws {
+            let lab = try await Lab.shared.session()
+            let id = try await lab.deviceID(serial: LabSession.sourceSink)
+            try await lab.run(
+                "curl -sN 'http://127.0.0.1:8080/v1/events?id=\(id)' > \"$TMPDIR/reset-events.txt\" 2>&1 &"
+                    + " echo $! > \"$TMPDIR/reset-events.pid\";"
+                    + " for i in $(seq 200); do grep -q retry: \"$TMPDIR/reset-events.txt\" && break; sleep 0.1; done")
+            let resets = try await lab.run(
+                "d=/sys/bus/usb/devices/\(id); for i in 1 2 3 4 5; do usbreset $(cat $d/busnum)/$(cat $d/devnum); done")
+            #expect(resets.components(separatedBy: "ok").count == 6, "\(resets)")
+            let reset = try await lab.post("/v1/devices/\(id)/reset")
+            #expect(reset.status == 200, "\(reset.text)")
+            let detail = try await lab.daemon.get("/v1/devices/\(id)").object()
+            let address = try await lab.run("cat /sys/bus/usb/devices/\(id)/devnum")
+            #expect(detail["address"] as? Int == Int(address.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let text = try await lab.run(
+                "kill $(cat \"$TMPDIR/reset-events.pid\"); cat \"$TMPDIR/reset-events.txt\"")
+            #expect(InTheLab.HotplugTests.events(text).isEmpty, "no removal or arrival: \(text.suffix(400))")
+        }
     }
 }

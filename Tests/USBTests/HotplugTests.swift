@@ -182,6 +182,29 @@ extension HotplugTests {
         #expect(replugged.address == 7 && replugged.manufacturer == nil, "a new address: read anew")
     }
 
+    /// While its port resets, a device's `devnum` reads 0 (the kernel gives the address back
+    /// after): the known device stays as it was (not a removal and an arrival at address 0,
+    /// whose node would be `/dev/bus/usb/001/000`), an unknown one is not listed yet.
+    @Test func aDeviceBeingResetKeepsItsAddress() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("1-1")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, value) in [("busnum", "1\n"), ("devnum", "0\n"), ("bConfigurationValue", "1\n")] {
+            try Data(value.utf8).write(to: folder.appendingPathComponent(name))
+        }
+        try Data(DescriptorParserTests.device).write(to: folder.appendingPathComponent("descriptors"))
+        let known = Self.sysfs("1-1", address: 2)
+        #expect(SysfsDevice.scan(root: root.path, known: ["1-1": known]) == [known], "kept as it was")
+        #expect(SysfsDevice.scan(root: root.path)?.isEmpty == true, "an unknown one waits for its address")
+        #expect(SysfsDevice(name: "1-1", root: root.path) == nil)
+        var roster = DeviceRoster(policy: .allowAll)
+        _ = roster.update([known])
+        #expect(roster.update(SysfsDevice.scan(root: root.path, known: ["1-1": known]) ?? []).isEmpty)
+        try Data("2\n".utf8).write(to: folder.appendingPathComponent("devnum"))
+        #expect(SysfsDevice(name: "1-1", root: root.path)?.address == 2, "listed once it has one")
+    }
+
     /// A folder or a device that cannot be read for a moment (descriptors running out) is not
     /// every device, or that device, leaving: the scan says it cannot tell, or keeps the device.
     @Test func aTransientReadFailureIsNotARemoval() throws {

@@ -174,8 +174,9 @@ public actor USBHost {
     public func portDevice(hub: String, port: UInt8) -> (id: String, shown: Bool)? {
         let child = hub.hasPrefix("usb") ? "\(hub.dropFirst(3))-\(port)" : "\(hub).\(port)"
         if roster[child] != nil { return (child, true) }
-        guard SysfsDevice(name: child, root: sysfsRoot) != nil else { return nil }
-        // Present but not in the roster: denied by the policy (or not configured yet).
+        guard Sysfs.exists(sysfsRoot + "/" + child) else { return nil }
+        // Present but not in the roster: denied by the policy (or not configured, or being
+        // reset, yet).
         return (child, false)
     }
 

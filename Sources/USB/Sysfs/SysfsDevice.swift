@@ -31,12 +31,12 @@ struct SysfsDevice: Sendable, Equatable {
 
 extension SysfsDevice {
     /// Reads device `name` under `root`; nil when it is not a device (an interface, a
-    /// port) or went away while being read.
+    /// port), went away while being read, or is being reset (``address(in:)``).
     init?(name: String, root: String = Sysfs.devices) {
         guard let portPath = PortPath(name)?.ports else { return nil }
         let directory = root + "/" + name
         guard let bus = Sysfs.attribute(directory + "/busnum").flatMap({ UInt8($0) }),
-            let address = Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }),
+            case .assigned(let address) = Self.address(in: directory),
             let raw = Sysfs.contents(directory + "/descriptors"), raw.count >= 18
         else { return nil }
         self.name = name
@@ -66,8 +66,8 @@ extension SysfsDevice {
         return names.compactMap { name in
             let directory = root + "/" + name
             if var device = known[name] {
-                switch Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }) {
-                case device.address:
+                switch Self.address(in: directory) {
+                case .assigned(device.address):
                     device.activeConfiguration = Sysfs.attribute(directory + "/bConfigurationValue")
                         .flatMap { UInt8($0) }.flatMap { $0 == 0 ? nil : $0 }
                     device.isBound = Sysfs.exists(directory + "/driver")
@@ -76,7 +76,10 @@ extension SysfsDevice {
                         (device.securityKeyInterfaces, device.securityKeysRead) = Sysfs.securityKeyInterfaces(device: name, root: root)
                     }
                     return device
-                case nil where Sysfs.exists(directory):
+                case .resetting:
+                    // A reset keeps the device and, when it ends, its address.
+                    return device
+                case .unreadable where Sysfs.exists(directory):
                     return device
                 default:
                     break
@@ -85,6 +88,24 @@ extension SysfsDevice {
             if let device = SysfsDevice(name: name, root: root) { return device }
             if let old = known[name], Sysfs.exists(directory) { return old }
             return nil
+        }
+    }
+
+    /// What a device's `devnum` says.
+    enum Address: Equatable {
+        case assigned(UInt8)
+        /// 0: the kernel clears a device's address while its port resets (hub.c,
+        /// `hub_port_finish_reset`) and gives the same one back when the device answers
+        /// again; meanwhile it has no usbfs node (`/dev/bus/usb/001/000` is none).
+        case resetting
+        case unreadable
+    }
+
+    static func address(in directory: String) -> Address {
+        switch Sysfs.attribute(directory + "/devnum").flatMap({ UInt8($0) }) {
+        case nil: .unreadable
+        case 0: .resetting
+        case let address?: .assigned(address)
         }
     }
 
