@@ -63,6 +63,9 @@ public final class BulkInStream: @unchecked Sendable {
     /// (from completing to being submitted again).
     private var turnaroundNanoseconds: Int64 = 0
     private var completedAt: [ContinuousClock.Instant?]
+    /// Actions asked for while others were being made (``perform(_:)``).
+    private var performing = false
+    private var deferred: [InStreamMachine.Actions] = []
 
     /// Allocates the transfers and buffers, which count against the daemon's usbfs share for
     /// the stream's life (``UsbfsBudget.Exhausted`` when they do not fit); nothing is submitted
@@ -206,7 +209,22 @@ public final class BulkInStream: @unchecked Sendable {
 
     // MARK: Doing what the machine says
 
+    /// The machine's actions, made in the order it gave them. A call made here can come back
+    /// before it returns (a sink that sends at once reports a buffer sent, whose resubmission
+    /// fails on an unplugged device and ends the stream): what that asks is made after the
+    /// actions under way, so that the buffers handed over before are not overtaken by the end.
     private func perform(_ actions: InStreamMachine.Actions) {
+        guard !performing else {
+            deferred.append(actions)
+            return
+        }
+        performing = true
+        defer { performing = false }
+        make(actions)
+        while !deferred.isEmpty { make(deferred.removeFirst()) }
+    }
+
+    private func make(_ actions: InStreamMachine.Actions) {
         if actions.cancelInFlight { cancelInFlight() }
         let sink = self.sink
         for (index, count) in actions.deliver {
