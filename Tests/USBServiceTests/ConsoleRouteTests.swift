@@ -234,6 +234,26 @@ import USBFakes
         await server.shutdown()
     }
 
+    /// Output the ring no longer keeps is said lost in a text message, before what follows it.
+    @Test func aWebSocketReaderIsToldOfOutputItLost() async throws {
+        let boot = String(repeating: "0123456789abcdef", count: 640)  // 10240 bytes, a 4096-byte ring
+        let b = try await Self.bench(boot: boot)
+        let reader = try await TestWebSocket(port: Int(b.server.port), path: b.base + "/ws?write=false&from=0", protocols: "usbhttpd.console.1")
+        #expect(reader.status == 101)
+        let notice = try #require(try await reader.receive(within: 10))
+        #expect(notice.opcode == 1, "a text message first, not \(notice.opcode) (\(notice.payload.count) bytes)")
+        #expect(String(decoding: notice.payload.prefix(100), as: UTF8.self) == #"{"lost":6144,"next":6144}"#)
+        var kept: [UInt8] = []
+        while kept.count < 4096, let message = try await reader.message(within: 10) { kept += message }
+        #expect(kept.count == 4096 && String(decoding: kept, as: UTF8.self) == String(boot.suffix(4096)), "\(kept.count) bytes")
+        // A reader that keeps up hears no notice.
+        let current = try await TestWebSocket(port: Int(b.server.port), path: b.base + "/ws?write=false&from=end", protocols: "usbhttpd.console.1")
+        b.board.print("$ ")
+        let next = try #require(try await current.receive(within: 10))
+        #expect(next.opcode == 2 && next.payload == Array("$ ".utf8))
+        await b.server.shutdown()
+    }
+
     @Test func theWebSocketCarriesBothWaysAndOneWriterAtATime() async throws {
         let b = try await Self.bench(boot: "login: ")
         let port = Int(b.server.port)

@@ -77,6 +77,17 @@ import Testing
         let plain = await api.response(
             to: HTTPRequest(method: "GET", path: "/v1/devices", headers: ["Sec-WebSocket-Protocol": await ticket("read-token-0123456789abcdef")]))
         #expect(plain.status == 401 && json(plain)["code"] as? String == "unauthorized")
+        // Nor by a route that is not a WebSocket, handshake or not (the listing, the events, whoami),
+        // which leaves it unused: it still opens the console once.
+        let spare = await ticket("transfer-token-fedcba9876543210")
+        for path in ["/v1/devices", "/v1/events", "/v1/leases"] {
+            let elsewhere = await handshake(api, path, [("Sec-WebSocket-Protocol", spare)])
+            #expect(elsewhere.status == 401 && json(elsewhere)["code"] as? String == "unauthorized", "\(path)")
+        }
+        let who = json(await handshake(api, "/v1/whoami", [("Sec-WebSocket-Protocol", spare)]))
+        #expect(who["name"] is NSNull, "whoami takes no ticket: anonymous")
+        let later = await handshake(api, console, [("Sec-WebSocket-Protocol", "usbhttpd.console.1, \(spare)")])
+        #expect(later.status != 401 && later.status != 403, "\(later.status) \(json(later))")
         // No ticket without a token.
         let anonymous = await api.response(to: HTTPRequest(method: "POST", path: "/v1/tickets"))
         #expect(anonymous.status == 401)

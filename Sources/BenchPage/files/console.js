@@ -30,7 +30,9 @@ export async function openConsole(id, number) {
   socket.addEventListener("open", () => { $("console-state").textContent = write ? "typing allowed" : "reading along"; });
   socket.addEventListener("message", (event) => {
     const output = $("console-output");
-    const text = typeof event.data === "string" ? event.data : decoder.decode(event.data, { stream: true });
+    // Output comes as binary messages; the daemon's one text message says output was lost.
+    const text = typeof event.data === "string" ? `\n[${lostBytes(event.data)} bytes of output lost]\n`
+      : decoder.decode(event.data, { stream: true });
     const clean = text.replace(/\r\n/g, "\n").replace(ESCAPES, "");
     output.append(document.createTextNode(clean));
     shown += clean.length;
@@ -45,6 +47,14 @@ export async function openConsole(id, number) {
       $("console-state").textContent = `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`;
     }
   });
+}
+
+function lostBytes(notice) {
+  try {
+    return Number(JSON.parse(notice).lost) || "some";
+  } catch (_) {
+    return "some";
+  }
 }
 
 function closeConsole() {

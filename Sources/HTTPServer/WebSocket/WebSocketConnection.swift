@@ -121,6 +121,16 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// `onSent` runs once the kernel has all of it, or once it is dropped (the connection
     /// ended first).
     public func send(_ head: [UInt8], body: UnsafeRawBufferPointer? = nil, onSent: (() -> Void)? = nil) {
+        send(WebSocketFrameHeader.binary, head, body: body, onSent: onSent)
+    }
+
+    /// Sends one text message (`text` must be what the protocol says: a notice beside the
+    /// binary data, say).
+    public func send(text: String) {
+        send(WebSocketFrameHeader.text, Array(text.utf8), body: nil, onSent: nil)
+    }
+
+    private func send(_ opcode: UInt8, _ head: [UInt8], body: UnsafeRawBufferPointer?, onSent: (() -> Void)?) {
         loop.preconditionInEventLoop()
         guard case .open = phase else {
             onSent?()
@@ -129,7 +139,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         let length = head.count + (body?.count ?? 0)
         var frame: [UInt8] = []
         frame.reserveCapacity(10 + head.count)
-        WebSocketFrameHeader.append(opcode: WebSocketFrameHeader.binary, length: length, to: &frame)
+        WebSocketFrameHeader.append(opcode: opcode, length: length, to: &frame)
         frame += head
         enqueue(Outgoing(head: frame, body: body, onSent: onSent))
     }

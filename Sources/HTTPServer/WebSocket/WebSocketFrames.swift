@@ -283,6 +283,7 @@ public enum WebSocketFailure: Error, Sendable, Equatable {
 
 /// The header of a frame the server sends (never masked): FIN set, `opcode`, the length.
 public struct WebSocketFrameHeader: Sendable {
+    public static let text: UInt8 = 0x1
     public static let binary: UInt8 = 0x2
     public static let close: UInt8 = 0x8
     public static let ping: UInt8 = 0x9

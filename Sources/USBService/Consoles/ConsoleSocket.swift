@@ -4,7 +4,8 @@ import HTTPServer
 /// A console over a WebSocket (subprotocol `usbhttpd.console.1`): its output from an offset on
 /// as binary messages, and, for the client that holds the writer, its binary messages typed.
 /// Output waits while the client is slow (at most ``maxQueued`` bytes queued to the socket);
-/// what the ring drops meanwhile is lost for this reader only. Input waits while the tty is
+/// what the ring drops meanwhile is lost for this reader only, which a text message says
+/// (`{"lost":N,"next":OFFSET}`) before the bytes after the gap. Input waits while the tty is
 /// behind (reading the socket pauses). The console going away closes it with 1001.
 ///
 /// Lives on the event loop, as the connection and the console do.
@@ -64,8 +65,12 @@ final class ConsoleSocket: WebSocketHandler, @unchecked Sendable {
 
     private func sendWhatFits() {
         while connection.queuedBytes < Self.maxQueued {
-            let (bytes, _, next) = console.ring.read(from: cursor, limit: 16 << 10)
+            let (bytes, from, next) = console.ring.read(from: cursor, limit: 16 << 10)
             guard !bytes.isEmpty else { break }
+            if from > cursor {
+                // The ring dropped output this reader had not read: said before what follows.
+                connection.send(text: #"{"lost":\#(from - cursor),"next":\#(from)}"#)
+            }
             cursor = next
             connection.send(bytes, onSent: { [weak self] in self?.pump() })
         }

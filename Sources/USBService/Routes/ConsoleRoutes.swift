@@ -55,7 +55,7 @@ struct ConsoleRoutes: Sendable {
         // A GET that types: the transfer scope (no page from another origin, no HEAD). Reading
         // only (write=false) is checked against no lease; typing against the interface's.
         router.device(
-            "GET", base + "/{interface}/ws", requires: Access.transfer,
+            "GET", base + "/{interface}/ws", requires: Access.webSocket(.transfer),
             DeviceRoute(
                 query: ["from", "write"], lease: .byRoute(where: "ConsoleRoutes.socket: the interface's, when it types"),
                 parse: { request in
@@ -207,7 +207,10 @@ struct ConsoleRoutes: Sendable {
             // A lease granted later over the interface ends the typing, as it ends streams.
             slot = context.streamSlots.watch(device: call.id, interface: call.pathNumber, client: context.client(call.request))
         }
-        let from = Self.resolve(input.from, console.ring)
+        // An offset older than the ring keeps is kept as asked: the socket's first message then
+        // says what was lost (an HTTP reader has X-Console-From instead).
+        let from: UInt64
+        if case .at(let value) = input.from { from = min(value, console.ring.end) } else { from = Self.resolve(input.from, console.ring) }
         call.request.request.logger.info(
             "console opened over a WebSocket",
             metadata: ["usb.device": "\(call.id)", "usb.console": "\(console.info.tty)", "usb.console.writes": "\(writer != nil)"])

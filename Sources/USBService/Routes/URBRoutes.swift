@@ -16,7 +16,7 @@ struct URBRoutes: Sendable {
         // a stream: its place among the device's streams only lets a lease granted over the
         // device cut its transfers.
         router.device(
-            "GET", "/v1/devices/{id}/urb", requires: Access.transfer,
+            "GET", "/v1/devices/{id}/urb", requires: Access.webSocket(.transfer),
             DeviceRoute(
                 query: [], lease: .byRoute(where: "URBChannel: each message, as its REST request"), slot: .watch,
                 parse: { try WebSocketUpgrade.accept($0.request, subprotocol: URBMessage.subprotocol) }),

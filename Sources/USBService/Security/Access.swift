@@ -12,7 +12,11 @@ enum Access: RouteRequirement, Equatable {
     /// use it at all, since every such page could hold connections of the per-address and
     /// total caps without anyone seeing (issue 24, class 4).
     case holding(Scope)
-    /// Anyone; a request that brings a token (or a WebSocket ticket) has it checked as for
+    /// A token with at least this scope, for a WebSocket handshake: a browser's WebSocket
+    /// cannot send the header, so a one-use ticket offered among its subprotocols
+    /// (``TicketBook``) stands for the token it was issued to. No other route reads a ticket.
+    case webSocket(Scope)
+    /// Anyone; a request that brings a token has it checked as for
     /// this scope, so that the handler learns who it is (`GET /v1/whoami`: a page asks
     /// whether it needs a token before it has one).
     case optional(Scope)
@@ -26,8 +30,14 @@ enum Access: RouteRequirement, Equatable {
     var scope: Scope? {
         switch self {
         case .open: nil
-        case .scope(let scope), .holding(let scope), .optional(let scope): scope
+        case .scope(let scope), .holding(let scope), .webSocket(let scope), .optional(let scope): scope
         }
+    }
+
+    /// Whether a WebSocket ticket stands for a token here.
+    var takesTickets: Bool {
+        if case .webSocket = self { return true }
+        return false
     }
 
     /// Whether the route holds its connection open until something happens.

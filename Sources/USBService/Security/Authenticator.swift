@@ -12,8 +12,9 @@ import HTTPServer
 /// shared address, a NAT, must not lock out the ones who hold tokens: at least 16 characters,
 /// they are not guessed).
 ///
-/// A browser's WebSocket cannot send the header: its handshake may offer a one-use ticket
-/// instead (``TicketBook``), which stands for the token it was issued to.
+/// A browser's WebSocket cannot send the header: the handshake of a WebSocket route
+/// (``Access/webSocket(_:)``) may offer a one-use ticket instead (``TicketBook``), which
+/// stands for the token it was issued to; any other route leaves an offered ticket unread.
 struct Authenticator: RouteGuard {
     var tokens: TokenFile?
     var tickets = TicketBook()
@@ -25,14 +26,14 @@ struct Authenticator: RouteGuard {
         var admitted = request
         let head = request.request
         guard let needed = request.access.scope else { return request }  // open to anyone, never limited
-        if case .optional = request.access, head.headers["Authorization"] == nil, TicketBook.offered(in: head) == nil {
+        if case .optional = request.access, head.headers["Authorization"] == nil {
             return request  // anonymous: the handler says what it may
         }
         let address = "address \(head.remoteAddress)"
         if let tokens {
             let entry: (name: String, scope: Scope)
             do {
-                entry = try Self.entry(head, in: tokens, tickets: tickets)
+                entry = try Self.entry(head, in: tokens, tickets: request.access.takesTickets ? tickets : nil)
             } catch {
                 if let wait = failures.exhausted(address) { throw AuthProblem.tooManyFailures(wait: wait) }
                 _ = failures.admit(address)
@@ -50,9 +51,9 @@ struct Authenticator: RouteGuard {
     }
 
     private static func entry(
-        _ head: HTTPRequest, in tokens: TokenFile, tickets: TicketBook
+        _ head: HTTPRequest, in tokens: TokenFile, tickets: TicketBook?
     ) throws(AuthProblem) -> (name: String, scope: Scope) {
-        if head.headers["Authorization"] == nil, let offered = TicketBook.offered(in: head) {
+        if head.headers["Authorization"] == nil, let tickets, let offered = TicketBook.offered(in: head) {
             guard let ticket = tickets.redeem(offered), let name = ticket.name,
                 let entry = tokens.entries.first(where: { $0.name == name })
             else { throw .invalidTicket }

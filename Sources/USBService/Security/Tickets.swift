@@ -8,7 +8,8 @@ import Synchronization
 /// route's own, so that the long-lived token is never in a URL (or a proxy's log of one).
 ///
 /// A ticket stands for the token it was issued to (its name and scope), once, for
-/// ``lifetime``; it is only taken in a WebSocket handshake. At most ``perToken`` are
+/// ``lifetime``; it is only taken in the handshake of a WebSocket route
+/// (``Access/webSocket(_:)``). At most ``perToken`` are
 /// outstanding for one token (an older one is dropped for a new one), so a client looping on
 /// the route holds a bounded number.
 final class TicketBook: Sendable {

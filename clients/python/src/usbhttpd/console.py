@@ -12,6 +12,7 @@ pyserial's `serial_for_url("usbhttpd://…")` builds on it (`usbhttpd.serial`).
 """
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from .websocket import WebSocketClient
@@ -33,6 +34,9 @@ class Console(WebSocketClient):
         self.interface = interface
         self._path = f"/consoles/{interface}"
         self._buffer = bytearray()
+        #: Output bytes the daemon dropped before this reader got them (it read too slowly, or
+        #: asked for output older than the daemon keeps).
+        self.lost = 0
         client = device.client
         headers = [(name.lower().encode(), value.encode()) for name, value in device._headers().items()]
         if client.token:
@@ -42,6 +46,13 @@ class Console(WebSocketClient):
 
     def _on_message(self, message: bytes) -> None:
         self._buffer += message
+
+    def _on_text(self, text: str) -> None:
+        # The daemon's one notice: output its ring dropped before this reader read it.
+        try:
+            self.lost += int(json.loads(text)["lost"])
+        except (ValueError, KeyError, TypeError):
+            self._closed = "the daemon sent a text message that is not a console notice"
 
     # Output
 

@@ -41,6 +41,7 @@ class WebSocketClient:
         self._reading = False
         self._closed: Optional[str] = None
         self._partial: List[bytes] = []
+        self._text: List[str] = []
         netloc = f"{host}:{port}" if parts.port else host
         self._sock.sendall(self._ws.send(Request(host=netloc, target=parts.path.rstrip("/") + target,
                                                  subprotocols=[subprotocol], extra_headers=list(headers))))
@@ -92,6 +93,10 @@ class WebSocketClient:
 
     def _on_message(self, message: bytes) -> None:
         raise NotImplementedError
+
+    def _on_text(self, text: str) -> None:
+        """A text message: none, unless the protocol says (a console's notices)."""
+        self._closed = "the daemon sent a text message"
 
     def _send(self, message: bytes) -> None:
         if self._closed is not None:
@@ -158,7 +163,11 @@ class WebSocketClient:
                 except Exception:
                     pass
             elif isinstance(event, TextMessage):
-                self._closed = "the daemon sent a text message"
+                self._text.append(event.data)
+                if event.message_finished:
+                    text = "".join(self._text)
+                    self._text = []
+                    self._on_text(text)
 
 
 

@@ -38,3 +38,14 @@ def test_urls_it_cannot_take_are_refused_with_why(url):
 def test_a_daemon_that_is_not_there_is_a_serial_exception():
     with pytest.raises(serial.SerialException):
         serial.serial_for_url("usbhttpd://127.0.0.1:9/1-3/0", timeout=1)
+
+
+def test_the_daemons_notice_of_lost_output_is_counted_and_any_other_text_ends_the_console():
+    from usbhttpd.console import Console
+    console = Console.__new__(Console)
+    console.lost, console._closed = 0, None
+    console._on_text('{"lost":4096,"next":10240}')
+    console._on_text('{"lost":10,"next":20000}')
+    assert console.lost == 4106 and console._closed is None
+    console._on_text("hello")
+    assert console._closed is not None and console.lost == 4106
