@@ -1,6 +1,7 @@
 """The bench page (GET /) in chromium against the daemon in the lab: loads clean (no console
 error, no CSP violation), shows the lab's devices, follows a gadget unplugged and plugged, shows
-a lease taken with curl and lets an admin (not a transfer token) end it, shows a device's HTML
+a lease taken with curl and lets an admin (not a transfer token) end it, shows claims made
+before it loaded, shows a device's HTML
 strings as text, opens a console through a one-use ticket, and recovers from a daemon restart.
 The tests run in order, in one browser; each leaves the page signed in as the admin."""
 import json
@@ -150,6 +151,12 @@ def test_a_transfer_token_leases_claims_and_releases_from_the_page(browser):
     click("Take lease (10 min)")
     wait_for(lambda: "Release my lease" in detail(), "the page holds the lease")
     wait_for(lambda: "leased · bench-ci" in rows(browser)["lab-loopback"]["text"], "the tree shows the lease")
+    # Renewed from the page: ten minutes from the renewal (later than the lease's first end).
+    taken = api("GET", "/v1/leases", TOKENS["read"])[1]["leases"][0]["expires_at"]
+    click("Renew (10 min)")
+    wait_for(lambda: "renewed" in browser.find_element(By.ID, "events").text, "the renewal is made")
+    assert api("GET", "/v1/leases", TOKENS["read"])[1]["leases"][0]["expires_at"] > taken
+    assert [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#leases button")] == ["Renew", "Release"]
     click("Claim")
     wait_for(lambda: "claimed, alt 0" in detail(), "interface 0 claimed")
     wait_for(lambda: "claimed 0" in rows(browser)["lab-loopback"]["text"], "the tree shows the claim")
@@ -175,6 +182,22 @@ def test_a_transfer_token_leases_claims_and_releases_from_the_page(browser):
     wait_for(lambda: f"done POST /v1/devices/{device}/reset" in browser.find_element(By.ID, "events").text,
              "the reset is made", 20)
     wait_for(lambda: "lab-loopback" in rows(browser), "the reset device is listed")
+    assert console_errors(browser) == []
+
+
+def test_a_claim_made_before_the_page_loaded_shows_and_its_release_too(browser):
+    device = device_id("lab-sourcesink")
+    status, _, _ = api("POST", f"/v1/devices/{device}/interfaces/0/claim", TOKENS["transfer"])
+    assert status == 200
+    try:
+        sign_in(browser, TOKENS["admin"])  # a fresh load: the claim was made before it
+        wait_for(lambda: "claimed 0" in rows(browser)["lab-sourcesink"]["text"], "a claim made before the page")
+        open_device(browser, "lab-sourcesink")
+        wait_for(lambda: "claimed, alt 0" in browser.find_element(By.ID, "detail").text, "the claim in the details")
+    finally:
+        status, _, _ = api("DELETE", f"/v1/devices/{device}/interfaces/0/claim", TOKENS["transfer"])
+    assert status == 200
+    wait_for(lambda: "claimed" not in rows(browser)["lab-sourcesink"]["text"], "the release shows")
     assert console_errors(browser) == []
 
 

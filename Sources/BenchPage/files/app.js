@@ -79,10 +79,9 @@ async function connect() {
       headers: headers({ Accept: "text/event-stream" }), signal: controller.signal, cache: "no-store",
     });
     if (!response.ok) throw new Problem(response.status, await response.json().catch(() => null));
-    // What a daemon that went away held is gone with it: asked again as events say.
-    state.claims.clear();
+    // What a daemon that went away held is gone with it: streams are told by events.
     state.streams.clear();
-    await Promise.all([loadDevices(), leasesChanged()]);
+    await Promise.all([loadDevices(), leasesChanged(), loadClaims()]);
     setLink(true, "live");
     logEvent("link", "connected to the daemon");
     await follow(response.body.getReader(), controller);
@@ -175,7 +174,7 @@ function handle(type, data) {
 function activity(entry) {
   if (entry.kind === "lease" || entry.kind === "all") leasesChanged();
   if (entry.kind === "claim" || entry.kind === "all") {
-    if (entry.device) loadClaims(entry.device); else state.claims.clear();
+    loadClaims();
   }
   if (entry.kind === "stream") {
     const before = state.streams.get(entry.device) || { open: 0 };

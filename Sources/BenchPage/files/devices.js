@@ -1,7 +1,7 @@
 // The device tree (by bus, hub and port) and one device's details, descriptors and actions.
 import { $, el, hex2, hex4, name, fact, button, logEvent } from "./dom.js";
 import { state, api, can, rememberLease } from "./session.js";
-import { endLease } from "./leases.js";
+import { endLease, renewLease } from "./leases.js";
 import { openConsole } from "./console.js";
 
 export async function loadDevices() {
@@ -11,16 +11,16 @@ export async function loadDevices() {
   if (state.selected) renderDetail();
 }
 
-// Asks the daemon what it holds of a device (which opens the device: asked only when an
-// interface is claimed through usbfs, or an event says its claims changed).
-export async function loadClaims(id) {
+// What the daemon holds: every device with claimed interfaces, asked at once of the sessions
+// open now (no device is opened to answer), at connection and when an event says claims changed.
+export async function loadClaims() {
   try {
-    state.claims.set(id, (await api("GET", `/v1/devices/${id}/claims`)).claims);
-  } catch (_) {
-    state.claims.delete(id);
+    state.claims = new Map((await api("GET", "/v1/claims")).devices.map((held) => [held.id, held.claims]));
+  } catch (error) {
+    logEvent("error", `claims: ${error.message}`);
   }
   renderDevices();
-  if (state.selected === id) renderDetail();
+  if (state.selected) renderDetail();
 }
 
 // ---- The device tree ---------------------------------------------------------------------
@@ -116,9 +116,6 @@ export async function renderDetail() {
     try {
       detail = await api("GET", `/v1/devices/${id}`);
       state.details.set(id, detail);
-      // An interface bound to usbfs is claimed (by this daemon or another program): by whom?
-      const usbfs = detail.configurations.some((c) => c.interfaces.some((i) => i.driver === "usbfs"));
-      if (usbfs && !state.claims.has(id)) loadClaims(id);
     } catch (error) {
       box.replaceChildren(el("p", { class: "error" }, error.message));
       return;
@@ -139,6 +136,7 @@ export async function renderDetail() {
       fact("Lease", leases.length ? leases.map((l) => `${l.holder}${l.interface === null ? "" : ` (interface ${l.interface})`}`).join(", ") : "none")),
     el("div", { class: "actions" },
       can("transfer") ? button(mine ? "Release my lease" : "Take lease (10 min)", () => mine ? endLease(mine) : takeLease(id)) : null,
+      mine ? button("Renew (10 min)", () => renewLease(mine)) : null,
       can("admin") ? button("Reset", () => act("POST", `/v1/devices/${id}/reset`, id)) : null),
     interfacesTable(id, detail, claims),
     consolesList(id, detail),

@@ -13,6 +13,11 @@ struct SessionState: Encodable, Sendable {
     }
 }
 
+/// `GET /v1/claims`: each device with claimed interfaces, in the listing's order.
+struct ClaimList: Encodable, Sendable {
+    var devices: [SessionState]
+}
+
 /// One claimed interface.
 struct ClaimModel: Encodable, Sendable {
     var interface: UInt8

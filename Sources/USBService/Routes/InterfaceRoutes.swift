@@ -8,6 +8,7 @@ struct InterfaceRoutes: Sendable {
     let context: RouteContext
 
     func register(in router: inout Router) {
+        router.get("/v1/claims", requires: Access.read) { try await allClaims($0) }
         router.device(
             "GET", "/v1/devices/{id}/claims", requires: Access.read, DeviceRoute(query: [], lease: .none), context: context,
             claims)
@@ -36,6 +37,19 @@ struct InterfaceRoutes: Sendable {
         router.device(
             "POST", "/v1/devices/{id}/reset", requires: Access.admin, DeviceRoute(query: [], lease: .device), context: context,
             reset)
+    }
+
+    /// Every device with a claimed interface, from the sessions open now: no device is opened
+    /// to answer (one that nobody opened has no claims), so a page may ask at once for all.
+    func allClaims(_ request: RoutedRequest) async throws -> HTTPResponse {
+        try request.query.allow(only: [])
+        var held: [SessionState] = []
+        for device in try await context.devices() {
+            guard let session = context.catalog.openSession(id: device.id) else { continue }
+            let state = SessionState(id: session.id, await session.state)
+            if !state.claims.isEmpty { held.append(state) }
+        }
+        return try .json(ClaimList(devices: held))
     }
 
     func claims(_ call: DeviceCall, _: Void) async throws -> HTTPResponse {
