@@ -22,13 +22,27 @@ extension InTheLab {
             if let device = (try stranded.object()["devices"] as? [[String: Any]])?.first, let id = device["id"] as? String {
                 _ = try await lab.post("/v1/devices/\(id)/control?request_type=0x40&request=0x40")
             }
-            let result = try await lab.daemon.get("/v1/wait?serial=\(Self.serial)&product_id=0x0010&timeout_ms=20000")
+            var result = try await lab.daemon.get("/v1/wait?serial=\(Self.serial)&product_id=0x0010&timeout_ms=20000")
+            if result.status == 404 {
+                // Stuck (a test before lost a block to gadgetfs' race and failed): started again.
+                try await lab.run(Self.restartBoard)
+                result = try await lab.daemon.get("/v1/wait?serial=\(Self.serial)&product_id=0x0010&timeout_ms=20000")
+            }
             let devices = try #require(try result.object()["devices"] as? [[String: Any]], "\(result.text)")
             let summary = try #require(devices.first)
             let id = try #require(summary["id"] as? String)
             try await lab.released(id)
             return (id, summary)
         }
+
+        /// Ends the lab's DFU gadget and starts it again (its firmware as at boot: 1209:0010), for
+        /// a board gadgetfs left stuck; waits until it is back.
+        static let restartBoard = """
+            exe=$(readlink /proc/$(pgrep -o -x dfu-gadget)/exe); kill $(pgrep -x dfu-gadget)
+            for i in $(seq 100); do pgrep -x dfu-gadget > /dev/null || break; sleep 0.05; done
+            setsid "$exe" /dev/gadget/dummy_udc >> "$LAB_RUN/dfu-gadget.log" 2>&1 < /dev/null &
+            for i in $(seq 200); do lsusb -d 1209:0010 > /dev/null && break; sleep 0.05; done
+            """
 
         /// A firmware image for the gadget: "LABFW", the version, then `size` bytes in all.
         func writeImage(_ lab: LabSession, major: Int, minor: Int, name: String, size: Int = 65536) async throws {
@@ -68,6 +82,15 @@ extension InTheLab {
                 if ! grep -q 'Done!' "$TMPDIR/dfu-util.log" && [ "$(grep -c 'block lost' "$LAB_RUN/dfu-gadget.log")" -gt "$lost" ]; then
                   echo "retried: the board lost a block"
                   timeout 120 dfu-util -d 1209:0011 -D "$TMPDIR/direct.bin" >> "$TMPDIR/dfu-util.log" 2>&1
+                  # A lost block can leave gadgetfs' ep0 stuck (dfu-util then times out and cannot
+                  # set the interface): the board is started again, and flashed again once.
+                  if ! grep -q 'Done!' "$TMPDIR/dfu-util.log"; then
+                    echo "the board was stuck after the lost block: started again"
+                    \(Self.restartBoard)
+                    timeout 60 dfu-util -d 1209:0010 -e >> "$TMPDIR/dfu-util.log" 2>&1
+                    for i in $(seq 200); do lsusb -d 1209:0011 > /dev/null && break; sleep 0.05; done
+                    timeout 120 dfu-util -d 1209:0011 -D "$TMPDIR/direct.bin" >> "$TMPDIR/dfu-util.log" 2>&1
+                  fi
                 fi
                 for i in $(seq 200); do lsusb -v -d 1209:0010 2>/dev/null | grep -q 'bcdDevice *3.21' && break; sleep 0.05; done
                 echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"

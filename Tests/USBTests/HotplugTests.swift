@@ -163,16 +163,22 @@ extension DeviceRoster.Change {
 }
 
 extension HotplugTests {
-    /// A known device at the same address is not read again, but its configuration and driver are.
-    @Test func aScanRereadsOnlyWhatMayChangeOfAKnownDevice() throws {
+    /// A sysfs folder with device 1-1 on bus 1 at `devnum`, configured as `configuration` says.
+    static func fakeSysfs(devnum: String, configuration: String) throws -> (root: URL, folder: URL) {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
         let folder = root.appendingPathComponent("1-1")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (name, value) in [("busnum", "1\n"), ("devnum", "2\n"), ("bConfigurationValue", "\n")] {
+        for (name, value) in [("busnum", "1\n"), ("devnum", devnum + "\n"), ("bConfigurationValue", configuration + "\n")] {
             try Data(value.utf8).write(to: folder.appendingPathComponent(name))
         }
         try Data(DescriptorParserTests.device).write(to: folder.appendingPathComponent("descriptors"))
+        return (root, folder)
+    }
+
+    /// A known device at the same address is not read again, but its configuration and driver are.
+    @Test func aScanRereadsOnlyWhatMayChangeOfAKnownDevice() throws {
+        let (root, folder) = try Self.fakeSysfs(devnum: "2", configuration: "")
+        defer { try? FileManager.default.removeItem(at: root) }
         var known = Self.sysfs("1-1", address: 2)
         known.manufacturer = "as read before"
         let same = try #require(SysfsDevice.scan(root: root.path, known: ["1-1": known])?.first)
@@ -186,14 +192,8 @@ extension HotplugTests {
     /// after): the known device stays as it was (not a removal and an arrival at address 0,
     /// whose node would be `/dev/bus/usb/001/000`), an unknown one is not listed yet.
     @Test func aDeviceBeingResetKeepsItsAddress() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString)")
+        let (root, folder) = try Self.fakeSysfs(devnum: "0", configuration: "1")
         defer { try? FileManager.default.removeItem(at: root) }
-        let folder = root.appendingPathComponent("1-1")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (name, value) in [("busnum", "1\n"), ("devnum", "0\n"), ("bConfigurationValue", "1\n")] {
-            try Data(value.utf8).write(to: folder.appendingPathComponent(name))
-        }
-        try Data(DescriptorParserTests.device).write(to: folder.appendingPathComponent("descriptors"))
         let known = Self.sysfs("1-1", address: 2)
         #expect(SysfsDevice.scan(root: root.path, known: ["1-1": known]) == [known], "kept as it was")
         #expect(SysfsDevice.scan(root: root.path)?.isEmpty == true, "an unknown one waits for its address")
