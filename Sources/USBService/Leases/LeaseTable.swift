@@ -36,8 +36,8 @@ final class LeaseTable: Sendable {
         self.end = end
     }
 
-    /// Ends `lease` (``end``), once it is out of the book.
-    private func ended(_ lease: Lease, _ why: Ending) async {
+    /// Ends `lease` (``end``), once it is out of the book, and tells ``changed``.
+    private func finish(_ lease: Lease, _ why: Ending) async {
         changed(lease.device)
         await end(lease, why)
     }
@@ -55,7 +55,7 @@ final class LeaseTable: Sendable {
             schedule(&state, granted.lease.expires)
             return granted
         }
-        for old in ended { await self.ended(old, Self.ending(of: old)) }
+        for old in ended { await finish(old, Self.ending(of: old)) }
         changed(lease.device)
         return lease
     }
@@ -96,7 +96,7 @@ final class LeaseTable: Sendable {
         let lease = try state.withLock { (state: inout State) throws(LeaseProblem) in
             try state.book.release(id: id, token: nil, force: true, now: .now)
         }
-        await ended(lease, .endedByAdmin)
+        await finish(lease, .endedByAdmin)
         return lease
     }
 
@@ -129,7 +129,7 @@ final class LeaseTable: Sendable {
     private func reap() async {
         while true {
             let expired = state.withLock { $0.book.takeExpired(now: .now) }
-            for lease in expired { await ended(lease, Self.ending(of: lease)) }
+            for lease in expired { await finish(lease, Self.ending(of: lease)) }
             let sleeper = state.withLock { state -> Task<Void, Never>? in
                 guard let next = state.book.nextExpiry else {
                     state.reaper = Reaper()

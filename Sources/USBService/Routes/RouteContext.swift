@@ -28,7 +28,6 @@ struct RouteContext: Sendable {
     /// One-use WebSocket tickets (`POST /v1/tickets`), taken by the ``Authenticator``.
     let tickets = TicketBook()
 
-
     /// The `{id}` path parameter: a device id checked for form, or `serial:<serial number>`
     /// resolved to the id of the one present device with that serial number.
     func deviceID(_ request: RoutedRequest) async throws -> String {
