@@ -25,6 +25,7 @@ OUT, IN = 0x21, 0xA1  # class request to an interface
 STATES = ["appIDLE", "appDETACH", "dfuIDLE", "dfuDNLOAD-SYNC", "dfuDNBUSY", "dfuDNLOAD-IDLE",
           "dfuMANIFEST-SYNC", "dfuMANIFEST", "dfuMANIFEST-WAIT-RESET", "dfuUPLOAD-IDLE", "dfuERROR"]
 APP_IDLE, DFU_IDLE, DNLOAD_IDLE, MANIFEST, MANIFEST_WAIT_RESET, UPLOAD_IDLE, DFU_ERROR = 0, 2, 5, 7, 8, 9, 10
+DNLOAD_SYNC, DNBUSY, MANIFEST_SYNC = 3, 4, 6
 
 
 class DFUError(UsbHttpdError):
@@ -129,15 +130,19 @@ class DFU:
             raise DFUError(f"the device is in {status.state_name}, not dfuIDLE")
         return status
 
-    def _settle(self, wanted: tuple[int, ...]) -> Status:
+    def _settle(self, wanted: tuple[int, ...], passing: tuple[int, ...], after: str) -> Status:
         """GETSTATUS until the state is one of `wanted`, waiting bwPollTimeout between polls
-        (never past the deadline)."""
+        (never past the deadline) while it is one of `passing`. Any other state cannot follow
+        what was sent (`after`, for the error): the device did not take it, and polling on
+        would wait for nothing (dfu-util 0.11 loops for ever on a dfuIDLE after a DNLOAD)."""
         while True:
             status = self.status()
             if status.status != 0 or status.state == DFU_ERROR:
-                raise DFUError(f"status {status.status} in {status.state_name}")
+                raise DFUError(f"status {status.status} in {status.state_name} after {after}")
             if status.state in wanted:
                 return status
+            if status.state not in passing:
+                raise DFUError(f"the device is in {status.state_name} after {after}, which that cannot lead to")
             pause = status.poll_timeout_ms / 1000
             if self.deadline is not None and time.monotonic() + pause > self.deadline:
                 raise WaitDeadline(
@@ -153,12 +158,12 @@ class DFU:
         block = -1
         for block, at in enumerate(range(0, len(image), size)):
             self.device.control(OUT, DNLOAD, value=block & 0xFFFF, index=self.interface, data=image[at:at + size])
-            self._settle((DNLOAD_IDLE,))
+            self._settle((DNLOAD_IDLE,), (DNLOAD_SYNC, DNBUSY), f"block {block}")
             if progress:
                 progress(min(at + size, len(image)))
         # The empty block that ends the download carries the next block number, as dfu-util's.
         self.device.control(OUT, DNLOAD, value=(block + 1) & 0xFFFF, index=self.interface, data=b"")
-        return self._settle((MANIFEST, MANIFEST_WAIT_RESET, DFU_IDLE))
+        return self._settle((MANIFEST, MANIFEST_WAIT_RESET, DFU_IDLE), (MANIFEST_SYNC,), "the last block")
 
     def upload(self, limit: int = 1 << 24) -> bytes:
         """UPLOAD blocks until a short one: the device's firmware image."""

@@ -399,6 +399,18 @@ def test_a_download_is_blocks_each_with_getstatus_then_the_empty_block():
     assert [r[1] for r in device.requests] == [1, 3, 1, 3, 1, 3, 1, 3]
 
 
+def test_a_block_the_device_did_not_take_ends_the_download_at_once():
+    # A board that never saw block 0 (the lab's gadgetfs can drop a request) answers dfuIDLE,
+    # which no DNLOAD leads to: an error at the first GETSTATUS, not polls until the deadline.
+    from usbhttpd.dfu import DFU, DFUError
+    device = FakeDFUDevice()
+    taken = device.control
+    device.control = lambda kind, request, **rest: 0 if request == 1 else taken(kind, request, **rest)
+    with pytest.raises(DFUError, match="dfuIDLE after block 0"):
+        DFU(device, deadline=time.monotonic() + 2).download(b"abcdefghij")
+    assert [r[1] for r in device.requests] == [3]
+
+
 def test_a_token_never_goes_over_plain_http_to_another_machine():
     for url in ("http://bench-7:8080", "http://10.0.0.7:8080", "http://[2001:db8::1]:8080"):
         with pytest.raises(usbhttpd.UsbHttpdError):
