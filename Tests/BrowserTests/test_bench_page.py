@@ -9,9 +9,12 @@ import os
 import shlex
 import subprocess
 import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 from conftest import (SHOTS, TOKENS, URL, api, console_errors, guest, start_board,
                       wait_for)
@@ -148,14 +151,22 @@ def test_a_transfer_token_leases_claims_and_releases_from_the_page(browser):
                  or True, f"'{label}' is clicked")
 
     detail = lambda: browser.find_element(By.ID, "detail").text
-    click("Take lease (10 min)")
+
+    def seconds_left():  # until the one lease's end, by the daemon's clock (its Date header)
+        _, listing, fields = api("GET", "/v1/leases", TOKENS["read"])
+        end = datetime.fromisoformat(listing["leases"][0]["expires_at"].replace("Z", "+00:00"))
+        return (end - parsedate_to_datetime(fields["Date"])).total_seconds()
+
+    click("Take lease")
     wait_for(lambda: "Release my lease" in detail(), "the page holds the lease")
     wait_for(lambda: "leased · bench-ci" in rows(browser)["lab-loopback"]["text"], "the tree shows the lease")
-    # Renewed from the page: ten minutes from the renewal (later than the lease's first end).
-    taken = api("GET", "/v1/leases", TOKENS["read"])[1]["leases"][0]["expires_at"]
-    click("Renew (10 min)")
+    assert 9 * 60 < seconds_left() <= 10 * 60 + 1, "taken for the page's default, ten minutes"
+    # Renewed from the page for the length chosen there: an hour from the renewal.
+    wait_for(lambda: Select(browser.find_element(By.CSS_SELECTOR, "#detail select[aria-label='Lease length']"))
+             .select_by_visible_text("1 hour") or True, "an hour is chosen")
+    click("Renew")
     wait_for(lambda: "renewed" in browser.find_element(By.ID, "events").text, "the renewal is made")
-    assert api("GET", "/v1/leases", TOKENS["read"])[1]["leases"][0]["expires_at"] > taken
+    assert 59 * 60 < seconds_left() <= 60 * 60 + 1, "renewed for the hour chosen"
     # Read in one go in the page (the list is drawn again as events come: elements go stale).
     wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#leases button')].map((b) => b.textContent)") == ["Renew", "Release"],

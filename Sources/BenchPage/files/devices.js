@@ -135,8 +135,9 @@ export async function renderDetail() {
       fact("Configuration", detail.active_configuration),
       fact("Lease", leases.length ? leases.map((l) => `${l.holder}${l.interface === null ? "" : ` (interface ${l.interface})`}`).join(", ") : "none")),
     el("div", { class: "actions" },
-      can("transfer") ? button(mine ? "Release my lease" : "Take lease (10 min)", () => mine ? endLease(mine) : takeLease(id)) : null,
-      mine ? button("Renew (10 min)", () => renewLease(mine)) : null,
+      can("transfer") ? button(mine ? "Release my lease" : "Take lease", () => mine ? endLease(mine) : takeLease(id)) : null,
+      mine ? button("Renew", () => renewLease(mine)) : null,
+      can("transfer") ? leaseLength() : null,
       can("admin") ? button("Reset", () => act("POST", `/v1/devices/${id}/reset`, id)) : null),
     interfacesTable(id, detail, claims),
     consolesList(id, detail),
@@ -235,9 +236,16 @@ async function act(method, path, id) {
   if (state.selected === id) renderDetail();
 }
 
+// How long a lease the page takes or renews lasts: the choice holds for the tab.
+function leaseLength() {
+  const choice = el("select", { "aria-label": "Lease length", on: { change: () => { state.leaseMinutes = Number(choice.value); } } },
+    [10, 30, 60].map((m) => el("option", { value: m, selected: m === state.leaseMinutes }, m < 60 ? `${m} min` : "1 hour")));
+  return el("label", { class: "muted" }, "for ", choice);
+}
+
 async function takeLease(id) {
   try {
-    const lease = await api("POST", `/v1/devices/${id}/leases?ttl_ms=600000`);
+    const lease = await api("POST", `/v1/devices/${id}/leases?ttl_ms=${state.leaseMinutes * 60000}`);
     rememberLease(lease.id, lease.token);
     logEvent("done", `lease ${lease.id} taken on ${id}`);
   } catch (error) {

@@ -27,10 +27,10 @@ export async function endLease(lease) {
   }
 }
 
-// Another ten minutes from now, for a lease this tab holds (the page takes leases of ten).
+// The lease's length chosen in the page (state.leaseMinutes) from now, for a lease this tab holds.
 export async function renewLease(lease) {
   try {
-    await api("PUT", `/v1/leases/${lease.id}?ttl_ms=600000`, { lease: state.leaseTokens[lease.id] });
+    await api("PUT", `/v1/leases/${lease.id}?ttl_ms=${state.leaseMinutes * 60000}`, { lease: state.leaseTokens[lease.id] });
     logEvent("done", `lease ${lease.id} on ${lease.device} renewed`);
   } catch (error) {
     logEvent("error", `renewing lease ${lease.id}: ${error.message}`);

@@ -13,6 +13,7 @@ export const state = {
   streams: new Map(),     // id -> { open, rate }: streams open, bytes a second
   leases: [],             // GET /v1/leases
   leaseTokens: JSON.parse(sessionStorage.getItem(LEASES_KEY) || "{}"), // lease id -> its token
+  leaseMinutes: 10,       // how long the page's leases last, as taken or renewed (the daemon's most: 60)
   selected: null,
   connected: false,
   stream: null,           // the event stream's AbortController
