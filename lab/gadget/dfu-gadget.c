@@ -17,8 +17,8 @@
  *
  * DFU mode (1209:0011, "usbhttpd lab DFU bootloader"): the DFU 1.1 class, interface 0
  * (class 0xfe, subclass 1, protocol 2): DNLOAD, UPLOAD, GETSTATUS, CLRSTATUS, GETSTATE,
- * ABORT. Blocks of at most 256 bytes are appended in order; a zero-length DNLOAD starts the
- * manifestation. An image is valid when it starts with "LABFW", its major and minor version
+ * ABORT. Blocks of at most 256 bytes are appended in order, each numbered one more than the
+ * last (a gap is a block lost: see lose_block); a zero-length DNLOAD starts the manifestation. An image is valid when it starts with "LABFW", its major and minor version
  * bytes (bcdDevice = major << 8 | minor), and is at most 1 MiB: then the GETSTATUS after the
  * zero-length DNLOAD answers dfuMANIFEST, the next dfuMANIFEST-WAIT-RESET, and the device
  * comes back in runtime mode with the new firmware on a USB reset, or on its own 1.5 s
@@ -206,7 +206,7 @@ static void refuse(int fd, const struct usb_ctrlrequest *r) {
 
 /* A block of the download lost to gadgetfs, said as a DFU error (errUNKNOWN) so that the host
  * sees it instead of an image with a hole; the lab's tests read "block lost" in the log and
- * download once more. gadgetfs ends a control OUT request's status stage itself once its data
+ * download again. gadgetfs ends a control OUT request's status stage itself once its data
  * came (inode.c gadgetfs_setup: "read DATA stage for OUT right away"), before the board has
  * read the request, so the host may send the next one (GETSTATUS) at once. If the board had
  * not read the DNLOAD's setup event yet, gadgetfs discards it for the new one (next_event:
@@ -236,8 +236,10 @@ static void dfu_request(int fd, const struct usb_ctrlrequest *r) {
     case DNLOAD: {
         if (in || mode != DFU || (state != DFU_IDLE && state != DNLOAD_IDLE) || length > TRANSFER_SIZE) break;
         /* A block numbered other than the one after the last: gadgetfs dropped the request
-         * between them (see lose_block). Its data, if any, is read and dropped. */
-        if (state == DNLOAD_IDLE && value != next_block) {
+         * between them (see lose_block). Its data, if any, is read and dropped. The empty
+         * block that ends a download carries the next number (dfu-util, usbhttpd.dfu) or 0
+         * (some hosts). */
+        if (state == DNLOAD_IDLE && value != next_block && (length || value != 0)) {
             uint8_t sink[TRANSFER_SIZE];
             if (length) (void)!read(fd, sink, length);
             else ack(fd);
