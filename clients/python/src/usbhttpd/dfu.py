@@ -142,7 +142,8 @@ class DFU:
             if status.state in wanted:
                 return status
             if status.state not in passing:
-                raise DFUError(f"the device is in {status.state_name} after {after}, which that cannot lead to")
+                raise DFUError(f"the device is in {status.state_name} after {after}, a state that cannot follow it"
+                               " (the device did not take the request)")
             pause = status.poll_timeout_ms / 1000
             if self.deadline is not None and time.monotonic() + pause > self.deadline:
                 raise WaitDeadline(
