@@ -144,6 +144,29 @@ extension InTheLab {
             }
         }
 
+        /// pexpect on the console (usbhttpd.expect): the boot log's prompt, a command typed with
+        /// sendline and its answer expected, as a test script drives a board.
+        @Test func pexpectDrivesTheBoardThroughItsConsole() async throws {
+            try await withBoard { lab, id in
+                #expect(await eventually { await Self.outputEnd(lab, id) == Self.boot.utf8.count })
+                let python = LabSession.root.appendingPathComponent(".build-tools/pyclient/bin/python").path
+                let output = try await lab.run(
+                    """
+                    cd "$TMPDIR" && \(python) - <<'EOF'
+                    import usbhttpd, usbhttpd.expect
+                    with usbhttpd.Client("http://127.0.0.1:8080") as usb, usb.device("\(id)").console(0, start="start") as console:
+                        board = usbhttpd.expect.spawn(console, timeout=10, encoding="utf-8")
+                        board.expect("Starting kernel ...\\r\\nboard> ")
+                        assert "U-Boot lab 2024.01" in board.before, board.before
+                        board.sendline("echo from pexpect")
+                        board.expect("from pexpect\\r\\nboard> ")
+                        print("pexpect ok", repr(board.before))
+                    EOF
+                    """)
+                #expect(output.contains("pexpect ok"), "\(output)")
+            }
+        }
+
         @Test func lineSettingsAndModemLinesReachTheWire() async throws {
             try await withBoard { lab, id in
                 let bus = id.split(separator: "-").first.map(String.init) ?? "0"

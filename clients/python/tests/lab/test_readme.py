@@ -2,8 +2,8 @@
 the daemon in the lab (the bench's URL and token swapped for the lab's), except those that need
 what the lab has not got or never end: a firmware file (the DFU recipe), a cluster's DNS (the
 fleet), the endless event iterator and its gigabyte capture, a console board at a fixed id (the
-consoles' example: Tests/LabTests/ConsoleLabTests.swift runs the same pyserial calls on the
-lab's console board). Run in the lab's guest by
+consoles' example: Tests/LabTests/ConsoleLabTests.swift runs the same pyserial and pexpect calls
+on the lab's console board). Run in the lab's guest by
 Tests/LabTests/PythonClientTests.swift; skipped elsewhere."""
 import contextlib
 import gc

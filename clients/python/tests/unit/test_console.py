@@ -49,3 +49,59 @@ def test_the_daemons_notice_of_lost_output_is_counted_and_any_other_text_ends_th
     assert console.lost == 4106 and console._closed is None
     console._on_text("hello")
     assert console._closed is not None and console.lost == 4106
+
+
+# pexpect on a console (usbhttpd.expect) over a stand-in console: its output comes one message a
+# read, as the WebSocket brings it (the lab test runs it on the real board).
+
+class FakeConsole:
+    def __init__(self, *messages, gone=False):
+        self.messages, self.gone = list(messages), gone
+        self.buffer, self.typed, self.closed = bytearray(), bytearray(), None
+        self.device, self.interface = type("Device", (), {"id": "1-3"})(), 0
+
+    @property
+    def in_waiting(self):
+        return len(self.buffer)
+
+    def read(self, size=1, timeout=None):
+        if len(self.buffer) < size:
+            if self.messages:
+                self.buffer += self.messages.pop(0)
+            elif self.gone:
+                self.closed = "the device left"
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def write(self, data):
+        self.typed += data
+        return len(data)
+
+    def close(self):
+        self.closed = "closed by the client"
+
+
+def test_pexpect_finds_a_prompt_across_messages_and_types_a_line():
+    import usbhttpd.expect
+    console = FakeConsole(b"U-Boot 2024\r\nboa", b"rd> ", b"more")
+    board = usbhttpd.expect.spawn(console, timeout=1, encoding="utf-8")
+    assert board.expect(["login: ", "board> "]) == 1
+    assert board.before == "U-Boot 2024\r\n" and board.after == "board> "
+    board.sendline("echo hi")
+    assert console.typed == b"echo hi\r"
+    assert board.isalive()
+    board.close()
+    assert console.closed == "closed by the client" and not board.isalive()
+
+
+def test_pexpect_times_out_on_silence_and_sees_the_console_go():
+    import pexpect
+    import usbhttpd.expect
+    quiet = usbhttpd.expect.spawn(FakeConsole(b"boot"), timeout=0.05)
+    with pytest.raises(pexpect.TIMEOUT):
+        quiet.expect(b"login: ")
+    assert quiet.before == b"boot"
+    gone = usbhttpd.expect.spawn(FakeConsole(b"bye", gone=True), timeout=1)
+    assert gone.expect([b"login: ", pexpect.EOF]) == 1
+    assert gone.before == b"bye" and not gone.isalive()
