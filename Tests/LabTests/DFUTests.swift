@@ -45,11 +45,11 @@ extension InTheLab {
             """
 
         /// Shell: runs `command` (a download to the board that succeeds or fails) again while it
-        /// fails and the board's log says it lost a block to gadgetfs' race, up to five runs;
+        /// fails and the board's log says it lost a block to gadgetfs' race, up to ten runs;
         /// says "retried" each time. Any other failure stops it.
         static func whileBlocksAreLost(_ command: String) -> String {
             """
-            for try in 1 2 3 4 5; do
+            for try in $(seq 10); do
               lost=$(grep -c 'block lost' "$LAB_RUN/dfu-gadget.log")
               if \(command); then break; fi
               [ "$(grep -c 'block lost' "$LAB_RUN/dfu-gadget.log")" -gt "$lost" ] || break

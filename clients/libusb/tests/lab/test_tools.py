@@ -108,7 +108,7 @@ def test_dfu_util_lists_and_flashes_the_board(bench):
     detach = run(["dfu-util", "-d", "1209:0010", "-e"], remote=True, timeout=60)
     assert detach.returncode == 0, detach.stdout + detach.stderr
     wait_for(lambda: "1209:0011" in run(["lsusb"]).stdout, "the bootloader")
-    for attempt in range(5):  # again while gadgetfs loses a block (the board says so: DFUTests.swift)
+    for attempt in range(10):  # again while gadgetfs loses a block (the board says so: DFUTests.swift)
         before = lost()
         flash = run(["dfu-util", "-d", "1209:0011", "-D", str(image)], remote=True, timeout=120)
         if "Done!" in flash.stdout or lost() == before:
