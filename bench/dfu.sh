@@ -50,13 +50,12 @@ dfu_util() {
   echo $(( $(ms) - start ))
 }
 python_client() {
-  PYTHONDONTWRITEBYTECODE=1 .build-tools/pyclient/bin/python - "$1" "$W/p.bin" <<'PY'
+  PYTHONDONTWRITEBYTECODE=1 .build-tools/pyclient/bin/python - "$1" <<'PY'
 import os, sys, time, zlib
 import usbhttpd
 from usbhttpd.dfu import flash
 minor = int(sys.argv[1], 16)
 image = b"LABFW" + bytes([2, minor]) + os.urandom(65536 - 7)
-open(sys.argv[2], "wb").write(image)
 with usbhttpd.Client("http://127.0.0.1:8090") as client:
     (summary,) = client.devices(serial="lab-dfu", product_id=0x0010)
     device = client.device(summary["id"], address=summary["address"])

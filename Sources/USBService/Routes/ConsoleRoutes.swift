@@ -84,11 +84,14 @@ struct ConsoleRoutes: Sendable {
         }
     }
 
-    private static func resolve(_ offset: Offset, _ ring: OutputRing) -> UInt64 {
+    /// The offset `offset` names in `ring`: past the end is the end; older than the ring keeps is
+    /// its start, or as asked when `keepingOlder` (a WebSocket's first message then says what
+    /// was lost; an HTTP reader has X-Console-From instead).
+    private static func resolve(_ offset: Offset, _ ring: OutputRing, keepingOlder: Bool = false) -> UInt64 {
         switch offset {
         case .start: ring.start
         case .end: ring.end
-        case .at(let value): min(max(value, ring.start), ring.end)
+        case .at(let value): min(keepingOlder ? value : max(value, ring.start), ring.end)
         }
     }
 
@@ -207,10 +210,7 @@ struct ConsoleRoutes: Sendable {
             // A lease granted later over the interface ends the typing, as it ends streams.
             slot = context.streamSlots.watch(device: call.id, interface: call.pathNumber, client: context.client(call.request))
         }
-        // An offset older than the ring keeps is kept as asked: the socket's first message then
-        // says what was lost (an HTTP reader has X-Console-From instead).
-        let from: UInt64
-        if case .at(let value) = input.from { from = min(value, console.ring.end) } else { from = Self.resolve(input.from, console.ring) }
+        let from = Self.resolve(input.from, console.ring, keepingOlder: true)
         call.request.request.logger.info(
             "console opened over a WebSocket",
             metadata: ["usb.device": "\(call.id)", "usb.console": "\(console.info.tty)", "usb.console.writes": "\(writer != nil)"])

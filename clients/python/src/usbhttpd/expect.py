@@ -37,7 +37,7 @@ class ConsoleSpawn(SpawnBase):
             timeout = self.timeout
         data = self.console.read(1, timeout=timeout)
         if data:
-            data += self.console.read(min(size - 1, self.console.in_waiting), timeout=0) if size > 1 else b""
+            data += self.console.read(size - 1, timeout=0)  # the rest of what came: no wait
         elif self.console.closed is not None:
             self.flag_eof = True
             raise EOF(f"the console is gone: {self.console.closed}")

@@ -60,12 +60,8 @@ class FakeConsole:
         self.buffer, self.typed, self.closed = bytearray(), bytearray(), None
         self.device, self.interface = type("Device", (), {"id": "1-3"})(), 0
 
-    @property
-    def in_waiting(self):
-        return len(self.buffer)
-
     def read(self, size=1, timeout=None):
-        if len(self.buffer) < size:
+        if len(self.buffer) < size and timeout != 0:  # timeout 0: only what has come
             if self.messages:
                 self.buffer += self.messages.pop(0)
             elif self.gone:
